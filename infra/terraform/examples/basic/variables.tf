@@ -1,0 +1,42 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Name prefix of the broker's resources."
+  type        = string
+  default     = "iadvize-token-broker"
+}
+
+variable "lambda_zip_path" {
+  description = "Lambda package built by `make package`; null = target/lambda/iadvize-token-broker/bootstrap.zip in this repository."
+  type        = string
+  default     = null
+}
+
+variable "alarm_email" {
+  description = "E-mail address notified by the alarms (null = none)."
+  type        = string
+  default     = null
+}
+
+variable "replica_regions" {
+  description = "Regions to replicate the token secret to (region => KMS key ARN or null)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "recovery_window_in_days" {
+  description = "Recovery window of the secrets on destroy (0 = delete at once, e.g. in tests)."
+  type        = number
+  default     = 7
+}
+
+# Local testing only: point the provider at a stand-in such as moto's server.
+variable "aws_endpoint_url" {
+  description = "Send every AWS call to this endpoint (e.g. http://127.0.0.1:5000 for moto). null = real AWS."
+  type        = string
+  default     = null
+}

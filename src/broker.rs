@@ -1,0 +1,207 @@
+//! The broker: the clients it needs, the one place that logs in (with the
+//! rejected-credentials block and the login spacing), and the event dispatch.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::iadvize::{IadvizeClient, RetryPolicy};
+use crate::metrics::Metrics;
+use crate::store::{AWSCURRENT, SecretInfo, SecretStore, Version};
+use crate::token::{Credentials, TokenRecord, parse_rfc3339};
+
+/// Tag on a token secret naming its credentials secret.
+pub const TAG_CREDENTIALS_SECRET: &str = "iadvize:credentials-secret-id";
+/// Tag on a token secret: when the last login attempt started (RFC 3339).
+pub const TAG_LAST_LOGIN_ATTEMPT: &str = "iadvize:last-login-attempt";
+/// Tag on a token secret: the credentials VersionId iAdvize refused.
+pub const TAG_REJECTED_CREDENTIALS: &str = "iadvize:rejected-credentials-version";
+
+/// Holds the configuration and the clients, built once per process.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) config: Config,
+    pub(crate) store: SecretStore,
+    pub(crate) iadvize: IadvizeClient,
+    pub(crate) metrics: Metrics,
+}
+
+impl Broker {
+    /// A broker with the default retry policy.
+    pub fn new(config: Config, store: SecretStore, metrics: Metrics) -> Result<Self> {
+        Self::with_retry_policy(config, store, metrics, RetryPolicy::default())
+    }
+
+    /// A broker with a custom retry policy for iAdvize requests.
+    pub fn with_retry_policy(
+        config: Config,
+        store: SecretStore,
+        metrics: Metrics,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
+        let iadvize = IadvizeClient::new(config.api_url.clone(), config.http_timeout, retry)
+            .map_err(|e| {
+                Error::Config(crate::config::ConfigError {
+                    variable: "IADVIZE_API_URL",
+                    message: format!("the HTTP client could not be built: {e}"),
+                })
+            })?;
+        Ok(Broker {
+            config,
+            store,
+            iadvize,
+            metrics,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The Secrets Manager wrapper in use.
+    pub fn store(&self) -> &SecretStore {
+        &self.store
+    }
+
+    /// Handles one Lambda event and returns the response document.
+    pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<Value> {
+        match Event::parse(event)? {
+            Event::Step(step) => {
+                self.run_step(&step, deadline).await?;
+                Ok(json!({"step": step.step.as_str(), "secret_id": step.secret_id, "outcome": "ok"}))
+            }
+            Event::Scheduled => self.tick(None, false, deadline).await,
+            Event::Refresh { force, secret_ids } => self.tick(secret_ids, force, deadline).await,
+            Event::Status => {
+                let ids = self.managed_secret_ids(None)?;
+                let report = self.status(&ids).await;
+                Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    async fn tick(&self, ids: Option<Vec<String>>, force: bool, deadline: Instant) -> Result<Value> {
+        let ids = self.managed_secret_ids(ids)?;
+        let report = self.refresh(&ids, force, deadline).await;
+        let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+        match report.failure() {
+            None => {
+                tracing::info!(report = %value, "refresh tick done");
+                Ok(value)
+            }
+            Some(error) => {
+                tracing::error!(report = %value, "refresh tick failed");
+                Err(error)
+            }
+        }
+    }
+
+    fn managed_secret_ids(&self, ids: Option<Vec<String>>) -> Result<Vec<String>> {
+        let ids = ids.unwrap_or_else(|| self.config.token_secret_ids.clone());
+        if ids.is_empty() {
+            return Err(Error::Config(crate::config::ConfigError {
+                variable: "IADVIZE_TOKEN_SECRET_IDS",
+                message: "no token secret to manage; set it to a comma-separated list of secret names or ARNs".into(),
+            }));
+        }
+        Ok(ids)
+    }
+
+    /// The credentials secret a token secret uses: its tag, else the configured default.
+    pub fn credentials_secret_id<'a>(&'a self, secret: &'a SecretInfo) -> Result<&'a str> {
+        secret
+            .tag(TAG_CREDENTIALS_SECRET)
+            .filter(|id| !id.is_empty())
+            .or(self.config.credentials_secret_id.as_deref())
+            .ok_or_else(|| Error::NoCredentialsSecret {
+                secret_id: secret.name.clone(),
+            })
+    }
+
+    /// Reads and parses the AWSCURRENT credentials.
+    pub async fn load_credentials(&self, credentials_secret_id: &str) -> Result<Credentials> {
+        let bad = |message: String| Error::BadCredentials {
+            credentials_secret_id: credentials_secret_id.to_owned(),
+            message,
+        };
+        let value = self
+            .store
+            .get(credentials_secret_id, Version::Stage(AWSCURRENT))
+            .await?
+            .ok_or_else(|| bad("the secret has no AWSCURRENT value".into()))?;
+        Credentials::parse(value.expose(), value.version_id.clone()).map_err(bad)
+    }
+
+    /// Logs in for a token secret, unless its credentials were refused before or a login
+    /// started less than `IADVIZE_MIN_LOGIN_INTERVAL` ago. Records the attempt, and a refusal,
+    /// in the secret's tags.
+    pub(crate) async fn login(&self, secret: &SecretInfo, deadline: Instant) -> Result<TokenRecord> {
+        let credentials_id = self.credentials_secret_id(secret)?;
+        let credentials = self.load_credentials(credentials_id).await?;
+
+        if secret.tag(TAG_REJECTED_CREDENTIALS) == Some(credentials.version_id.as_str()) {
+            return Err(Error::CredentialsBlocked {
+                credentials_secret_id: credentials_id.to_owned(),
+                version_id: credentials.version_id,
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        if let Some(since) = since_last_login(secret, now) {
+            if since < self.config.min_login_interval {
+                return Err(Error::LoginSpacing {
+                    secret_id: secret.name.clone(),
+                    since,
+                    interval: self.config.min_login_interval,
+                });
+            }
+        }
+
+        self.store
+            .set_tag(&secret.arn, TAG_LAST_LOGIN_ATTEMPT, &crate::token::rfc3339_precise(now))
+            .await?;
+        tracing::info!(secret_id = %secret.name, credentials_version = %credentials.version_id, "logging in to iAdvize");
+        match self.iadvize.login(&credentials, deadline).await {
+            Ok(login) => {
+                self.metrics.logins(&secret.name, login.attempts, false);
+                tracing::info!(
+                    secret_id = %secret.name,
+                    attempts = login.attempts,
+                    expires_at = %crate::token::rfc3339(login.record.expires_at),
+                    "logged in"
+                );
+                if secret.tag(TAG_REJECTED_CREDENTIALS).is_some() {
+                    self.store.remove_tag(&secret.arn, TAG_REJECTED_CREDENTIALS).await?;
+                }
+                Ok(login.record)
+            }
+            Err(e) if e.is_refused() => {
+                self.metrics.logins(&secret.name, 1, true);
+                tracing::error!(secret_id = %secret.name, error = %e, "iAdvize refused the credentials");
+                self.store
+                    .set_tag(&secret.arn, TAG_REJECTED_CREDENTIALS, &credentials.version_id)
+                    .await?;
+                Err(Error::CredentialsRefused {
+                    credentials_secret_id: credentials_id.to_owned(),
+                    version_id: credentials.version_id,
+                })
+            }
+            Err(e) => Err(Error::Iadvize {
+                secret_id: secret.name.clone(),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Time since the last login attempt started, from the tag (ignored if unreadable or in
+/// the future, so a bad tag cannot block logins forever).
+fn since_last_login(secret: &SecretInfo, now: OffsetDateTime) -> Option<Duration> {
+    let last = parse_rfc3339(secret.tag(TAG_LAST_LOGIN_ATTEMPT)?)?;
+    (now - last).try_into().ok()
+}

@@ -1,0 +1,248 @@
+//! The broker's configuration: read once from the environment at start-up and validated,
+//! so a bad value fails the cold start with a message naming the variable.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// Default iAdvize API base URL.
+pub const DEFAULT_API_URL: &str = "https://api.iadvize.com";
+
+/// The validated configuration of DESIGN §8.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Token secrets a refresh tick manages (`IADVIZE_TOKEN_SECRET_IDS`).
+    pub token_secret_ids: Vec<String>,
+    /// Default credentials secret (`IADVIZE_CREDENTIALS_SECRET_ID`); a token secret's
+    /// `iadvize:credentials-secret-id` tag takes precedence.
+    pub credentials_secret_id: Option<String>,
+    /// iAdvize base URL, `https` unless the host is a loopback address.
+    pub api_url: Url,
+    /// Refresh when less than this remains before `expires_at`.
+    pub refresh_before_expiry: Duration,
+    /// Minimum spacing between the starts of two logins for one token secret.
+    pub min_login_interval: Duration,
+    /// An unfinished rotation older than this is resumed by the tick (`0s`: at once).
+    pub stuck_rotation_after: Duration,
+    /// Timeout of one HTTP request to iAdvize.
+    pub http_timeout: Duration,
+    /// Whether testSecret calls `/_authenticated`.
+    pub verify_token: bool,
+    /// How many token secrets a tick refreshes at the same time.
+    pub max_concurrency: NonZeroUsize,
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it and what is expected.
+    pub message: String,
+}
+
+const TOKEN_SECRET_IDS: &str = "IADVIZE_TOKEN_SECRET_IDS";
+const CREDENTIALS_SECRET_ID: &str = "IADVIZE_CREDENTIALS_SECRET_ID";
+const API_URL: &str = "IADVIZE_API_URL";
+const REFRESH_BEFORE_EXPIRY: &str = "IADVIZE_REFRESH_BEFORE_EXPIRY";
+const MIN_LOGIN_INTERVAL: &str = "IADVIZE_MIN_LOGIN_INTERVAL";
+const STUCK_ROTATION_AFTER: &str = "IADVIZE_STUCK_ROTATION_AFTER";
+const HTTP_TIMEOUT: &str = "IADVIZE_HTTP_TIMEOUT";
+const VERIFY_TOKEN: &str = "IADVIZE_VERIFY_TOKEN";
+const MAX_CONCURRENCY: &str = "IADVIZE_MAX_CONCURRENCY";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            token_secret_ids: Vec::new(),
+            credentials_secret_id: None,
+            api_url: Url::parse(DEFAULT_API_URL).expect("the default URL is valid"),
+            refresh_before_expiry: Duration::from_secs(4 * 3600),
+            min_login_interval: Duration::from_secs(10),
+            stuck_rotation_after: Duration::from_secs(15 * 60),
+            http_timeout: Duration::from_secs(10),
+            verify_token: true,
+            max_concurrency: NonZeroUsize::new(4).expect("4 is not zero"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates a configuration from any variable lookup (the environment, a map).
+    /// Unset and empty variables take their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let defaults = Config::default();
+        let duration = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(text) => parse_duration(&text).map_err(|message| ConfigError {
+                variable: name,
+                message,
+            }),
+        };
+
+        let token_secret_ids = get(TOKEN_SECRET_IDS)
+            .map(|ids| {
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let api_url = match get(API_URL) {
+            None => defaults.api_url,
+            Some(text) => parse_api_url(&text).map_err(|message| ConfigError {
+                variable: API_URL,
+                message,
+            })?,
+        };
+        let verify_token = match get(VERIFY_TOKEN) {
+            None => true,
+            Some(text) => parse_bool(&text).ok_or_else(|| ConfigError {
+                variable: VERIFY_TOKEN,
+                message: format!("expected true or false, got {text:?}"),
+            })?,
+        };
+        let max_concurrency = match get(MAX_CONCURRENCY) {
+            None => defaults.max_concurrency,
+            Some(text) => text.parse().map_err(|_| ConfigError {
+                variable: MAX_CONCURRENCY,
+                message: format!("expected a whole number of at least 1, got {text:?}"),
+            })?,
+        };
+        let http_timeout = duration(HTTP_TIMEOUT, defaults.http_timeout)?;
+        if http_timeout.is_zero() {
+            return Err(ConfigError {
+                variable: HTTP_TIMEOUT,
+                message: "must be longer than 0s".into(),
+            });
+        }
+
+        Ok(Config {
+            token_secret_ids,
+            credentials_secret_id: get(CREDENTIALS_SECRET_ID),
+            api_url,
+            refresh_before_expiry: duration(REFRESH_BEFORE_EXPIRY, defaults.refresh_before_expiry)?,
+            min_login_interval: duration(MIN_LOGIN_INTERVAL, defaults.min_login_interval)?,
+            stuck_rotation_after: duration(STUCK_ROTATION_AFTER, defaults.stuck_rotation_after)?,
+            http_timeout,
+            verify_token,
+            max_concurrency,
+        })
+    }
+}
+
+/// Parses `90s`, `15m`, `4h`, `1h30m`, `0s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration such as 90s, 15m or 4h, got {text:?} ({e})"))
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The base URL must be `https`, except on loopback hosts (tests and the demo).
+pub fn parse_api_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a URL: {text:?} ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(format!(
+            "{text:?} must use https (plain http is only allowed for loopback hosts)"
+        )),
+        other => Err(format!("{text:?} has scheme {other:?}; expected https")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.api_url.as_str(), "https://api.iadvize.com/");
+        assert_eq!(c.refresh_before_expiry, Duration::from_secs(4 * 3600));
+        assert_eq!(c.min_login_interval, Duration::from_secs(10));
+        assert_eq!(c.stuck_rotation_after, Duration::from_secs(900));
+        assert_eq!(c.http_timeout, Duration::from_secs(10));
+        assert!(c.verify_token);
+        assert!(c.token_secret_ids.is_empty());
+        assert!(c.credentials_secret_id.is_none());
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let c = config(&[
+            (TOKEN_SECRET_IDS, " a, arn:aws:secretsmanager:x ,,b "),
+            (CREDENTIALS_SECRET_ID, "creds"),
+            (API_URL, "http://127.0.0.1:8080"),
+            (REFRESH_BEFORE_EXPIRY, "90s"),
+            (MIN_LOGIN_INTERVAL, "0s"),
+            (STUCK_ROTATION_AFTER, "1h30m"),
+            (VERIFY_TOKEN, "false"),
+            (MAX_CONCURRENCY, "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.token_secret_ids, ["a", "arn:aws:secretsmanager:x", "b"]);
+        assert_eq!(c.credentials_secret_id.as_deref(), Some("creds"));
+        assert_eq!(c.refresh_before_expiry, Duration::from_secs(90));
+        assert_eq!(c.min_login_interval, Duration::ZERO);
+        assert_eq!(c.stuck_rotation_after, Duration::from_secs(5400));
+        assert!(!c.verify_token);
+        assert_eq!(c.max_concurrency.get(), 2);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            (REFRESH_BEFORE_EXPIRY, "soon"),
+            (HTTP_TIMEOUT, "0s"),
+            (VERIFY_TOKEN, "maybe"),
+            (MAX_CONCURRENCY, "0"),
+            (API_URL, "http://api.iadvize.com"),
+            (API_URL, "ftp://127.0.0.1"),
+            (API_URL, "not a url"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().starts_with(&format!("configuration: {var}: ")));
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback() {
+        assert!(parse_api_url("http://localhost:1234").is_ok());
+        assert!(parse_api_url("http://[::1]:1234").is_ok());
+        assert!(parse_api_url("https://api.iadvize.com").is_ok());
+        assert!(parse_api_url("http://10.0.0.1").is_err());
+    }
+}

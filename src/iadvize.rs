@@ -1,0 +1,443 @@
+//! The iAdvize login API: `POST /oauth2/token` and `GET /_authenticated`, with the retry
+//! rules of DESIGN §7 (bounded backoff on 429, 5xx and transport errors, `Retry-After`
+//! honoured, never past the invocation's deadline, no retry on refused credentials).
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::token::{AccessToken, Credentials, TokenRecord};
+
+/// Longest token lifetime the broker believes (`expires_in` above this is absurd).
+pub const MAX_EXPIRES_IN: u64 = 30 * 24 * 3600;
+
+/// How failed requests are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay; doubles on each retry (1 s, 2 s, 4 s, 8 s).
+    pub base_delay: Duration,
+    /// Time kept free before the deadline for writing results.
+    pub safety_margin: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_secs(1),
+            safety_margin: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a request to iAdvize did not give a usable answer. Never holds a token or a body.
+#[derive(Debug, thiserror::Error)]
+pub enum IadvizeError {
+    /// 400/401 with an OAuth error: the credentials are wrong. Not retried.
+    #[error("iAdvize refused the credentials (HTTP {status}, {error})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, e.g. `invalid_grant`.
+        error: String,
+    },
+    /// Still 429 after the retries, or the next retry would pass the deadline.
+    #[error(
+        "iAdvize rate-limited the request (HTTP 429) {attempts} time(s); gave up {why}; logins are limited to 10/min per user and 100/min per IP"
+    )]
+    RateLimited {
+        /// Requests sent.
+        attempts: u32,
+        /// Why no further retry.
+        why: &'static str,
+    },
+    /// Server errors or transport failures persisted.
+    #[error("{what} failed after {attempts} attempt(s), gave up {why}: {last}")]
+    Unavailable {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// Requests sent.
+        attempts: u32,
+        /// Why no further retry.
+        why: &'static str,
+        /// The last failure (an HTTP status or a transport error).
+        last: String,
+    },
+    /// A status the broker does not know what to do with; not retried.
+    #[error("{what}: unexpected HTTP {status}{}", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    UnexpectedStatus {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, if the body had one.
+        error: Option<String>,
+    },
+    /// A 200 that cannot be used.
+    #[error("iAdvize answered the login with an unusable response: {0}; nothing was stored")]
+    BadResponse(String),
+    /// No time was left to even try.
+    #[error("{what}: no time left before the invocation deadline")]
+    NoTimeLeft {
+        /// `login` or `token verification`.
+        what: &'static str,
+    },
+}
+
+impl IadvizeError {
+    /// Whether the failure came from refused credentials (and so must block further logins).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, IadvizeError::Refused { .. })
+    }
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct Login {
+    /// The record to store.
+    pub record: TokenRecord,
+    /// HTTP requests it took (retries included).
+    pub attempts: u32,
+}
+
+/// The result of asking `/_authenticated` about a token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// `{"authenticated": true}`.
+    Authenticated,
+    /// iAdvize does not accept the token; the reason is its error code.
+    Rejected(String),
+}
+
+/// A client of the iAdvize login API. Cheap to clone; build it once per process.
+#[derive(Debug, Clone)]
+pub struct IadvizeClient {
+    http: reqwest::Client,
+    base: Url,
+    retry: RetryPolicy,
+}
+
+impl IadvizeClient {
+    /// Builds the client: rustls, the given per-request timeout, no redirects to follow.
+    pub fn new(base: Url, timeout: Duration, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("iadvize-token-broker/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut base = base;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(IadvizeClient { http, base, retry })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // The base always ends with '/', so joining a relative path cannot fail.
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// Logs in with the password grant. `issued_at` is taken just before the request that
+    /// succeeded was sent.
+    pub async fn login(
+        &self,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Login, IadvizeError> {
+        let url = self.url("oauth2/token");
+        let request = || {
+            self.http.post(url.clone()).form(&[
+                ("grant_type", "password"),
+                ("username", credentials.username.expose_secret()),
+                ("password", credentials.password.expose_secret()),
+            ])
+        };
+        let sent = self.send(request, deadline, "login").await?;
+        let status = sent.response.status();
+        let body = sent.response.bytes().await.map_err(|e| IadvizeError::BadResponse(
+            format!("the body could not be read ({})", without_url(&e)),
+        ))?;
+        match status {
+            StatusCode::OK => {
+                let record = parse_login(&body, sent.issued_at)?;
+                Ok(Login {
+                    record,
+                    attempts: sent.attempts,
+                })
+            }
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let error = oauth_error(&body);
+                let refused = status == StatusCode::UNAUTHORIZED
+                    || matches!(
+                        error.as_deref(),
+                        Some("invalid_grant" | "invalid_client" | "unauthorized_client" | "access_denied")
+                    );
+                if refused {
+                    Err(IadvizeError::Refused {
+                        status: status.as_u16(),
+                        error: error.unwrap_or_else(|| "no error code".to_owned()),
+                    })
+                } else {
+                    Err(IadvizeError::UnexpectedStatus {
+                        what: "login",
+                        status: status.as_u16(),
+                        error,
+                    })
+                }
+            }
+            other => Err(IadvizeError::UnexpectedStatus {
+                what: "login",
+                status: other.as_u16(),
+                error: oauth_error(&body),
+            }),
+        }
+    }
+
+    /// Asks `/_authenticated` whether iAdvize accepts the token.
+    pub async fn verify(
+        &self,
+        token: &AccessToken,
+        deadline: Instant,
+    ) -> Result<Verification, IadvizeError> {
+        let url = self.url("_authenticated");
+        let request = || self.http.get(url.clone()).bearer_auth(token.expose());
+        let sent = self.send(request, deadline, "token verification").await?;
+        let status = sent.response.status();
+        let body = sent.response.bytes().await.unwrap_or_default();
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        match status {
+            StatusCode::OK => match json.as_ref().and_then(|j| j.get("authenticated")) {
+                Some(Value::Bool(true)) => Ok(Verification::Authenticated),
+                Some(Value::Bool(false)) => Ok(Verification::Rejected(
+                    oauth_error(&body).unwrap_or_else(|| "authenticated: false".to_owned()),
+                )),
+                _ => Err(IadvizeError::UnexpectedStatus {
+                    what: "token verification",
+                    status: 200,
+                    error: Some("the answer has no boolean \"authenticated\"".to_owned()),
+                }),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => Ok(
+                Verification::Rejected(oauth_error(&body).unwrap_or_else(|| format!("HTTP {status}"))),
+            ),
+            other => Err(IadvizeError::UnexpectedStatus {
+                what: "token verification",
+                status: other.as_u16(),
+                error: oauth_error(&body),
+            }),
+        }
+    }
+
+    /// Sends a request, retrying 429, 5xx and transport failures with bounded backoff that
+    /// never runs past `deadline` minus the safety margin.
+    async fn send(
+        &self,
+        request: impl Fn() -> RequestBuilder,
+        deadline: Instant,
+        what: &'static str,
+    ) -> Result<Sent, IadvizeError> {
+        let give_up_at = deadline.checked_sub(self.retry.safety_margin).unwrap_or(deadline);
+        let mut attempts = 0;
+        loop {
+            let now = Instant::now();
+            if now >= give_up_at {
+                return Err(IadvizeError::NoTimeLeft { what });
+            }
+            attempts += 1;
+            let issued_at = OffsetDateTime::now_utc();
+            let result = request().timeout(give_up_at - now).send().await;
+            let (last, retry_after, rate_limited) = match result {
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(response.headers());
+                    ("HTTP 429".to_owned(), wait, true)
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    let wait = retry_after(response.headers());
+                    (format!("HTTP {}", response.status()), wait, false)
+                }
+                Ok(response) => {
+                    tracing::debug!(what, attempt = attempts, status = response.status().as_u16(), "iAdvize answered");
+                    return Ok(Sent {
+                        response,
+                        attempts,
+                        issued_at,
+                    });
+                }
+                Err(e) => (without_url(&e), None, false),
+            };
+            tracing::warn!(what, attempt = attempts, error = %last, "iAdvize request failed");
+
+            let give_up = |why: &'static str| {
+                if rate_limited {
+                    IadvizeError::RateLimited { attempts, why }
+                } else {
+                    IadvizeError::Unavailable {
+                        what,
+                        attempts,
+                        why,
+                        last: last.clone(),
+                    }
+                }
+            };
+            if attempts > self.retry.max_retries {
+                return Err(give_up("after the last allowed retry"));
+            }
+            let wait = retry_after.unwrap_or_else(|| self.backoff(attempts));
+            if Instant::now() + wait >= give_up_at {
+                return Err(give_up("because the next retry would pass the invocation deadline"));
+            }
+            tracing::info!(what, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying iAdvize request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Exponential backoff with up to 25 % jitter: 1 s, 2 s, 4 s, 8 s, …
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base_delay * 2u32.saturating_pow(attempt.saturating_sub(1));
+        exp.mul_f64(1.0 + rand::rng().random_range(0.0..0.25))
+    }
+}
+
+struct Sent {
+    response: Response,
+    attempts: u32,
+    issued_at: OffsetDateTime,
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (a date in the past means now).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// The `error` field of an RFC 6749 error body, if any (a short code, safe to log).
+fn oauth_error(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let code = json.get("error")?.as_str()?;
+    // Error codes are short ASCII words; anything else is not echoed.
+    (code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| code.to_owned())
+}
+
+/// Parses a 200 login answer. Messages never contain the body.
+fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, IadvizeError> {
+    let bad = |m: &str| IadvizeError::BadResponse(m.to_owned());
+    let json: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
+    let token = match json.get("access_token") {
+        Some(Value::String(t)) if !t.trim().is_empty() => AccessToken::new(t.clone()),
+        Some(_) => return Err(bad("access_token is not a non-empty string")),
+        None => return Err(bad("access_token is missing")),
+    };
+    if let Some(kind) = json.get("token_type") {
+        if !kind.as_str().is_some_and(|k| k.eq_ignore_ascii_case("bearer")) {
+            return Err(bad("token_type is not Bearer"));
+        }
+    }
+    let expires_in = match json.get("expires_in") {
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| bad("expires_in is missing or not a number"))?;
+    if expires_in <= 0 || expires_in as u64 > MAX_EXPIRES_IN {
+        return Err(IadvizeError::BadResponse(format!(
+            "expires_in is {expires_in}, outside 1..={MAX_EXPIRES_IN} seconds"
+        )));
+    }
+    Ok(TokenRecord::new(token, issued_at, expires_in as u64))
+}
+
+/// A reqwest error without its URL (the URL holds no secret, but keeps messages short).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the response body could not be read"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(27) && wait <= Duration::from_secs(30), "{wait:?}");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn login_answers_are_validated() {
+        let at = OffsetDateTime::now_utc();
+        let ok = parse_login(br#"{"access_token":"t","expires_in":86400,"token_type":"bearer","refresh_token":"none","x":1}"#, at).unwrap();
+        assert_eq!(ok.expires_in, 86400);
+        for body in [
+            &br#"{"access_token":"t""#[..],
+            br#"{"expires_in":86400}"#,
+            br#"{"access_token":"","expires_in":86400}"#,
+            br#"{"access_token":"t","expires_in":0}"#,
+            br#"{"access_token":"t","expires_in":-5}"#,
+            br#"{"access_token":"t","expires_in":2592001}"#,
+            br#"{"access_token":"t"}"#,
+            br#"{"access_token":"t","expires_in":60,"token_type":"mac"}"#,
+        ] {
+            assert!(parse_login(body, at).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter() {
+        let client = IadvizeClient::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        for (attempt, base) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
+            let d = client.backoff(attempt);
+            assert!(d >= Duration::from_secs(base) && d < Duration::from_secs(base).mul_f64(1.25));
+        }
+    }
+
+    #[test]
+    fn oauth_error_codes_are_sanitised() {
+        assert_eq!(oauth_error(br#"{"error":"invalid_grant"}"#).as_deref(), Some("invalid_grant"));
+        assert_eq!(oauth_error(br#"{"error":"bad password: hunter2"}"#), None);
+        assert_eq!(oauth_error(b"<html>"), None);
+    }
+}

@@ -1,0 +1,37 @@
+//! iadvize-token-broker keeps one valid iAdvize API access token in AWS Secrets Manager.
+//!
+//! The Lambda binary logs in to iAdvize once per token lifetime, verifies the token and
+//! stores it, with its expiry, as the token secret's AWSCURRENT value. Consumers read the
+//! secret instead of logging in. See the README for the secret schema and the events.
+//!
+//! Modules, one per concern: [`config`] (environment), [`events`] (what arrives),
+//! [`rotation`] (the four Secrets Manager steps), [`refresh`] (the scheduled tick),
+//! [`iadvize`] (login and verification), [`token`] (the stored record), [`store`]
+//! (Secrets Manager), [`metrics`] (CloudWatch EMF), [`error`].
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod iadvize;
+pub mod logging;
+pub mod metrics;
+pub mod refresh;
+pub mod rotation;
+pub mod status;
+pub mod store;
+pub mod token;
+
+pub use broker::Broker;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use store::SecretStore;
+pub use token::TokenRecord;
+
+/// Converts a Lambda deadline (wall clock) into a monotonic instant.
+pub fn deadline_from(wall: std::time::SystemTime) -> tokio::time::Instant {
+    let left = wall
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::Instant::now() + left
+}

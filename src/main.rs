@@ -1,0 +1,25 @@
+//! The Lambda entry point: set up logging, load the configuration once, build the clients
+//! once, serve events.
+
+use iadvize_token_broker::metrics::Metrics;
+use iadvize_token_broker::{Broker, Config, SecretStore, deadline_from, logging};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    logging::init();
+    // A bad configuration fails the cold start, naming the variable.
+    let config = Config::from_env()?;
+    let store = SecretStore::from_env().await;
+    let broker = Broker::new(config, store, Metrics::stdout())?;
+    let broker = &broker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = deadline_from(event.context.deadline());
+        broker
+            .handle(&event.payload, deadline)
+            .await
+            .map_err(Diagnostic::from)
+    }))
+    .await
+}

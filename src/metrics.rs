@@ -1,0 +1,186 @@
+//! CloudWatch Embedded Metric Format lines (namespace `IadvizeTokenBroker`, dimension
+//! `SecretName`). Lambda sends stdout to CloudWatch Logs, which turns these lines into metrics.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+/// The metrics namespace.
+pub const NAMESPACE: &str = "IadvizeTokenBroker";
+/// The dimension naming the token secret.
+pub const DIMENSION: &str = "SecretName";
+
+/// Where metric lines go.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    sink: Sink,
+}
+
+#[derive(Clone, Default)]
+enum Sink {
+    /// Standard output (in Lambda).
+    Stdout,
+    /// Kept in memory (tests, the CLI).
+    Memory(Arc<Mutex<Vec<String>>>),
+    /// Dropped.
+    #[default]
+    Off,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sink = match self.sink {
+            Sink::Stdout => "stdout",
+            Sink::Memory(_) => "memory",
+            Sink::Off => "off",
+        };
+        f.debug_struct("Metrics").field("sink", &sink).finish()
+    }
+}
+
+impl Metrics {
+    /// Metrics written to standard output, one JSON object a line.
+    pub fn stdout() -> Self {
+        Metrics { sink: Sink::Stdout }
+    }
+
+    /// Metrics collected in memory; read them with [`Metrics::lines`].
+    pub fn memory() -> Self {
+        Metrics {
+            sink: Sink::Memory(Arc::default()),
+        }
+    }
+
+    /// No metrics.
+    pub fn off() -> Self {
+        Metrics { sink: Sink::Off }
+    }
+
+    /// The lines collected so far by a memory sink.
+    pub fn lines(&self) -> Vec<String> {
+        match &self.sink {
+            Sink::Memory(lines) => lines.lock().map(|l| l.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Login requests sent to iAdvize (retries included) and whether the credentials were refused.
+    pub fn logins(&self, secret_name: &str, attempts: u32, refused: bool) {
+        self.emit(
+            secret_name,
+            &[
+                ("LoginAttempts", f64::from(attempts), "Count"),
+                ("LoginsRefused", if refused { 1.0 } else { 0.0 }, "Count"),
+            ],
+        );
+    }
+
+    /// A rotation (inline, resumed or Secrets-Manager-driven) ended.
+    pub fn rotation(&self, secret_name: &str, succeeded: bool) {
+        let (ok, failed) = if succeeded { (1.0, 0.0) } else { (0.0, 1.0) };
+        self.emit(
+            secret_name,
+            &[
+                ("RotationsSucceeded", ok, "Count"),
+                ("RotationsFailed", failed, "Count"),
+            ],
+        );
+    }
+
+    /// Seconds until the AWSCURRENT token expires (0 when expired or missing).
+    pub fn seconds_until_expiry(&self, secret_name: &str, seconds: u64) {
+        self.emit(
+            secret_name,
+            &[("SecondsUntilExpiry", seconds as f64, "Seconds")],
+        );
+    }
+
+    fn emit(&self, secret_name: &str, values: &[(&str, f64, &str)]) {
+        if matches!(self.sink, Sink::Off) {
+            return;
+        }
+        let line = emf_line(secret_name, values, now_millis()).to_string();
+        match &self.sink {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                // A metric that cannot be written must not fail a rotation.
+                let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+            }
+            Sink::Memory(lines) => {
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line);
+                }
+            }
+            Sink::Off => {}
+        }
+    }
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One EMF document: the `_aws` metadata, the dimension and the values at the top level.
+fn emf_line(secret_name: &str, values: &[(&str, f64, &str)], timestamp: u64) -> Value {
+    let definitions: Vec<Value> = values
+        .iter()
+        .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[DIMENSION]],
+                "Metrics": definitions,
+            }],
+        },
+        DIMENSION: secret_name,
+    });
+    for (name, value, _) in values {
+        doc[*name] = json!(value);
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_embedded_metric_format() {
+        let metrics = Metrics::memory();
+        metrics.logins("tok", 3, false);
+        metrics.seconds_until_expiry("tok", 86_000);
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 2);
+        let doc: Value = serde_json::from_str(&lines[0]).unwrap();
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([["SecretName"]]));
+        assert_eq!(doc["SecretName"], "tok");
+        // every declared metric has a numeric value at the top level
+        for definition in directive["Metrics"].as_array().unwrap() {
+            let name = definition["Name"].as_str().unwrap();
+            assert!(doc[name].is_number(), "{name}");
+        }
+        assert_eq!(doc["LoginAttempts"], 3.0);
+        assert_eq!(doc["LoginsRefused"], 0.0);
+        let expiry: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(expiry["SecondsUntilExpiry"], 86_000.0);
+        assert_eq!(expiry["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Seconds");
+    }
+
+    #[test]
+    fn an_off_sink_collects_nothing() {
+        let metrics = Metrics::off();
+        metrics.rotation("tok", true);
+        assert!(metrics.lines().is_empty());
+    }
+}

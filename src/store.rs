@@ -1,0 +1,274 @@
+//! Secrets Manager, reduced to the calls the broker makes. Every SDK call of the crate is in
+//! this file (the infrastructure drift test derives the IAM policy's actions from it).
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::Tag;
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// The staging label of the value consumers read.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+/// The staging label of a rotation's new value.
+pub const AWSPENDING: &str = "AWSPENDING";
+
+/// What `DescribeSecret` tells about a secret.
+#[derive(Debug, Clone)]
+pub struct SecretInfo {
+    /// Full ARN.
+    pub arn: String,
+    /// Friendly name (the metrics dimension).
+    pub name: String,
+    /// Whether Secrets Manager rotation is enabled.
+    pub rotation_enabled: bool,
+    /// VersionId → staging labels.
+    pub versions: HashMap<String, Vec<String>>,
+    /// Tags (the broker's state lives here).
+    pub tags: HashMap<String, String>,
+}
+
+impl SecretInfo {
+    /// The version holding `stage`, if any.
+    pub fn version_with(&self, stage: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The version that carries AWSPENDING but not AWSCURRENT: a rotation in progress.
+    pub fn pending_rotation(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, s)| s.iter().any(|s| s == AWSPENDING) && !s.iter().any(|s| s == AWSCURRENT))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The staging labels of a version; `None` when it is not a version of the secret.
+    pub fn stages(&self, version_id: &str) -> Option<&[String]> {
+        self.versions.get(version_id).map(Vec::as_slice)
+    }
+
+    /// A tag's value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+}
+
+/// One version's value.
+#[derive(Debug, Clone)]
+pub struct SecretValue {
+    /// Its VersionId.
+    pub version_id: String,
+    /// `SecretString`, if the version has one.
+    pub string: Option<SecretString>,
+}
+
+impl SecretValue {
+    /// The string value, or "" for a binary or empty version.
+    pub fn expose(&self) -> &str {
+        self.string.as_ref().map(|s| s.expose_secret()).unwrap_or("")
+    }
+}
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Version<'a> {
+    /// The version carrying this staging label.
+    Stage(&'a str),
+    /// The version with this id.
+    Id(&'a str),
+}
+
+/// Result of writing a pending version.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Put {
+    /// The version was created.
+    Written,
+    /// A version with that id already exists (another attempt wrote it).
+    AlreadyExists,
+}
+
+/// Secrets Manager for the broker.
+#[derive(Debug, Clone)]
+pub struct SecretStore {
+    client: Client,
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.code()
+}
+
+fn failed<E, R>(secret_id: &str, operation: &'static str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if code(&e) == Some("ResourceNotFoundException") && operation == "DescribeSecret" {
+        return Error::SecretNotFound {
+            secret_id: secret_id.to_owned(),
+        };
+    }
+    Error::SecretsManager {
+        secret_id: secret_id.to_owned(),
+        operation,
+        message: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+impl SecretStore {
+    /// Wraps an SDK client (configured from the environment, so `AWS_ENDPOINT_URL` works).
+    pub fn new(client: Client) -> Self {
+        SecretStore { client }
+    }
+
+    /// Loads the AWS configuration from the environment and builds a store.
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        SecretStore::new(Client::new(&config))
+    }
+
+    /// `DescribeSecret`: rotation, versions and tags.
+    pub async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| failed(secret_id, "DescribeSecret", e))?;
+        Ok(SecretInfo {
+            arn: out.arn().unwrap_or(secret_id).to_owned(),
+            name: out.name().unwrap_or(secret_id).to_owned(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            versions: out.version_ids_to_stages().cloned().unwrap_or_default(),
+            tags: out
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+                .collect(),
+        })
+    }
+
+    /// `GetSecretValue` of one version; `None` when that version or stage has no value.
+    pub async fn get(&self, secret_id: &str, version: Version<'_>) -> Result<Option<SecretValue>> {
+        let request = self.client.get_secret_value().secret_id(secret_id);
+        let request = match version {
+            Version::Stage(stage) => request.version_stage(stage),
+            Version::Id(id) => request.version_id(id),
+        };
+        match request.send().await {
+            Ok(out) => Ok(Some(SecretValue {
+                version_id: out.version_id().unwrap_or_default().to_owned(),
+                string: out.secret_string().map(|s| SecretString::from(s.to_owned())),
+            })),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+                // Either the secret is missing or the version has no value; tell them apart.
+                self.describe(secret_id).await?;
+                Ok(None)
+            }
+            Err(e) => Err(failed(secret_id, "GetSecretValue", e)),
+        }
+    }
+
+    /// `PutSecretValue` of a new version labelled AWSPENDING, idempotent on `version_id`.
+    pub async fn put_pending(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+        value: &str,
+        rotation_token: Option<&SecretString>,
+    ) -> Result<Put> {
+        let mut request = self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(version_id)
+            .secret_string(value)
+            .version_stages(AWSPENDING);
+        if let Some(token) = rotation_token {
+            request = request.rotation_token(token.expose_secret());
+        }
+        match request.send().await {
+            Ok(_) => Ok(Put::Written),
+            Err(e) if code(&e) == Some("ResourceExistsException") => Ok(Put::AlreadyExists),
+            Err(e) => Err(failed(secret_id, "PutSecretValue", e)),
+        }
+    }
+
+    /// `UpdateSecretVersionStage`: moves `stage` to `move_to` and/or removes it from `remove_from`.
+    pub async fn move_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .set_move_to_version_id(move_to.map(str::to_owned))
+            .set_remove_from_version_id(remove_from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| failed(secret_id, "UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+
+    /// When a version was created (`ListSecretVersionIds`), if Secrets Manager says.
+    pub async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<OffsetDateTime>> {
+        let mut next_token = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret_id)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| failed(secret_id, "ListSecretVersionIds", e))?;
+            if let Some(version) = out.versions().iter().find(|v| v.version_id() == Some(version_id)) {
+                return Ok(version
+                    .created_date()
+                    .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok()));
+            }
+            match out.next_token() {
+                Some(token) => next_token = Some(token.to_owned()),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// `TagResource` with one tag.
+    pub async fn set_tag(&self, secret_id: &str, key: &str, value: &str) -> Result<()> {
+        self.client
+            .tag_resource()
+            .secret_id(secret_id)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map_err(|e| failed(secret_id, "TagResource", e))?;
+        Ok(())
+    }
+
+    /// `UntagResource` of one key.
+    pub async fn remove_tag(&self, secret_id: &str, key: &str) -> Result<()> {
+        self.client
+            .untag_resource()
+            .secret_id(secret_id)
+            .tag_keys(key)
+            .send()
+            .await
+            .map_err(|e| failed(secret_id, "UntagResource", e))?;
+        Ok(())
+    }
+}

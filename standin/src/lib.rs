@@ -1,0 +1,16 @@
+//! Local stand-ins used by the tests and the demo of `iadvize-token-broker`.
+//!
+//! - [`iadvize`]: an HTTP server that behaves like the parts of the iAdvize API the broker
+//!   talks to (`/oauth2/token`, `/_authenticated`, `/graphql`), with rate limits, counters and
+//!   switchable faults. Its types are re-exported at the crate root.
+//! - [`lambda_harness`]: a minimal implementation of the AWS Lambda Runtime API that runs a
+//!   real Lambda binary as a child process and invokes it with events.
+//!
+//! Neither is meant for production: they bind to loopback by default, keep everything in
+//! memory and favour observability over performance.
+
+pub mod iadvize;
+pub mod lambda_harness;
+
+pub use iadvize::{Fault, RetryAfter, Standin, StandinConfig, Stats};
+pub use lambda_harness::{InvokeError, LambdaHarness};
