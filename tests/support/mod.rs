@@ -1,0 +1,346 @@
+//! Shared test helpers: a moto server (Secrets Manager) reached through `MOTO_ENDPOINT`,
+//! the local iAdvize stand-in, and a "world" with one credentials secret and one token secret.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
+use iadvize_standin::{Standin, StandinConfig};
+use iadvize_token_broker::metrics::Metrics;
+use iadvize_token_broker::{Broker, Config};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+pub const REGION: &str = "us-east-1";
+
+/// The moto server the Makefile (scripts/with-moto.sh) started.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+        panic!("MOTO_ENDPOINT is not set: run the tests with `make test` or `scripts/with-moto.sh cargo nextest run`")
+    })
+}
+
+/// An SDK client for moto, as an operator or Secrets Manager itself would use it.
+pub fn sm_client() -> Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A deadline `secs` from now.
+pub fn deadline(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// The environment for the broker binary: moto, the stand-in, dummy credentials.
+pub fn binary_env(world: &World) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("IADVIZE_API_URL", world.standin.url()),
+        ("IADVIZE_TOKEN_SECRET_IDS", world.token_id.clone()),
+        ("IADVIZE_CREDENTIALS_SECRET_ID", world.creds_id.clone()),
+        ("IADVIZE_MIN_LOGIN_INTERVAL", "0s".into()),
+        ("RUST_LOG", "debug".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// One iAdvize user, its credentials secret, and an empty token secret.
+pub struct World {
+    pub sm: Client,
+    pub standin: Standin,
+    pub username: String,
+    pub password: String,
+    pub creds_id: String,
+    pub token_id: String,
+    pub metrics: Metrics,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let username = format!("{}@example.com", unique("user"));
+        let password = unique("pw");
+        let standin = Standin::start(StandinConfig::default().with_user(&username, &password))
+            .await
+            .expect("the stand-in starts");
+        let sm = sm_client();
+        let creds_id = unique("creds");
+        sm.create_secret()
+            .name(&creds_id)
+            .secret_string(json!({"username": username, "password": password}).to_string())
+            .send()
+            .await
+            .expect("create the credentials secret");
+        let token_id = unique("token");
+        create_empty_secret(&sm, &token_id).await;
+        World {
+            sm,
+            standin,
+            username,
+            password,
+            creds_id,
+            token_id,
+            metrics: Metrics::memory(),
+        }
+    }
+
+    /// The configuration a test broker uses; login spacing off unless a test wants it.
+    pub fn config(&self) -> Config {
+        Config {
+            token_secret_ids: vec![self.token_id.clone()],
+            credentials_secret_id: Some(self.creds_id.clone()),
+            api_url: self.standin.url().parse().expect("stand-in URL"),
+            min_login_interval: Duration::ZERO,
+            http_timeout: Duration::from_secs(2),
+            ..Config::default()
+        }
+    }
+
+    pub fn broker(&self) -> Broker {
+        self.broker_with(self.config())
+    }
+
+    pub fn broker_with(&self, config: Config) -> Broker {
+        let store = iadvize_token_broker::SecretStore::new(self.sm.clone());
+        Broker::new(config, store, self.metrics.clone()).expect("broker")
+    }
+
+    /// AWSCURRENT of the token secret, parsed as JSON (None when there is no value).
+    pub async fn current(&self) -> Option<Value> {
+        current_of(&self.sm, &self.token_id).await
+    }
+
+    /// VersionId → stages of the token secret.
+    pub async fn stages(&self) -> HashMap<String, Vec<String>> {
+        stages_of(&self.sm, &self.token_id).await
+    }
+
+    pub async fn tags(&self) -> HashMap<String, String> {
+        tags_of(&self.sm, &self.token_id).await
+    }
+
+    /// Puts a value as the token secret's AWSCURRENT.
+    pub async fn put_current(&self, value: &str) -> String {
+        self.sm
+            .put_secret_value()
+            .secret_id(&self.token_id)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put value")
+            .version_id()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Puts a token record with `hours_left` of life, with a token the stand-in issued.
+    pub async fn put_record(&self, hours_left: i64) -> String {
+        let token = self.login_directly().await;
+        let now = time::OffsetDateTime::now_utc();
+        let issued = now - time::Duration::hours(24 - hours_left);
+        let record = iadvize_token_broker::TokenRecord::new(
+            iadvize_token_broker::token::AccessToken::new(token),
+            issued,
+            86400,
+        );
+        self.put_current(&record.to_json()).await
+    }
+
+    /// A token straight from the stand-in (counts as one login there).
+    pub async fn login_directly(&self) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/oauth2/token", self.standin.url()))
+            .form(&[("grant_type", "password"), ("username", &self.username), ("password", &self.password)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// What Secrets Manager does before invoking a rotation function: enables rotation and
+    /// creates a value-less AWSPENDING version. Returns that version's id.
+    pub async fn start_sm_rotation(&self) -> String {
+        start_sm_rotation(&self.sm, &self.token_id).await
+    }
+
+    /// Sets the credentials secret's value (a new AWSCURRENT version).
+    pub async fn put_credentials(&self, username: &str, password: &str) -> String {
+        self.sm
+            .put_secret_value()
+            .secret_id(&self.creds_id)
+            .secret_string(json!({"username": username, "password": password}).to_string())
+            .send()
+            .await
+            .expect("put credentials")
+            .version_id()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn logins(&self) -> u32 {
+        self.standin.stats().login_requests
+    }
+
+    pub fn verifications(&self) -> u32 {
+        self.standin.stats().verifications
+    }
+}
+
+pub async fn create_empty_secret(sm: &Client, name: &str) {
+    sm.create_secret()
+        .name(name)
+        .send()
+        .await
+        .expect("create the token secret");
+}
+
+pub async fn current_of(sm: &Client, secret_id: &str) -> Option<Value> {
+    let out = sm
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .ok()?;
+    let text = out.secret_string()?;
+    Some(serde_json::from_str(text).unwrap_or(Value::String(text.to_owned())))
+}
+
+pub async fn stages_of(sm: &Client, secret_id: &str) -> HashMap<String, Vec<String>> {
+    sm.describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .expect("describe")
+        .version_ids_to_stages()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub async fn tags_of(sm: &Client, secret_id: &str) -> HashMap<String, String> {
+    sm.describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .expect("describe")
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap_or("").to_owned()))
+        .collect()
+}
+
+pub async fn tag(sm: &Client, secret_id: &str, key: &str, value: &str) {
+    sm.tag_resource()
+        .secret_id(secret_id)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .expect("tag");
+}
+
+pub async fn start_sm_rotation(sm: &Client, secret_id: &str) -> String {
+    let result = sm
+        .rotate_secret()
+        .secret_id(secret_id)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-known-to-moto")
+        .rotation_rules(RotationRulesType::builder().automatically_after_days(1).build())
+        .send()
+        .await;
+    // moto cannot invoke the function and says so; the version exists all the same.
+    if let Err(e) = &result {
+        let text = aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string();
+        assert!(text.contains("ResourceNotFound"), "unexpected RotateSecret error: {text}");
+    }
+    let stages = stages_of(sm, secret_id).await;
+    stages
+        .iter()
+        .find(|(_, s)| s.iter().any(|s| s == "AWSPENDING") && !s.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(v, _)| v.clone())
+        .expect("RotateSecret created an AWSPENDING version")
+}
+
+pub fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
+    json!({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
+}
+
+pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// Asserts the token secret's AWSCURRENT holds a record the stand-in accepts.
+pub async fn assert_valid_current(world: &World) -> Value {
+    let current = world.current().await.expect("AWSCURRENT has a value");
+    let record = iadvize_token_broker::TokenRecord::parse(&current.to_string())
+        .unwrap_or_else(|e| panic!("AWSCURRENT is not a record: {e}"));
+    assert!(!record.is_expired(time::OffsetDateTime::now_utc()));
+    let answer = reqwest::Client::new()
+        .get(format!("{}/_authenticated", world.standin.url()))
+        .bearer_auth(record.access_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "the stand-in accepts the stored token");
+    current
+}
+
+/// Log lines written while the guard lives (current-thread runtimes only).
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Captures everything at debug level and above, the SDK's and reqwest's logs included.
+    pub fn start() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Asserts none of the secrets appear in `text`.
+pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(!text.contains(secret), "a secret leaked into the logs: ...{}...", &secret[..secret.len().min(4)]);
+    }
+}
