@@ -196,10 +196,16 @@ impl Broker {
             secret_id: secret.name.clone(),
             message: format!("version {token} holds no token; refusing to make it AWSCURRENT"),
         })?;
+        // The first version of a secret is made AWSCURRENT by Secrets Manager itself.
+        let already_current = secret
+            .stages(token)
+            .is_some_and(|stages| stages.iter().any(|s| s == AWSCURRENT));
         let current = secret.version_with(AWSCURRENT).filter(|v| *v != token);
-        self.store
-            .move_stage(&secret.arn, AWSCURRENT, Some(token), current)
-            .await?;
+        if !already_current {
+            self.store
+                .move_stage(&secret.arn, AWSCURRENT, Some(token), current)
+                .await?;
+        }
         self.store
             .move_stage(&secret.arn, AWSPENDING, None, Some(token))
             .await?;
@@ -224,7 +230,11 @@ impl Broker {
                 Ok(_) => {
                     self.set_secret();
                     let finished = match self.test_secret(secret, &token, deadline).await {
-                        Ok(()) => self.finish_secret(secret, &token).await,
+                        // Fresh stages: createSecret added a version (perhaps the first).
+                        Ok(()) => match self.store.describe(&secret.arn).await {
+                            Ok(secret) => self.finish_secret(&secret, &token).await,
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     };
                     if finished.is_err() {

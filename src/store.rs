@@ -99,24 +99,27 @@ pub struct SecretStore {
     client: Client,
 }
 
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    e.code()
-}
-
 fn failed<E, R>(secret_id: &str, operation: &'static str, e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if code(&e) == Some("ResourceNotFoundException") && operation == "DescribeSecret" {
+    if e.code() == Some("ResourceNotFoundException") && operation == "DescribeSecret" {
         return Error::SecretNotFound {
             secret_id: secret_id.to_owned(),
         };
     }
+    // A service error's code and message say it all; the full context (with the raw
+    // response) is only needed when the request never got an answer.
+    let message = match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
     Error::SecretsManager {
         secret_id: secret_id.to_owned(),
         operation,
-        message: DisplayErrorContext(&e).to_string(),
+        message,
     }
 }
 
@@ -166,7 +169,7 @@ impl SecretStore {
                 version_id: out.version_id().unwrap_or_default().to_owned(),
                 string: out.secret_string().map(|s| SecretString::from(s.to_owned())),
             })),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
                 // Either the secret is missing or the version has no value; tell them apart.
                 self.describe(secret_id).await?;
                 Ok(None)
@@ -195,7 +198,7 @@ impl SecretStore {
         }
         match request.send().await {
             Ok(_) => Ok(Put::Written),
-            Err(e) if code(&e) == Some("ResourceExistsException") => Ok(Put::AlreadyExists),
+            Err(e) if e.code() == Some("ResourceExistsException") => Ok(Put::AlreadyExists),
             Err(e) => Err(failed(secret_id, "PutSecretValue", e)),
         }
     }

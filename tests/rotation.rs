@@ -2,7 +2,6 @@
 
 mod support;
 
-use iadvize_standin::Fault;
 use support::*;
 
 #[tokio::test]
@@ -49,4 +48,228 @@ async fn every_step_invoked_twice_still_costs_one_login() {
     assert_eq!(world.logins(), 1);
     let stages = world.stages().await;
     assert_eq!(stages[&token], ["AWSCURRENT"], "{stages:?}");
+}
+
+#[tokio::test]
+async fn the_first_rotation_accepts_a_non_json_current_value() {
+    let world = World::new().await;
+    let placeholder = world.put_current("not json").await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    for step in STEPS {
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+    }
+    assert_valid_current(&world).await;
+    let stages = world.stages().await;
+    assert_eq!(stages[&placeholder], ["AWSPREVIOUS"]);
+}
+
+#[tokio::test]
+async fn test_secret_fails_for_a_token_that_iadvize_rejects_and_awscurrent_keeps_the_old_one() {
+    let world = World::new().await;
+    world.put_record(10).await;
+    let before = world.current().await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    for step in ["createSecret", "setSecret"] {
+        broker.handle(&step_event(step, &world.token_id, &token), deadline(30)).await.unwrap();
+    }
+    world.standin.revoke_all_tokens();
+    let err = broker
+        .handle(&step_event("testSecret", &world.token_id, &token), deadline(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "TestSecretFailed");
+    assert!(err.to_string().contains("rejected it (invalid_token)"), "{err}");
+    assert_eq!(world.current().await, before, "AWSCURRENT is unchanged");
+    assert!(world.stages().await[&token].contains(&"AWSPENDING".to_owned()));
+}
+
+#[tokio::test]
+async fn test_secret_passes_a_pending_copy_of_a_current_value_that_is_not_a_record() {
+    // What Secrets Manager's configuration check (RotateImmediately=false) looks like.
+    let world = World::new().await;
+    world.put_current("placeholder").await;
+    let token = world.start_sm_rotation().await;
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .client_request_token(&token)
+        .secret_string("placeholder")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let broker = world.broker();
+    broker.handle(&step_event("testSecret", &world.token_id, &token), deadline(30)).await.unwrap();
+    assert_eq!(world.logins(), 0);
+
+    // A pending value that is neither a record nor a copy fails.
+    let world = World::new().await;
+    world.put_current("placeholder").await;
+    let token = world.start_sm_rotation().await;
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .client_request_token(&token)
+        .secret_string("something else")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let err = world
+        .broker()
+        .handle(&step_event("testSecret", &world.token_id, &token), deadline(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "TestSecretFailed", "{err}");
+}
+
+#[tokio::test]
+async fn step_events_are_refused_when_the_guard_says_so_and_nothing_changes() {
+    let world = World::new().await;
+    let current_version = world.put_record(20).await;
+    let broker = world.broker();
+
+    // Rotation not enabled.
+    let err = broker
+        .handle(&step_event("createSecret", &world.token_id, &current_version), deadline(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "RotationGuard");
+    assert!(err.to_string().contains("rotation is not enabled"), "{err}");
+
+    let pending = world.start_sm_rotation().await;
+    let before_stages = world.stages().await;
+    let before_value = world.current().await;
+
+    // A token that is not a version of the secret.
+    let err = broker
+        .handle(&step_event("createSecret", &world.token_id, "00000000-0000-0000-0000-000000000000"), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a version of this secret"), "{err}");
+
+    // The current version: every step succeeds without doing anything.
+    for step in STEPS {
+        broker.handle(&step_event(step, &world.token_id, &current_version), deadline(30)).await.unwrap();
+    }
+
+    // A missing secret.
+    let err = broker
+        .handle(&step_event("createSecret", "no-such-secret", &pending), deadline(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "SecretNotFound", "{err}");
+
+    // finishSecret before createSecret: no token to promote.
+    let err = broker
+        .handle(&step_event("finishSecret", &world.token_id, &pending), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("holds no token; refusing to make it AWSCURRENT"), "{err}");
+
+    assert_eq!(world.stages().await, before_stages);
+    assert_eq!(world.current().await, before_value);
+    assert_eq!(world.logins(), 1, "only the direct login of put_record");
+}
+
+#[tokio::test]
+async fn a_version_that_is_no_longer_pending_is_refused() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    // Someone removed AWSPENDING (a cancelled rotation): the version is left without stages.
+    world
+        .sm
+        .update_secret_version_stage()
+        .secret_id(&world.token_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    let stages = world.stages().await;
+    if stages.contains_key(&token) {
+        let err = world
+            .broker()
+            .handle(&step_event("createSecret", &world.token_id, &token), deadline(30))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is not AWSPENDING"), "{err}");
+    } else {
+        // Secrets Manager drops versions without stages; then it is not a version at all.
+        let err = world
+            .broker()
+            .handle(&step_event("createSecret", &world.token_id, &token), deadline(30))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is not a version"), "{err}");
+    }
+    assert_eq!(world.logins(), 1);
+}
+
+#[tokio::test]
+async fn malformed_events_and_unknown_steps_are_refused_without_changes() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let before = world.stages().await;
+    let broker = world.broker();
+    for (event, expected) in [
+        (serde_json::json!("createSecret"), "expected a JSON object"),
+        (serde_json::json!({"Step": "deleteSecret", "SecretId": world.token_id, "ClientRequestToken": token}), "unknown rotation step \"deleteSecret\""),
+        (serde_json::json!({"Step": "createSecret", "SecretId": world.token_id}), "ClientRequestToken is missing"),
+        (serde_json::json!({"hello": "world"}), "top-level keys: [hello]"),
+    ] {
+        let err = broker.handle(&event, deadline(30)).await.unwrap_err();
+        assert_eq!(err.kind(), "InvalidEvent");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    assert_eq!(world.stages().await, before);
+    assert_eq!(world.logins(), 1);
+}
+
+#[tokio::test]
+async fn create_secret_with_refused_credentials_tags_the_block_and_the_next_attempt_calls_nobody() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let bad_version = world.put_credentials(&world.username, "wrong password").await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    let before = world.logins();
+    let event = step_event("createSecret", &world.token_id, &token);
+
+    let err = broker.handle(&event, deadline(30)).await.unwrap_err();
+    assert_eq!(err.kind(), "CredentialsRefused");
+    assert!(err.to_string().contains("put a corrected value"), "{err}");
+    assert_eq!(world.logins() - before, 1);
+    assert_eq!(world.tags().await["iadvize:rejected-credentials-version"], bad_version);
+
+    let err = broker.handle(&event, deadline(30)).await.unwrap_err();
+    assert_eq!(err.kind(), "CredentialsBlocked", "{err}");
+    assert_eq!(world.logins() - before, 1, "no second login with refused credentials");
+
+    world.put_credentials(&world.username, &world.password).await;
+    for step in STEPS {
+        broker.handle(&step_event(step, &world.token_id, &token), deadline(30)).await.unwrap();
+    }
+    assert_valid_current(&world).await;
+    assert!(!world.tags().await.contains_key("iadvize:rejected-credentials-version"));
+}
+
+#[tokio::test]
+async fn a_rotation_token_is_passed_through_to_put_secret_value() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let mut event = step_event("createSecret", &world.token_id, &token);
+    event["RotationToken"] = serde_json::json!("rotation-token-value");
+    world.broker().handle(&event, deadline(30)).await.unwrap();
+    assert!(world.stages().await[&token].contains(&"AWSPENDING".to_owned()));
 }

@@ -34,13 +34,13 @@ step() { echo "---- $*"; }
 [ -f "$EXAMPLE/main.tf" ] || fail "run from the repository root ($EXAMPLE/main.tf not found)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/infra-apply.XXXXXX")
-export TF_DATA_DIR=$WORK/tfdata
-STATE=$WORK/terraform.tfstate
 MOTO_PID=""
 STANDIN_PID=""
 APPLIED=0
 
-tf() { terraform -chdir="$EXAMPLE" "$@"; }
+# The example root module runs from a copy in $WORK (state, .terraform and lock file stay
+# out of the work tree); only its module source is made absolute.
+tf() { terraform -chdir="$WORK/root" "$@"; }
 tf_vars() {
   printf '%s\n' "-var=aws_endpoint_url=$MOTO_ENDPOINT" "-var=name=$NAME" \
     "-var=lambda_zip_path=$WORK/bootstrap.zip" "-var=recovery_window_in_days=0"
@@ -52,7 +52,7 @@ cleanup() {
   if [ "$APPLIED" = 1 ]; then
     echo "---- cleanup: terraform destroy"
     mapfile -t vars < <(tf_vars)
-    tf destroy -auto-approve -no-color -state="$STATE" "${vars[@]}" >"$WORK/destroy-cleanup.log" 2>&1 ||
+    tf destroy -auto-approve -no-color "${vars[@]}" >"$WORK/destroy-cleanup.log" 2>&1 ||
       { echo "cleanup destroy failed:"; tail -n 20 "$WORK/destroy-cleanup.log"; }
   fi
   [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null && wait "$STANDIN_PID" 2>/dev/null
@@ -116,16 +116,20 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 EOF
 
 # ---- terraform apply ---------------------------------------------------------------------
+mkdir "$WORK/root"
+cp "$EXAMPLE"/*.tf "$WORK/root/"
+sed -i "s|source = \"../..\"|source = \"$(cd "$EXAMPLE/../.." && pwd)\"|" "$WORK/root/main.tf"
+grep -q "source = \"/" "$WORK/root/main.tf" || fail "could not point the example at the module"
 step "terraform init + apply ($EXAMPLE, name=$NAME)"
 tf init -backend=false -input=false -no-color >"$WORK/init.log" 2>&1 ||
   { tail -n 30 "$WORK/init.log"; fail "terraform init"; }
 APPLIED=1
-tf apply -auto-approve -no-color -state="$STATE" "${VARS[@]}" >"$WORK/apply.log" 2>&1 ||
+tf apply -auto-approve -no-color "${VARS[@]}" >"$WORK/apply.log" 2>&1 ||
   { tail -n 40 "$WORK/apply.log"; fail "terraform apply against moto"; }
 grep -E '^Apply complete' "$WORK/apply.log"
 pass "terraform apply against moto"
 
-tf output -json -state="$STATE" >"$WORK/outputs.json"
+tf output -json >"$WORK/outputs.json"
 out() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["value"])' "$WORK/outputs.json" "$1"; }
 TOKEN_SECRET=$(out token_secret_name)
 TOKEN_SECRET_ARN=$(out token_secret_arn)
@@ -242,7 +246,7 @@ pass "token secret AWSCURRENT is a token record with access_token and expires_at
 
 # ---- the broker's state tags are not drift -----------------------------------------------
 step "terraform plan after the tick"
-tf plan -no-color -state="$STATE" -out="$WORK/after-tick.plan" "${VARS[@]}" >"$WORK/plan.log" 2>&1 ||
+tf plan -no-color -out="$WORK/after-tick.plan" "${VARS[@]}" >"$WORK/plan.log" 2>&1 ||
   { tail -n 30 "$WORK/plan.log"; fail "terraform plan failed"; }
 tf show -json "$WORK/after-tick.plan" >"$WORK/plan.json"
 "$PYTHON" - "$WORK/plan.json" <<'EOF' || { grep -E 'will be|must be' "$WORK/plan.log" | head -n 30; fail "plan after the tick wants changes"; }
@@ -269,10 +273,10 @@ pass "plan after the tick changes nothing (the broker's state tags are not drift
 
 # ---- destroy ------------------------------------------------------------------------------
 step "terraform destroy"
-tf destroy -auto-approve -no-color -state="$STATE" "${VARS[@]}" >"$WORK/destroy.log" 2>&1 ||
+tf destroy -auto-approve -no-color "${VARS[@]}" >"$WORK/destroy.log" 2>&1 ||
   { tail -n 40 "$WORK/destroy.log"; fail "terraform destroy"; }
 APPLIED=0
 grep -E '^Destroy complete' "$WORK/destroy.log"
-left=$(tf state list -state="$STATE" 2>/dev/null | grep -v '^data\.' || true)
+left=$(tf state list 2>/dev/null | grep -v '^data\.' || true)
 [ -z "$left" ] || fail "resources left in state after destroy: $left"
 pass "terraform destroy"

@@ -1,0 +1,94 @@
+# Infrastructure checks, included by the top-level Makefile (`include infra/infra.mk`).
+#
+#   make lint-infra        cfn-lint + sam validate --lint, terraform fmt/init/validate,
+#                          checkov on infra/sam and infra/terraform (all offline)
+#   make test-infra-apply  apply the Terraform example against moto, run one real refresh
+#                          tick of the broker against what it created, destroy
+#
+# Tools come from PyPI into a project-local .venv-infra (two venvs: aws-sam-cli and checkov
+# pin conflicting boto3 versions), re-installed only when infra/requirements-*.txt change.
+
+INFRA_VENV       ?= .venv-infra
+INFRA_PYTHON     ?= python3
+INFRA_REGION     ?= us-east-1
+# Local provider mirror of this workplace; without it terraform uses the public registry.
+TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+INFRA_TF_RC      := $(CURDIR)/.tmp/terraformrc
+INFRA_TF_DIRS    := infra/terraform infra/terraform/examples/basic
+# The lead's venv (moto, boto3) and the binaries the apply test runs.
+INFRA_APP_VENV   ?= $(if $(VENV),$(VENV),.venv)
+
+INFRA_SAM      := $(INFRA_VENV)/sam/bin/sam
+INFRA_CFN_LINT := $(INFRA_VENV)/sam/bin/cfn-lint
+INFRA_CHECKOV  := $(INFRA_VENV)/checkov/bin/checkov
+
+# No credentials, no telemetry, no network calls home: every check here runs offline.
+INFRA_ENV := AWS_DEFAULT_REGION=$(INFRA_REGION) AWS_REGION=$(INFRA_REGION) \
+	SAM_CLI_TELEMETRY=0 TF_CLI_CONFIG_FILE=$(INFRA_TF_RC) TF_IN_AUTOMATION=1 TF_INPUT=0 \
+	CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false BC_SKIP_MAPPING=TRUE
+
+.PHONY: lint-infra lint-sam lint-terraform checkov-infra test-infra-apply infra-tools clean-infra
+
+lint-infra: lint-sam lint-terraform checkov-infra
+	@echo "lint-infra: all infrastructure checks passed"
+
+infra-tools: $(INFRA_VENV)/sam/.stamp $(INFRA_VENV)/checkov/.stamp
+
+$(INFRA_VENV)/sam/.stamp: infra/requirements-sam.txt
+	rm -rf $(INFRA_VENV)/sam
+	$(INFRA_PYTHON) -m venv $(INFRA_VENV)/sam
+	$(INFRA_VENV)/sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
+	touch $@
+
+$(INFRA_VENV)/checkov/.stamp: infra/requirements-checkov.txt
+	rm -rf $(INFRA_VENV)/checkov
+	$(INFRA_PYTHON) -m venv $(INFRA_VENV)/checkov
+	$(INFRA_VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	touch $@
+
+# Terraform CLI config: the local filesystem mirror for the AWS provider when this machine
+# has one, the normal registry otherwise. Rewritten every run (cheap, never stale).
+.PHONY: $(INFRA_TF_RC)
+$(INFRA_TF_RC):
+	@mkdir -p $(dir $@)
+	@if [ -d "$(TF_PLUGIN_MIRROR)/registry.terraform.io/hashicorp/aws" ]; then \
+	  printf '%s\n' \
+	    'provider_installation {' \
+	    '  filesystem_mirror {' \
+	    '    path    = "$(TF_PLUGIN_MIRROR)"' \
+	    '    include = ["registry.terraform.io/hashicorp/aws"]' \
+	    '  }' \
+	    '  direct {' \
+	    '    exclude = ["registry.terraform.io/hashicorp/aws"]' \
+	    '  }' \
+	    '}' > $@; \
+	else \
+	  printf '# no local provider mirror: use the public registry\n' > $@; \
+	fi
+
+lint-sam: $(INFRA_VENV)/sam/.stamp
+	$(INFRA_ENV) $(INFRA_CFN_LINT) infra/sam/template.yaml
+	$(INFRA_ENV) $(INFRA_SAM) validate --lint -t infra/sam/template.yaml --region $(INFRA_REGION)
+
+lint-terraform: $(INFRA_TF_RC)
+	$(INFRA_ENV) terraform fmt -check -recursive infra/terraform
+	@set -e; for d in $(INFRA_TF_DIRS); do \
+	  echo "terraform init + validate: $$d"; \
+	  $(INFRA_ENV) terraform -chdir=$$d init -backend=false -input=false -no-color > $(CURDIR)/.tmp/tf-init.log 2>&1 \
+	    || { cat $(CURDIR)/.tmp/tf-init.log; exit 1; }; \
+	  $(INFRA_ENV) terraform -chdir=$$d validate -no-color; \
+	done
+
+checkov-infra: $(INFRA_VENV)/checkov/.stamp
+	$(INFRA_ENV) $(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/sam --framework cloudformation
+	$(INFRA_ENV) $(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/terraform --framework terraform
+
+test-infra-apply: $(INFRA_TF_RC) $(INFRA_APP_VENV)/.stamp
+	cargo build --workspace --bins
+	$(INFRA_ENV) MOTO_SERVER=$(INFRA_APP_VENV)/bin/moto_server PYTHON=$(INFRA_APP_VENV)/bin/python \
+	  bash infra/tests/apply_against_moto.sh
+
+clean-infra:
+	rm -rf $(INFRA_VENV) $(INFRA_TF_RC)
+	find infra/terraform -name .terraform -type d -prune -exec rm -rf {} +
+	find infra/terraform -name .terraform.lock.hcl -delete

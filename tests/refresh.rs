@@ -1,0 +1,242 @@
+//! The refresh tick: fresh tokens are left alone, due ones are rotated inline, stuck
+//! rotations are resumed.
+
+mod support;
+
+use std::time::Duration;
+
+use iadvize_standin::Fault;
+use serde_json::{Value, json};
+use support::*;
+
+fn tick() -> Value {
+    json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "time": "2026-11-26T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
+}
+
+fn outcome(answer: &Value, i: usize) -> &str {
+    answer["results"][i]["outcome"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_tick_with_a_fresh_token_makes_no_call_to_iadvize() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let before = world.standin.stats();
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "fresh");
+    assert_eq!(answer["results"][0]["secret_id"], world.token_id);
+    assert!(answer["results"][0]["expires_at"].is_string());
+    assert_eq!(world.standin.stats(), before, "no request reached iAdvize");
+}
+
+#[tokio::test]
+async fn a_tick_refreshes_a_token_inside_the_refresh_window() {
+    let world = World::new().await;
+    let old = world.put_record(3).await;
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    let current = assert_valid_current(&world).await;
+    assert_eq!(answer["results"][0]["expires_at"], current["expires_at"]);
+    assert_eq!(world.logins(), 2, "the setup's login and one refresh");
+    let stages = world.stages().await;
+    assert_eq!(stages[&old], ["AWSPREVIOUS"]);
+    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+}
+
+#[tokio::test]
+async fn a_tick_refreshes_an_expired_token() {
+    let world = World::new().await;
+    world.put_record(-2).await;
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_forced_refresh_rotates_a_fresh_token() {
+    let world = World::new().await;
+    world.put_record(23).await;
+    let before = world.current().await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    let after = assert_valid_current(&world).await;
+    assert_ne!(before["access_token"], after["access_token"]);
+}
+
+#[tokio::test]
+async fn the_first_tick_fills_a_token_secret_that_has_no_value() {
+    let world = World::new().await;
+    assert!(world.current().await.is_none());
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_eq!(world.logins(), 1);
+    assert_eq!(world.verifications(), 1);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn the_first_tick_replaces_a_non_json_value() {
+    let world = World::new().await;
+    world.put_current("{ this is not json").await;
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_tick_resumes_a_rotation_older_than_the_stuck_threshold() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let pending = world.start_sm_rotation().await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        stuck_rotation_after: Duration::ZERO,
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "resumed");
+    assert_valid_current(&world).await;
+    let stages = world.stages().await;
+    assert_eq!(stages[&pending], ["AWSCURRENT"], "the stuck version was finished: {stages:?}");
+    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"));
+}
+
+#[tokio::test]
+async fn a_tick_leaves_a_younger_rotation_alone() {
+    let world = World::new().await;
+    world.put_record(1).await; // due, but a rotation is already running
+    let pending = world.start_sm_rotation().await;
+    let before = (world.stages().await, world.current().await, world.standin.stats());
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "in_progress");
+    assert_eq!((world.stages().await, world.current().await, world.standin.stats()), before);
+    assert!(world.stages().await[&pending].contains(&"AWSPENDING".to_owned()));
+}
+
+#[tokio::test]
+async fn two_token_secrets_with_different_credentials_are_refreshed_in_one_tick() {
+    let world = World::new().await;
+    // A second integration: its own iAdvize user, credentials secret and token secret.
+    let user2 = format!("{}@example.com", unique("other"));
+    world.standin.set_password(&user2, "second-password");
+    let creds2 = unique("creds2");
+    world
+        .sm
+        .create_secret()
+        .name(&creds2)
+        .secret_string(json!({"username": user2, "password": "second-password"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let token2 = unique("token2");
+    create_empty_secret(&world.sm, &token2).await;
+    tag(&world.sm, &token2, "iadvize:credentials-secret-id", &creds2).await;
+
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        token_secret_ids: vec![world.token_id.clone(), token2.clone()],
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_eq!(outcome(&answer, 1), "refreshed");
+    assert_eq!(answer["results"][1]["secret_id"], token2);
+    assert_eq!(world.standin.logins_for(&world.username), 1);
+    assert_eq!(world.standin.logins_for(&user2), 1);
+    assert!(current_of(&world.sm, &token2).await.unwrap()["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
+    let world = World::new().await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        token_secret_ids: vec!["missing-secret".into(), world.token_id.clone()],
+        ..world.config()
+    });
+    let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
+    assert_eq!(err.kind(), "RefreshFailed");
+    let text = err.to_string();
+    assert!(text.contains("1 of 2") && text.contains("missing-secret: secret missing-secret was not found"), "{text}");
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn login_spacing_stops_a_second_login_too_soon() {
+    let world = World::new().await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        min_login_interval: Duration::from_secs(60),
+        ..world.config()
+    });
+    let force = json!({"action": "refresh", "force": true});
+    broker.handle(&force, deadline(30)).await.unwrap();
+    let before = world.current().await;
+    let err = broker.handle(&force, deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("less than IADVIZE_MIN_LOGIN_INTERVAL"), "{err}");
+    assert_eq!(world.logins(), 1);
+    assert_eq!(world.current().await, before);
+    assert!(world.tags().await.contains_key("iadvize:last-login-attempt"));
+}
+
+#[tokio::test]
+async fn a_rotation_whose_token_fails_verification_leaves_no_pending_version() {
+    let world = World::new().await;
+    world.put_record(2).await;
+    let before = world.current().await;
+    world.standin.push_verify_faults(Fault::Unauthorized, 1);
+    let err = world.broker().handle(&tick(), deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("failed its test"), "{err}");
+    assert_eq!(world.current().await, before, "AWSCURRENT keeps the working token");
+    let stages = world.stages().await;
+    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+
+    // The next tick starts afresh and succeeds.
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn the_status_action_reports_each_secret() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let answer = world.broker().handle(&json!({"action": "status"}), deadline(30)).await.unwrap();
+    let status = &answer["secrets"][0];
+    assert_eq!(status["secret_id"], world.token_id);
+    assert_eq!(status["token"], "valid");
+    assert!(status["remaining_seconds"].as_u64().unwrap() > 19 * 3600);
+    assert_eq!(status["credentials_blocked"], false);
+    assert_eq!(status["credentials_secret_id"], world.creds_id);
+    assert_eq!(world.logins(), 1, "status logs in never");
+}
+
+#[tokio::test]
+async fn a_tick_emits_embedded_metrics_with_the_right_values() {
+    let world = World::new().await;
+    world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let lines: Vec<Value> = world
+        .metrics
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("each metric line is JSON"))
+        .collect();
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.get(name).is_some())
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+    };
+    for line in &lines {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "IadvizeTokenBroker");
+        assert_eq!(directive["Dimensions"], json!([["SecretName"]]));
+        assert_eq!(line["SecretName"], world.token_id);
+        assert!(line["_aws"]["Timestamp"].is_u64());
+    }
+    assert_eq!(find("LoginAttempts")["LoginAttempts"], 1.0);
+    assert_eq!(find("LoginsRefused")["LoginsRefused"], 0.0);
+    assert_eq!(find("RotationsSucceeded")["RotationsSucceeded"], 1.0);
+    let seconds = find("SecondsUntilExpiry")["SecondsUntilExpiry"].as_f64().unwrap();
+    assert!((86_000.0..=86_400.0).contains(&seconds), "{seconds}");
+}
