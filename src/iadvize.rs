@@ -122,6 +122,7 @@ pub enum Verification {
 pub struct IadvizeClient {
     http: reqwest::Client,
     base: Url,
+    timeout: Duration,
     retry: RetryPolicy,
 }
 
@@ -139,7 +140,12 @@ impl IadvizeClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Ok(IadvizeClient { http, base, retry })
+        Ok(IadvizeClient {
+            http,
+            base,
+            timeout,
+            retry,
+        })
     }
 
     fn url(&self, path: &str) -> Url {
@@ -255,7 +261,9 @@ impl IadvizeClient {
             }
             attempts += 1;
             let issued_at = OffsetDateTime::now_utc();
-            let result = request().timeout(give_up_at - now).send().await;
+            // A request's own timeout replaces the client's: keep the shorter one.
+            let timeout = self.timeout.min(give_up_at - now);
+            let result = request().timeout(timeout).send().await;
             let (last, retry_after, rate_limited) = match result {
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(response.headers());

@@ -11,11 +11,13 @@
 
 pub mod broker;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod events;
 pub mod iadvize;
 pub mod logging;
 pub mod metrics;
+pub mod operator;
 pub mod refresh;
 pub mod rotation;
 pub mod status;
@@ -24,6 +26,7 @@ pub mod token;
 
 pub use broker::Broker;
 pub use config::Config;
+pub use consumer::TokenSource;
 pub use error::{Error, Result};
 pub use store::SecretStore;
 pub use token::TokenRecord;

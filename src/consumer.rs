@@ -1,0 +1,442 @@
+//! Reading the token, for Rust consumers: [`TokenSource`] reads the token secret's AWSCURRENT
+//! value once per token lifetime and hands out the cached token until it nears its expiry.
+//!
+//! The rules every consumer follows, whatever its language (see the README):
+//!
+//! - read the token secret, never log in to iAdvize yourself;
+//! - cache the token until `expires_at` minus a margin, not per request;
+//! - after a `401` from iAdvize, read the secret again once (the broker may have rotated the
+//!   token); if the new token is refused too, fail: do not loop.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use time::OffsetDateTime;
+
+use crate::store::AWSCURRENT;
+use crate::token::{AccessToken, RecordError, TokenRecord, rfc3339};
+
+/// Default time before `expires_at` at which a cached token is read again.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Default time a token that is already inside the margin is kept before reading again
+/// (the broker is late; reading on every call would not make it earlier).
+pub const DEFAULT_RECHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why no usable token could be read. Messages name the secret, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The secret does not exist (or the caller may not see it).
+    #[error(
+        "token secret {secret_id} was not found; check the name/ARN, the region and that this role may call secretsmanager:GetSecretValue on it"
+    )]
+    NotFound {
+        /// The secret asked for.
+        secret_id: String,
+    },
+
+    /// The secret exists but the broker has not stored a token in it yet.
+    #[error(
+        "token secret {secret_id} holds no token yet: the broker has not filled it; check the broker's logs or run `iadvize-token refresh {secret_id}`"
+    )]
+    NotFilled {
+        /// The secret asked for.
+        secret_id: String,
+    },
+
+    /// The AWSCURRENT value is not a token record.
+    #[error(
+        "token secret {secret_id}: the AWSCURRENT value is {reason}; only the broker should write this secret (run `iadvize-token refresh --force {secret_id}` to replace it)"
+    )]
+    Malformed {
+        /// The secret asked for.
+        secret_id: String,
+        /// What is wrong with the value (never the value).
+        reason: RecordError,
+    },
+
+    /// The stored token has already expired: the broker has not refreshed it in time.
+    #[error(
+        "token secret {secret_id}: the stored token expired at {expires_at}; the broker is not refreshing it (run `iadvize-token status {secret_id}`)"
+    )]
+    Expired {
+        /// The secret asked for.
+        secret_id: String,
+        /// When it expired (RFC 3339).
+        expires_at: String,
+    },
+
+    /// Secrets Manager could not be asked (network, permissions, throttling, …).
+    #[error("token secret {secret_id}: Secrets Manager GetSecretValue failed: {message}")]
+    SecretsManager {
+        /// The secret asked for.
+        secret_id: String,
+        /// The SDK's explanation.
+        message: String,
+    },
+}
+
+/// What the cache holds: the record and when to read the secret again.
+#[derive(Clone)]
+struct Cached {
+    record: TokenRecord,
+    read_again_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// Completed reads (successful or not), to tell waiters that a read happened meanwhile.
+    reads_done: u64,
+    /// The error of the last read, when it failed, with the `reads_done` it belongs to.
+    last_error: Option<(u64, TokenError)>,
+}
+
+/// A cached, single-flight reader of one token secret.
+///
+/// One Secrets Manager read per token lifetime: the record is kept until `expires_at` minus
+/// the margin (default 5 minutes). Concurrent callers on a cold or stale cache share one
+/// read. It never logs in to iAdvize. Share one `TokenSource` per process (it is `Send +
+/// Sync`; wrap it in an `Arc` or a `static`).
+///
+/// ```no_run
+/// use iadvize_token_broker::TokenSource;
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let tokens = TokenSource::new(aws_sdk_secretsmanager::Client::new(&aws), "iadvize/token");
+///
+/// let http = reqwest::Client::new();
+/// let query = serde_json::json!({"query": "{ me { username } }"});
+/// let mut token = tokens.token().await?;
+/// let mut answer = http
+///     .post("https://api.iadvize.com/graphql")
+///     .bearer_auth(token.expose())
+///     .json(&query)
+///     .send()
+///     .await?;
+/// if answer.status() == reqwest::StatusCode::UNAUTHORIZED {
+///     // The broker may have rotated the token: read the secret again, once.
+///     tokens.invalidate_token(&token);
+///     token = tokens.token().await?;
+///     answer = http
+///         .post("https://api.iadvize.com/graphql")
+///         .bearer_auth(token.expose())
+///         .json(&query)
+///         .send()
+///         .await?;
+/// }
+/// println!("{}", answer.error_for_status()?.text().await?);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The token's `Debug` output never shows it:
+///
+/// ```
+/// use iadvize_token_broker::token::AccessToken;
+/// let token = AccessToken::new("s3cr3t");
+/// assert_eq!(format!("{token:?}"), "AccessToken([REDACTED])");
+/// ```
+pub struct TokenSource {
+    client: Client,
+    secret_id: String,
+    margin: Duration,
+    recheck_interval: Duration,
+    state: Mutex<State>,
+    /// Held by the one caller that reads the secret; the others wait on it.
+    read_gate: tokio::sync::Mutex<()>,
+    reads: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("secret_id", &self.secret_id)
+            .field("margin", &self.margin)
+            .field("reads", &self.reads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenSource`] with non-default settings.
+#[derive(Debug)]
+pub struct TokenSourceBuilder {
+    client: Client,
+    secret_id: String,
+    margin: Duration,
+    recheck_interval: Duration,
+}
+
+impl TokenSourceBuilder {
+    /// How long before `expires_at` the secret is read again (default 5 minutes).
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// When the secret holds a token that is already inside the margin (the broker is late),
+    /// how long to use it before reading again (default 30 s; never past its expiry).
+    pub fn recheck_interval(mut self, interval: Duration) -> Self {
+        self.recheck_interval = interval;
+        self
+    }
+
+    /// The source.
+    pub fn build(self) -> TokenSource {
+        TokenSource {
+            client: self.client,
+            secret_id: self.secret_id,
+            margin: self.margin,
+            recheck_interval: self.recheck_interval,
+            state: Mutex::new(State::default()),
+            read_gate: tokio::sync::Mutex::new(()),
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TokenSource {
+    /// A source for the token secret `secret_id` (name or ARN), with the default margin.
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        Self::builder(client, secret_id).build()
+    }
+
+    /// A builder, to change the margin.
+    pub fn builder(client: Client, secret_id: impl Into<String>) -> TokenSourceBuilder {
+        TokenSourceBuilder {
+            client,
+            secret_id: secret_id.into(),
+            margin: DEFAULT_MARGIN,
+            recheck_interval: DEFAULT_RECHECK_INTERVAL,
+        }
+    }
+
+    /// A source using the normal AWS configuration chain (region, credentials,
+    /// `AWS_ENDPOINT_URL`, …).
+    pub async fn from_env(secret_id: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), secret_id)
+    }
+
+    /// The secret this source reads.
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    /// The margin before expiry at which the secret is read again.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// How many `GetSecretValue` requests this source has sent.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The current access token, from the cache or, when it is cold or near expiry, from
+    /// one read of the secret shared by all concurrent callers.
+    pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.record().await.map(|record| record.access_token)
+    }
+
+    /// The current token record (token, `issued_at`, `expires_at`), as [`TokenSource::token`].
+    pub async fn record(&self) -> Result<TokenRecord, TokenError> {
+        let seen = {
+            let state = self.lock_state();
+            if let Some(record) = fresh(&state, OffsetDateTime::now_utc()) {
+                return Ok(record);
+            }
+            state.reads_done
+        };
+        let _gate = self.read_gate.lock().await;
+        {
+            // Whoever held the gate before us may have just read the secret.
+            let state = self.lock_state();
+            if let Some(record) = fresh(&state, OffsetDateTime::now_utc()) {
+                return Ok(record);
+            }
+            if state.reads_done != seen {
+                if let Some((at, error)) = &state.last_error {
+                    if *at == state.reads_done {
+                        return Err(error.clone());
+                    }
+                }
+            }
+        }
+        let result = self.read().await;
+        let mut state = self.lock_state();
+        state.reads_done += 1;
+        match &result {
+            Ok(cached) => {
+                state.cached = Some(cached.clone());
+                state.last_error = None;
+            }
+            Err(error) => {
+                state.cached = None;
+                state.last_error = Some((state.reads_done, error.clone()));
+            }
+        }
+        result.map(|cached| cached.record)
+    }
+
+    /// Forgets the cached token: the next call reads the secret again. Call it after iAdvize
+    /// answered `401` to the token; it never logs in. Prefer
+    /// [`TokenSource::invalidate_token`] when many requests may fail at once.
+    pub fn invalidate(&self) {
+        let mut state = self.lock_state();
+        state.cached = None;
+        state.last_error = None;
+    }
+
+    /// Forgets the cached token only if it is `rejected`, so that many requests refused with
+    /// the same old token cause one read, not one each.
+    pub fn invalidate_token(&self, rejected: &AccessToken) {
+        let mut state = self.lock_state();
+        if state
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.record.access_token.expose() == rejected.expose())
+        {
+            state.cached = None;
+        }
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is consistent after every statement, so a panic elsewhere cannot leave it
+        // half-updated: a poisoned lock is safe to use.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One `GetSecretValue` of AWSCURRENT, parsed and checked.
+    async fn read(&self) -> Result<Cached, TokenError> {
+        let secret_id = self.secret_id.clone();
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(&secret_id)
+            .version_stage(AWSCURRENT)
+            .send()
+            .await;
+        let out = match answer {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Err(self.not_found(e.message().unwrap_or_default()).await);
+            }
+            Err(e) => {
+                return Err(TokenError::SecretsManager {
+                    secret_id,
+                    message: DisplayErrorContext(&e).to_string(),
+                });
+            }
+        };
+        let value = out.secret_string().unwrap_or_default();
+        if is_placeholder(value) {
+            return Err(TokenError::NotFilled { secret_id });
+        }
+        let record = TokenRecord::parse(value).map_err(|reason| TokenError::Malformed {
+            secret_id: secret_id.clone(),
+            reason,
+        })?;
+        let now = OffsetDateTime::now_utc();
+        if record.is_expired(now) {
+            return Err(TokenError::Expired {
+                secret_id,
+                expires_at: rfc3339(record.expires_at),
+            });
+        }
+        let read_again_at = read_again_at(&record, now, self.margin, self.recheck_interval);
+        Ok(Cached {
+            record,
+            read_again_at,
+        })
+    }
+
+    /// Tells a missing secret from one without a value. Secrets Manager says "can't find the
+    /// specified secret value" for the latter; when the message does not tell, a
+    /// `DescribeSecret` does (if the caller may call it).
+    async fn not_found(&self, message: &str) -> TokenError {
+        let secret_id = self.secret_id.clone();
+        if message.contains("secret value") {
+            return TokenError::NotFilled { secret_id };
+        }
+        match self.client.describe_secret().secret_id(&secret_id).send().await {
+            Ok(_) => TokenError::NotFilled { secret_id },
+            Err(_) => TokenError::NotFound { secret_id },
+        }
+    }
+}
+
+/// The cached record, if there is one and it is not due for a new read at `now`.
+fn fresh(state: &State, now: OffsetDateTime) -> Option<TokenRecord> {
+    state
+        .cached
+        .as_ref()
+        .filter(|c| now < c.read_again_at)
+        .map(|c| c.record.clone())
+}
+
+/// When to read the secret again: `expires_at - margin`; for a token already inside the
+/// margin, after `recheck` (but never past its expiry).
+fn read_again_at(
+    record: &TokenRecord,
+    now: OffsetDateTime,
+    margin: Duration,
+    recheck: Duration,
+) -> OffsetDateTime {
+    let normal = record.expires_at - margin;
+    if normal > now {
+        normal
+    } else {
+        (now + recheck).min(record.expires_at)
+    }
+}
+
+/// A value that stands for "no token yet": empty, or an empty JSON object.
+fn is_placeholder(value: &str) -> bool {
+    let value = value.trim();
+    value.is_empty()
+        || serde_json::from_str::<serde_json::Value>(value)
+            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn record(expires_in: u64, issued: OffsetDateTime) -> TokenRecord {
+        TokenRecord::new(AccessToken::new("t"), issued, expires_in)
+    }
+
+    #[test]
+    fn a_token_is_cached_until_the_margin_before_expiry() {
+        let now = datetime!(2026-11-26 12:00 UTC);
+        let r = record(86400, now);
+        let at = read_again_at(&r, now, DEFAULT_MARGIN, DEFAULT_RECHECK_INTERVAL);
+        assert_eq!(at, datetime!(2026-11-27 11:55 UTC));
+    }
+
+    #[test]
+    fn a_token_inside_the_margin_is_rechecked_soon_but_not_after_it_expires() {
+        let now = datetime!(2026-11-26 12:00 UTC);
+        let r = record(120, now);
+        let at = read_again_at(&r, now, DEFAULT_MARGIN, DEFAULT_RECHECK_INTERVAL);
+        assert_eq!(at, now + Duration::from_secs(30));
+        let r = record(10, now);
+        let at = read_again_at(&r, now, DEFAULT_MARGIN, DEFAULT_RECHECK_INTERVAL);
+        assert_eq!(at, r.expires_at);
+    }
+
+    #[test]
+    fn empty_values_are_placeholders() {
+        assert!(is_placeholder(""));
+        assert!(is_placeholder(" {} "));
+        assert!(!is_placeholder("{\"a\":1}"));
+        assert!(!is_placeholder("not json"));
+    }
+}
