@@ -308,7 +308,9 @@ impl TokenSource {
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is consistent after every statement, so a panic elsewhere cannot leave it
         // half-updated: a poisoned lock is safe to use.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// One `GetSecretValue` of AWSCURRENT, parsed and checked.
@@ -364,7 +366,13 @@ impl TokenSource {
         if message.contains("secret value") {
             return TokenError::NotFilled { secret_id };
         }
-        match self.client.describe_secret().secret_id(&secret_id).send().await {
+        match self
+            .client
+            .describe_secret()
+            .secret_id(&secret_id)
+            .send()
+            .await
+        {
             Ok(_) => TokenError::NotFilled { secret_id },
             Err(_) => TokenError::NotFound { secret_id },
         }

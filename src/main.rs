@@ -9,8 +9,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
-    // A bad configuration fails the cold start, naming the variable.
-    let config = Config::from_env()?;
+    // A bad configuration fails the cold start (Runtime.ExitError), naming the variable.
+    let config = Config::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration; not starting"))?;
     let store = SecretStore::from_env().await;
     let broker = Broker::new(config, store, Metrics::stdout())?;
     let broker = &broker;

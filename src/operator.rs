@@ -68,7 +68,11 @@ impl Broker {
         let secret = self.store.describe(secret_id).await?;
         let record = match self.read_current(&secret).await? {
             None => return Ok(Verified::Missing),
-            Some(Err(e)) => return Ok(Verified::Invalid { reason: e.to_string() }),
+            Some(Err(e)) => {
+                return Ok(Verified::Invalid {
+                    reason: e.to_string(),
+                });
+            }
             Some(Ok(record)) => record,
         };
         let now = OffsetDateTime::now_utc();
@@ -99,7 +103,9 @@ impl Broker {
             return Ok(Resumed::NothingToResume);
         };
         tracing::warn!(secret_id = %secret.name, version = %version_id, "resuming an unfinished rotation on request");
-        let record = self.rotate_inline(&secret, Some(&version_id), deadline).await?;
+        let record = self
+            .rotate_inline(&secret, Some(&version_id), deadline)
+            .await?;
         Ok(Resumed::Finished { version_id, record })
     }
 }

@@ -309,12 +309,12 @@ pub async fn assert_valid_current(world: &World) -> Value {
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLogs {
-    /// Captures everything at debug level and above, the SDK's and reqwest's logs included.
+    /// Captures everything down to trace level, the SDK's and reqwest's logs included.
     pub fn start() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
         let logs = CapturedLogs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("debug")
+            .with_env_filter("trace")
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
@@ -343,4 +343,110 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
         assert!(!secret.is_empty());
         assert!(!text.contains(secret), "a secret leaked into the logs: ...{}...", &secret[..secret.len().min(4)]);
     }
+}
+
+/// A TCP proxy in front of moto that counts the `GetSecretValue` requests passing through
+/// it, whatever the client (Rust, Node, Python, the AWS CLI): a count independent of the
+/// readers' own counters. Point `AWS_ENDPOINT_URL` (or the SDK's endpoint) at [`url`].
+///
+/// [`url`]: CountingProxy::url
+pub struct CountingProxy {
+    addr: std::net::SocketAddr,
+    reads: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    pub async fn start() -> CountingProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = moto_endpoint().trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = reads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = async move {
+                        // Every SDK names the operation in `X-Amz-Target: secretsmanager.<Op>`.
+                        const NEEDLE: &[u8] = b"secretsmanager.GetSecretValue";
+                        let mut buf = vec![0u8; 16 * 1024];
+                        let mut tail: Vec<u8> = Vec::new();
+                        loop {
+                            let n = match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // Search the new bytes plus the end of the previous chunk.
+                            let mut window = std::mem::take(&mut tail);
+                            let old = window.len();
+                            window.extend_from_slice(&buf[..n]);
+                            let found = window
+                                .windows(NEEDLE.len())
+                                .enumerate()
+                                .filter(|(i, w)| *w == NEEDLE && i + NEEDLE.len() > old)
+                                .count();
+                            counter.fetch_add(found as u64, std::sync::atomic::Ordering::SeqCst);
+                            tail = window[window.len().saturating_sub(NEEDLE.len() - 1)..].to_vec();
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_write.shutdown().await;
+                    };
+                    let answers = async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(requests, answers);
+                });
+            }
+        });
+        CountingProxy { addr, reads, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `GetSecretValue` requests seen so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// An SDK client that goes through the proxy.
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(self.url())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The environment of a subprocess that reads the token secret through `proxy` (the CLI, the
+/// other-language readers), with the stand-in as iAdvize.
+pub fn reader_env(world: &World, proxy: &CountingProxy) -> Vec<(String, String)> {
+    let mut env = binary_env(world);
+    for (key, value) in env.iter_mut() {
+        if key == "AWS_ENDPOINT_URL" {
+            *value = proxy.url();
+        }
+    }
+    env.push(("AWS_DEFAULT_REGION".into(), REGION.into()));
+    env.push(("IADVIZE_TOKEN_SECRET_ID".into(), world.token_id.clone()));
+    env
 }

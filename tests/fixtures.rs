@@ -1,0 +1,33 @@
+//! Every fixture event parses into the event kind its name says.
+
+use iadvize_token_broker::events::{Event, Step};
+use serde_json::Value;
+
+fn parse(name: &str) -> iadvize_token_broker::Result<Event> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Event::parse(&value)
+}
+
+#[test]
+fn fixture_events_parse_into_their_kinds() {
+    assert!(matches!(parse("scheduled-event.json").unwrap(), Event::Scheduled));
+    assert!(matches!(parse("operator-refresh.json").unwrap(), Event::Refresh { force: false, secret_ids: None }));
+    assert!(matches!(parse("operator-refresh-force.json").unwrap(), Event::Refresh { force: true, .. }));
+    assert!(matches!(parse("operator-status.json").unwrap(), Event::Status));
+    for (file, step) in [
+        ("rotation-createSecret.json", Step::CreateSecret),
+        ("rotation-setSecret.json", Step::SetSecret),
+        ("rotation-testSecret.json", Step::TestSecret),
+        ("rotation-finishSecret.json", Step::FinishSecret),
+    ] {
+        match parse(file).unwrap() {
+            Event::Step(event) => {
+                assert_eq!(event.step, step);
+                assert!(event.rotation_token.is_some());
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+    assert!(parse("invalid-sqs-event.json").is_err());
+}

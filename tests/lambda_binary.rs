@@ -1,0 +1,114 @@
+//! The built Lambda binary behind a local Lambda Runtime API, answering the fixture events
+//! of `tests/fixtures/` (the same files `cargo lambda invoke --data-file` takes).
+
+mod support;
+
+use std::path::Path;
+
+use iadvize_standin::{InvokeError, LambdaHarness};
+use serde_json::Value;
+use support::*;
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A rotation-step fixture aimed at this world's secret and version.
+fn step_fixture(step: &str, world: &World, token: &str) -> Value {
+    let mut event = fixture(&format!("rotation-{step}.json"));
+    event["SecretId"] = Value::String(world.token_id.clone());
+    event["ClientRequestToken"] = Value::String(token.to_owned());
+    event
+}
+
+async fn start(world: &World, extra: &[(&str, &str)]) -> LambdaHarness {
+    let mut env = binary_env(world);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    LambdaHarness::start(Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker")), &env)
+        .await
+        .expect("the harness starts the binary")
+}
+
+#[tokio::test]
+async fn the_binary_answers_fixture_events_behind_the_runtime_api() {
+    let world = World::new().await;
+    world.put_current("placeholder").await;
+    let lambda = start(&world, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+
+    let first = lambda.invoke(&fixture("scheduled-event.json")).await.unwrap();
+    assert_eq!(first["results"][0]["outcome"], "refreshed", "{first}");
+    let second = lambda.invoke(&fixture("scheduled-event.json")).await.unwrap();
+    assert_eq!(second["results"][0]["outcome"], "fresh", "{second}");
+    assert_eq!(world.logins(), 1, "the second tick did not log in");
+
+    let refresh = lambda.invoke(&fixture("operator-refresh.json")).await.unwrap();
+    assert_eq!(refresh["results"][0]["outcome"], "fresh");
+
+    let status = lambda.invoke(&fixture("operator-status.json")).await.unwrap();
+    assert_eq!(status["secrets"][0]["token"], "valid", "{status}");
+
+    // A Secrets-Manager-driven rotation through the four step fixtures.
+    let token = world.start_sm_rotation().await;
+    for step in STEPS {
+        let answer = lambda.invoke(&step_fixture(step, &world, &token)).await;
+        assert!(answer.is_ok(), "{step}: {answer:?}");
+    }
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+    assert_eq!(world.logins(), 2);
+
+    let forced = lambda.invoke(&fixture("operator-refresh-force.json")).await.unwrap();
+    assert_eq!(forced["results"][0]["outcome"], "refreshed");
+    let current = assert_valid_current(&world).await;
+
+    match lambda.invoke(&fixture("invalid-sqs-event.json")).await {
+        Err(InvokeError::Function { error_type, error_message }) => {
+            assert_eq!(error_type, "InvalidEvent");
+            assert!(error_message.contains("top-level keys: [Records]"), "{error_message}");
+        }
+        other => panic!("expected an InvalidEvent error, got {other:?}"),
+    }
+
+    let logs = lambda.finish().await;
+    // With AWS_LAMBDA_LOG_FORMAT=JSON every line is a JSON object: log records and EMF metrics.
+    let mut metric_lines = 0;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let doc: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if doc.get("_aws").is_some() {
+            metric_lines += 1;
+        }
+    }
+    assert!(metric_lines >= 4, "EMF metrics on stdout: {metric_lines}");
+    assert_no_secrets(&logs, &[current["access_token"].as_str().unwrap(), &world.password, &world.username, "c2VjcmV0LXJvdGF0aW9uLXRva2Vu"]);
+}
+
+#[tokio::test]
+async fn a_bad_configuration_fails_the_cold_start_naming_the_variable() {
+    let world = World::new().await;
+    let lambda = start(&world, &[("IADVIZE_REFRESH_BEFORE_EXPIRY", "soon")]).await;
+    // The process exits before serving: Lambda reports Runtime.ExitError with the log line.
+    match lambda.invoke(&fixture("scheduled-event.json")).await {
+        Err(InvokeError::Harness(message)) => assert!(message.contains("exited"), "{message}"),
+        other => panic!("expected the process to exit, got {other:?}"),
+    }
+    let logs = lambda.finish().await;
+    assert!(
+        logs.contains("configuration: IADVIZE_REFRESH_BEFORE_EXPIRY: expected a duration"),
+        "{logs}"
+    );
+    assert!(world.current().await.is_none(), "nothing was written");
+    assert_eq!(world.logins(), 0);
+}
+
+#[tokio::test]
+async fn a_tick_with_no_configured_secret_fails_clearly() {
+    let world = World::new().await;
+    let lambda = start(&world, &[("IADVIZE_TOKEN_SECRET_IDS", "")]).await;
+    match lambda.invoke(&fixture("scheduled-event.json")).await {
+        Err(InvokeError::Function { error_type, error_message }) => {
+            assert_eq!(error_type, "ConfigError");
+            assert!(error_message.contains("IADVIZE_TOKEN_SECRET_IDS"), "{error_message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
