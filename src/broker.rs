@@ -71,6 +71,20 @@ impl Broker {
 
     /// Handles one Lambda event and returns the response document.
     pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<Value> {
+        let started = Instant::now();
+        let calls_before = self.store.calls();
+        // Boxed: the step and tick futures are deep, and the runtime's future stays small.
+        let result = Box::pin(self.dispatch(event, deadline)).await;
+        tracing::info!(
+            ok = result.is_ok(),
+            secrets_manager_calls = self.store.calls() - calls_before,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "invocation done"
+        );
+        result
+    }
+
+    async fn dispatch(&self, event: &Value, deadline: Instant) -> Result<Value> {
         match Event::parse(event)? {
             Event::Step(step) => {
                 self.run_step(&step, deadline).await?;
@@ -134,7 +148,7 @@ impl Broker {
             .store
             .get(credentials_secret_id, Version::Stage(AWSCURRENT))
             .await?
-            .ok_or_else(|| bad("the secret has no AWSCURRENT value".into()))?;
+            .ok_or_else(|| bad("the secret was not found or has no AWSCURRENT value".into()))?;
         Credentials::parse(value.expose(), value.version_id.clone()).map_err(bad)
     }
 

@@ -73,7 +73,7 @@ impl Broker {
         }
         match event.step {
             Step::CreateSecret => self
-                .create_secret(&secret, token, event.rotation_token.as_ref(), deadline)
+                .create_secret(&secret, token, event.rotation_token.as_ref(), false, deadline)
                 .await
                 .map(drop),
             Step::SetSecret => {
@@ -81,22 +81,26 @@ impl Broker {
                 Ok(())
             }
             Step::TestSecret => self.test_secret(&secret, token, deadline).await,
-            Step::FinishSecret => self.finish_secret(&secret, token).await.map(drop),
+            Step::FinishSecret => self.finish_secret(&secret, token, None).await.map(drop),
         }
     }
 
     /// createSecret: writes a freshly logged-in token as version `token` with AWSPENDING,
     /// unless that version already holds a token record.
+    /// `new_version`: the caller just made `token` up, so there is nothing to look for.
     pub(crate) async fn create_secret(
         &self,
         secret: &SecretInfo,
         token: &str,
         rotation_token: Option<&secrecy::SecretString>,
+        new_version: bool,
         deadline: Instant,
     ) -> Result<TokenRecord> {
-        if let Some(record) = self.existing_record(secret, token).await? {
-            tracing::info!(expires_at = %rfc3339(record.expires_at), "AWSPENDING already holds a token; not logging in again");
-            return Ok(record);
+        if !new_version {
+            if let Some(record) = self.existing_record(secret, token).await? {
+                tracing::info!(expires_at = %rfc3339(record.expires_at), "AWSPENDING already holds a token; not logging in again");
+                return Ok(record);
+            }
         }
         let record = self.login(secret, deadline).await?;
         match self
@@ -191,11 +195,20 @@ impl Broker {
     /// finishSecret: AWSCURRENT moves to `token` (the old current becomes AWSPREVIOUS), then
     /// AWSPENDING is removed so no rotation looks in progress. Refuses a version that does not
     /// hold a token record, so AWSCURRENT never loses a working token.
-    pub(crate) async fn finish_secret(&self, secret: &SecretInfo, token: &str) -> Result<TokenRecord> {
-        let record = self.existing_record(secret, token).await?.ok_or_else(|| Error::Guard {
-            secret_id: secret.name.clone(),
-            message: format!("version {token} holds no token; refusing to make it AWSCURRENT"),
-        })?;
+    /// `tested` is the record testSecret just checked, when the caller has it (inline).
+    pub(crate) async fn finish_secret(
+        &self,
+        secret: &SecretInfo,
+        token: &str,
+        tested: Option<TokenRecord>,
+    ) -> Result<TokenRecord> {
+        let record = match tested {
+            Some(record) => record,
+            None => self.existing_record(secret, token).await?.ok_or_else(|| Error::Guard {
+                secret_id: secret.name.clone(),
+                message: format!("version {token} holds no token; refusing to make it AWSCURRENT"),
+            })?,
+        };
         // The first version of a secret is made AWSCURRENT by Secrets Manager itself.
         let already_current = secret
             .stages(token)
@@ -226,13 +239,16 @@ impl Broker {
         let token = resume.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
         let span = tracing::info_span!("inline_rotation", secret_id = %secret.name, token = %token, resumed = resume.is_some());
         async {
-            let result = match self.create_secret(secret, &token, None, deadline).await {
-                Ok(_) => {
+            let created = self
+                .create_secret(secret, &token, None, resume.is_none(), deadline)
+                .await;
+            let result = match created {
+                Ok(record) => {
                     self.set_secret();
                     let finished = match self.test_secret(secret, &token, deadline).await {
                         // Fresh stages: createSecret added a version (perhaps the first).
                         Ok(()) => match self.store.describe(&secret.arn).await {
-                            Ok(secret) => self.finish_secret(&secret, &token).await,
+                            Ok(secret) => self.finish_secret(&secret, &token, Some(record)).await,
                             Err(e) => Err(e),
                         },
                         Err(e) => Err(e),

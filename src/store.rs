@@ -2,6 +2,8 @@
 //! this file (the infrastructure drift test derives the IAM policy's actions from it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -97,6 +99,8 @@ pub enum Put {
 #[derive(Debug, Clone)]
 pub struct SecretStore {
     client: Client,
+    /// API calls made so far (the cost of a tick shows in the logs).
+    calls: Arc<AtomicU64>,
 }
 
 fn failed<E, R>(secret_id: &str, operation: &'static str, e: SdkError<E, R>) -> Error
@@ -126,7 +130,19 @@ where
 impl SecretStore {
     /// Wraps an SDK client (configured from the environment, so `AWS_ENDPOINT_URL` works).
     pub fn new(client: Client) -> Self {
-        SecretStore { client }
+        SecretStore {
+            client,
+            calls: Arc::default(),
+        }
+    }
+
+    /// Secrets Manager API calls made through this store so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Loads the AWS configuration from the environment and builds a store.
@@ -137,6 +153,7 @@ impl SecretStore {
 
     /// `DescribeSecret`: rotation, versions and tags.
     pub async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
+        self.count();
         let out = self
             .client
             .describe_secret()
@@ -157,23 +174,22 @@ impl SecretStore {
         })
     }
 
-    /// `GetSecretValue` of one version; `None` when that version or stage has no value.
+    /// `GetSecretValue` of one version; `None` when that version or stage has no value (or
+    /// the secret does not exist: callers describe the secret first when that matters).
     pub async fn get(&self, secret_id: &str, version: Version<'_>) -> Result<Option<SecretValue>> {
         let request = self.client.get_secret_value().secret_id(secret_id);
         let request = match version {
             Version::Stage(stage) => request.version_stage(stage),
             Version::Id(id) => request.version_id(id),
         };
+        self.count();
         match request.send().await {
             Ok(out) => Ok(Some(SecretValue {
                 version_id: out.version_id().unwrap_or_default().to_owned(),
                 string: out.secret_string().map(|s| SecretString::from(s.to_owned())),
             })),
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                // Either the secret is missing or the version has no value; tell them apart.
-                self.describe(secret_id).await?;
-                Ok(None)
-            }
+            // The secret is missing, or that version/stage has no value.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
             Err(e) => Err(failed(secret_id, "GetSecretValue", e)),
         }
     }
@@ -196,6 +212,7 @@ impl SecretStore {
         if let Some(token) = rotation_token {
             request = request.rotation_token(token.expose_secret());
         }
+        self.count();
         match request.send().await {
             Ok(_) => Ok(Put::Written),
             Err(e) if e.code() == Some("ResourceExistsException") => Ok(Put::AlreadyExists),
@@ -211,6 +228,7 @@ impl SecretStore {
         move_to: Option<&str>,
         remove_from: Option<&str>,
     ) -> Result<()> {
+        self.count();
         self.client
             .update_secret_version_stage()
             .secret_id(secret_id)
@@ -231,6 +249,7 @@ impl SecretStore {
     ) -> Result<Option<OffsetDateTime>> {
         let mut next_token = None;
         loop {
+            self.count();
             let out = self
                 .client
                 .list_secret_version_ids()
@@ -253,6 +272,7 @@ impl SecretStore {
 
     /// `TagResource` with one tag.
     pub async fn set_tag(&self, secret_id: &str, key: &str, value: &str) -> Result<()> {
+        self.count();
         self.client
             .tag_resource()
             .secret_id(secret_id)
@@ -265,6 +285,7 @@ impl SecretStore {
 
     /// `UntagResource` of one key.
     pub async fn remove_tag(&self, secret_id: &str, key: &str) -> Result<()> {
+        self.count();
         self.client
             .untag_resource()
             .secret_id(secret_id)
