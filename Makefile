@@ -49,6 +49,9 @@ demo: tools ## the broker's main job end to end on local stand-ins
 	cargo build --workspace --bins
 	$(WITH_MOTO) cargo run --quiet --example demo
 
+bench: tools ## cost of a tick and of a rotation: Secrets Manager calls, iAdvize calls, wall time
+	$(WITH_MOTO) cargo run --release --quiet --example bench
+
 build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
 	cargo lambda build --release --$(ARCH) --bin iadvize-token-broker
 

@@ -21,10 +21,13 @@ type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
 
 #[tokio::main]
 async fn main() -> Fallible<()> {
-    let moto = std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set; run `make demo`")?;
+    let moto =
+        std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set; run `make demo`")?;
     let binary = std::env::var_os("BROKER_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/iadvize-token-broker"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/iadvize-token-broker")
+        });
     let password = format!("demo-{}", uuid::Uuid::new_v4().simple());
 
     heading("1. Local stand-ins");
@@ -36,7 +39,12 @@ async fn main() -> Fallible<()> {
     let sm = client(&moto);
     for name in [TOKEN_SECRET, CREDENTIALS_SECRET] {
         // Left over from an earlier run against the same moto.
-        let _ = sm.delete_secret().secret_id(name).force_delete_without_recovery(true).send().await;
+        let _ = sm
+            .delete_secret()
+            .secret_id(name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
     }
     sm.create_secret()
         .name(CREDENTIALS_SECRET)
@@ -48,7 +56,9 @@ async fn main() -> Fallible<()> {
         .description("iAdvize access token, kept valid by iadvize-token-broker")
         .send()
         .await?;
-    println!("   credentials secret {CREDENTIALS_SECRET}: {{\"username\": \"{USERNAME}\", \"password\": \"********\"}}");
+    println!(
+        "   credentials secret {CREDENTIALS_SECRET}: {{\"username\": \"{USERNAME}\", \"password\": \"********\"}}"
+    );
     println!("   token secret       {TOKEN_SECRET}: (no value yet)");
 
     heading("3. The Lambda binary behind the Lambda Runtime API");
@@ -66,7 +76,11 @@ async fn main() -> Fallible<()> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let lambda = LambdaHarness::start(&binary, &env).await?;
-    println!("   {} (Runtime API on {})", binary.display(), lambda.runtime_api_addr());
+    println!(
+        "   {} (Runtime API on {})",
+        binary.display(),
+        lambda.runtime_api_addr()
+    );
 
     let scheduled = read_fixture("scheduled-event.json")?;
     heading("4. Scheduled event (EventBridge), first tick");
@@ -81,7 +95,11 @@ async fn main() -> Fallible<()> {
         .rotate_secret()
         .secret_id(TOKEN_SECRET)
         .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:iadvize-token-broker")
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(1).build())
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
         .send()
         .await;
     // moto cannot call our function itself (it answers ResourceNotFound for it), but it has
@@ -90,7 +108,11 @@ async fn main() -> Fallible<()> {
     let stages = sm.describe_secret().secret_id(TOKEN_SECRET).send().await?;
     let token = stages
         .version_ids_to_stages()
-        .and_then(|m| m.iter().find(|(_, s)| s.iter().any(|s| s == "AWSPENDING")).map(|(v, _)| v.clone()))
+        .and_then(|m| {
+            m.iter()
+                .find(|(_, s)| s.iter().any(|s| s == "AWSPENDING"))
+                .map(|(v, _)| v.clone())
+        })
         .ok_or("RotateSecret created no AWSPENDING version")?;
     println!("   AWSPENDING version: {token}");
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
@@ -139,7 +161,9 @@ async fn main() -> Fallible<()> {
         heading("The broker's logs");
         print!("{logs}");
     }
-    heading("Done: the Lambda binary and the iAdvize stand-in are stopped (moto is stopped by the Makefile)");
+    heading(
+        "Done: the Lambda binary and the iAdvize stand-in are stopped (moto is stopped by the Makefile)",
+    );
     Ok(())
 }
 
@@ -158,7 +182,9 @@ fn heading(text: &str) {
 }
 
 fn read_fixture(name: &str) -> Fallible<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
@@ -186,7 +212,10 @@ async fn invoke(lambda: &LambdaHarness, standin: &Standin, event: &Value) -> Fal
 fn last_call_count(logs: &str) -> Option<u64> {
     let line = logs.lines().rev().find(|l| l.contains("invocation done"))?;
     let rest = line.split("secrets_manager_calls=").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn show_secret(sm: &Client) -> Fallible<()> {
@@ -209,9 +238,16 @@ async fn show_secret(sm: &Client) -> Fallible<()> {
 }
 
 fn mask(token: &str) -> String {
-    format!("{}…({} chars, masked)", token.chars().take(4).collect::<String>(), token.chars().count())
+    format!(
+        "{}…({} chars, masked)",
+        token.chars().take(4).collect::<String>(),
+        token.chars().count()
+    )
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -88,7 +88,9 @@ impl Broker {
         match Event::parse(event)? {
             Event::Step(step) => {
                 self.run_step(&step, deadline).await?;
-                Ok(json!({"step": step.step.as_str(), "secret_id": step.secret_id, "outcome": "ok"}))
+                Ok(
+                    json!({"step": step.step.as_str(), "secret_id": step.secret_id, "outcome": "ok"}),
+                )
             }
             Event::Scheduled => self.tick(None, false, deadline).await,
             Event::Refresh { force, secret_ids } => self.tick(secret_ids, force, deadline).await,
@@ -100,7 +102,12 @@ impl Broker {
         }
     }
 
-    async fn tick(&self, ids: Option<Vec<String>>, force: bool, deadline: Instant) -> Result<Value> {
+    async fn tick(
+        &self,
+        ids: Option<Vec<String>>,
+        force: bool,
+        deadline: Instant,
+    ) -> Result<Value> {
         let ids = self.managed_secret_ids(ids)?;
         let report = self.refresh(&ids, force, deadline).await;
         let value = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -155,7 +162,11 @@ impl Broker {
     /// Logs in for a token secret, unless its credentials were refused before or a login
     /// started less than `IADVIZE_MIN_LOGIN_INTERVAL` ago. Records the attempt, and a refusal,
     /// in the secret's tags.
-    pub(crate) async fn login(&self, secret: &SecretInfo, deadline: Instant) -> Result<TokenRecord> {
+    pub(crate) async fn login(
+        &self,
+        secret: &SecretInfo,
+        deadline: Instant,
+    ) -> Result<TokenRecord> {
         let credentials_id = self.credentials_secret_id(secret)?;
         let credentials = self.load_credentials(credentials_id).await?;
 
@@ -177,7 +188,11 @@ impl Broker {
         }
 
         self.store
-            .set_tag(&secret.arn, TAG_LAST_LOGIN_ATTEMPT, &crate::token::rfc3339_precise(now))
+            .set_tag(
+                &secret.arn,
+                TAG_LAST_LOGIN_ATTEMPT,
+                &crate::token::rfc3339_precise(now),
+            )
             .await?;
         tracing::info!(secret_id = %secret.name, credentials_version = %credentials.version_id, "logging in to iAdvize");
         match self.iadvize.login(&credentials, deadline).await {
@@ -190,7 +205,9 @@ impl Broker {
                     "logged in"
                 );
                 if secret.tag(TAG_REJECTED_CREDENTIALS).is_some() {
-                    self.store.remove_tag(&secret.arn, TAG_REJECTED_CREDENTIALS).await?;
+                    self.store
+                        .remove_tag(&secret.arn, TAG_REJECTED_CREDENTIALS)
+                        .await?;
                 }
                 Ok(login.record)
             }
@@ -198,7 +215,11 @@ impl Broker {
                 self.metrics.logins(&secret.name, 1, true);
                 tracing::error!(secret_id = %secret.name, error = %e, "iAdvize refused the credentials");
                 self.store
-                    .set_tag(&secret.arn, TAG_REJECTED_CREDENTIALS, &credentials.version_id)
+                    .set_tag(
+                        &secret.arn,
+                        TAG_REJECTED_CREDENTIALS,
+                        &credentials.version_id,
+                    )
                     .await?;
                 Err(Error::CredentialsRefused {
                     credentials_secret_id: credentials_id.to_owned(),

@@ -78,7 +78,11 @@ impl Config {
     /// Reads and validates a configuration from any variable lookup (the environment, a map).
     /// Unset and empty variables take their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let defaults = Config::default();
         let duration = |name: &'static str, default: Duration| match get(name) {
             None => Ok(default),
@@ -234,7 +238,10 @@ mod tests {
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
-            assert!(err.to_string().starts_with(&format!("configuration: {var}: ")));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("configuration: {var}: "))
+            );
         }
     }
 

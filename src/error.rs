@@ -27,7 +27,9 @@ pub enum Error {
     },
 
     /// The secret does not exist.
-    #[error("secret {secret_id} was not found; check the name/ARN and the broker's IAM permissions")]
+    #[error(
+        "secret {secret_id} was not found; check the name/ARN and the broker's IAM permissions"
+    )]
     SecretNotFound {
         /// The secret.
         secret_id: String,

@@ -33,9 +33,14 @@ impl Step {
     }
 
     fn parse(name: &str) -> Option<Step> {
-        [Step::CreateSecret, Step::SetSecret, Step::TestSecret, Step::FinishSecret]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [
+            Step::CreateSecret,
+            Step::SetSecret,
+            Step::TestSecret,
+            Step::FinishSecret,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -64,7 +69,10 @@ impl fmt::Debug for StepEvent {
             .field("step", &self.step)
             .field("secret_id", &self.secret_id)
             .field("token", &self.token)
-            .field("rotation_token", &self.rotation_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "rotation_token",
+                &self.rotation_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -124,9 +132,14 @@ impl Event {
             })?;
             return match operator.action.as_str() {
                 "refresh" => {
-                    if operator.secret_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+                    if operator
+                        .secret_ids
+                        .as_ref()
+                        .is_some_and(|ids| ids.is_empty())
+                    {
                         return Err(Error::InvalidEvent(
-                            "secret_ids is empty; leave it out to refresh the configured secrets".into(),
+                            "secret_ids is empty; leave it out to refresh the configured secrets"
+                                .into(),
                         ));
                     }
                     Ok(Event::Refresh {
@@ -145,7 +158,10 @@ impl Event {
         keys.sort_unstable();
         Err(Error::InvalidEvent(format!(
             "not a rotation step, a scheduled event or an operator action (top-level keys: [{}])",
-            keys.iter().map(|k| shorten(k)).collect::<Vec<_>>().join(", ")
+            keys.iter()
+                .map(|k| shorten(k))
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
@@ -158,7 +174,9 @@ fn parse_step(object: &serde_json::Map<String, Value>) -> Result<StepEvent> {
                 "rotation step: {key} must be a non-empty string, got {}",
                 json_kind(other)
             ))),
-            None => Err(Error::InvalidEvent(format!("rotation step: {key} is missing"))),
+            None => Err(Error::InvalidEvent(format!(
+                "rotation step: {key} is missing"
+            ))),
         }
     };
     let name = text("Step")?;
@@ -226,7 +244,9 @@ mod tests {
     #[test]
     fn rotation_steps_are_parsed() {
         let event = json!({"Step": "createSecret", "SecretId": "arn:x", "ClientRequestToken": "v1", "RotationToken": "rt-secret"});
-        let Event::Step(step) = Event::parse(&event).unwrap() else { panic!() };
+        let Event::Step(step) = Event::parse(&event).unwrap() else {
+            panic!()
+        };
         assert_eq!(step.step, Step::CreateSecret);
         assert_eq!(step.secret_id, "arn:x");
         assert_eq!(step.token, "v1");
@@ -237,31 +257,72 @@ mod tests {
     #[test]
     fn scheduled_and_operator_events_are_recognised() {
         let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-        assert!(matches!(Event::parse(&scheduled).unwrap(), Event::Scheduled));
+        assert!(matches!(
+            Event::parse(&scheduled).unwrap(),
+            Event::Scheduled
+        ));
         let refresh = json!({"action": "refresh", "force": true, "secret_ids": ["a"]});
-        assert!(matches!(Event::parse(&refresh).unwrap(), Event::Refresh { force: true, secret_ids: Some(ids) } if ids == ["a"]));
-        assert!(matches!(Event::parse(&json!({"action": "refresh"})).unwrap(), Event::Refresh { force: false, secret_ids: None }));
-        assert!(matches!(Event::parse(&json!({"action": "status"})).unwrap(), Event::Status));
+        assert!(
+            matches!(Event::parse(&refresh).unwrap(), Event::Refresh { force: true, secret_ids: Some(ids) } if ids == ["a"])
+        );
+        assert!(matches!(
+            Event::parse(&json!({"action": "refresh"})).unwrap(),
+            Event::Refresh {
+                force: false,
+                secret_ids: None
+            }
+        ));
+        assert!(matches!(
+            Event::parse(&json!({"action": "status"})).unwrap(),
+            Event::Status
+        ));
     }
 
     #[test]
     fn bad_events_are_explained_without_values() {
         let cases = [
             (json!([1, 2]), "expected a JSON object"),
-            (json!({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"}), "unknown rotation step \"rotateSecret\""),
-            (json!({"Step": "createSecret", "SecretId": "s"}), "ClientRequestToken is missing"),
-            (json!({"Step": "createSecret", "SecretId": 5, "ClientRequestToken": "t"}), "SecretId must be a non-empty string"),
-            (json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "RotationToken": 1}), "RotationToken must be a string"),
-            (json!({"password": "hunter2", "user": "x"}), "top-level keys: [password, user]"),
-            (json!({"detail-type": "Scheduled Event", "source": "custom"}), "top-level keys: [detail-type, source]"),
+            (
+                json!({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"}),
+                "unknown rotation step \"rotateSecret\"",
+            ),
+            (
+                json!({"Step": "createSecret", "SecretId": "s"}),
+                "ClientRequestToken is missing",
+            ),
+            (
+                json!({"Step": "createSecret", "SecretId": 5, "ClientRequestToken": "t"}),
+                "SecretId must be a non-empty string",
+            ),
+            (
+                json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "RotationToken": 1}),
+                "RotationToken must be a string",
+            ),
+            (
+                json!({"password": "hunter2", "user": "x"}),
+                "top-level keys: [password, user]",
+            ),
+            (
+                json!({"detail-type": "Scheduled Event", "source": "custom"}),
+                "top-level keys: [detail-type, source]",
+            ),
             (json!({"action": "explode"}), "unknown action \"explode\""),
             (json!({"action": "refresh", "force": "yes"}), "wrong type"),
-            (json!({"action": "refresh", "secret_ids": []}), "secret_ids is empty"),
-            (json!({"action": "refresh", "extra": 1}), "unknown field `extra`"),
+            (
+                json!({"action": "refresh", "secret_ids": []}),
+                "secret_ids is empty",
+            ),
+            (
+                json!({"action": "refresh", "extra": 1}),
+                "unknown field `extra`",
+            ),
         ];
         for (event, expected) in cases {
             let message = Event::parse(&event).unwrap_err().to_string();
-            assert!(message.contains(expected), "{message} should contain {expected}");
+            assert!(
+                message.contains(expected),
+                "{message} should contain {expected}"
+            );
             assert!(!message.contains("hunter2"));
         }
     }

@@ -170,9 +170,9 @@ impl IadvizeClient {
         };
         let sent = self.send(request, deadline, "login").await?;
         let status = sent.response.status();
-        let body = sent.response.bytes().await.map_err(|e| IadvizeError::BadResponse(
-            format!("the body could not be read ({})", without_url(&e)),
-        ))?;
+        let body = sent.response.bytes().await.map_err(|e| {
+            IadvizeError::BadResponse(format!("the body could not be read ({})", without_url(&e)))
+        })?;
         match status {
             StatusCode::OK => {
                 let record = parse_login(&body, sent.issued_at)?;
@@ -186,7 +186,12 @@ impl IadvizeClient {
                 let refused = status == StatusCode::UNAUTHORIZED
                     || matches!(
                         error.as_deref(),
-                        Some("invalid_grant" | "invalid_client" | "unauthorized_client" | "access_denied")
+                        Some(
+                            "invalid_grant"
+                                | "invalid_client"
+                                | "unauthorized_client"
+                                | "access_denied"
+                        )
                     );
                 if refused {
                     Err(IadvizeError::Refused {
@@ -233,9 +238,11 @@ impl IadvizeClient {
                     error: Some("the answer has no boolean \"authenticated\"".to_owned()),
                 }),
             },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => Ok(
-                Verification::Rejected(oauth_error(&body).unwrap_or_else(|| format!("HTTP {status}"))),
-            ),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
+                Ok(Verification::Rejected(
+                    oauth_error(&body).unwrap_or_else(|| format!("HTTP {status}")),
+                ))
+            }
             other => Err(IadvizeError::UnexpectedStatus {
                 what: "token verification",
                 status: other.as_u16(),
@@ -252,7 +259,9 @@ impl IadvizeClient {
         deadline: Instant,
         what: &'static str,
     ) -> Result<Sent, IadvizeError> {
-        let give_up_at = deadline.checked_sub(self.retry.safety_margin).unwrap_or(deadline);
+        let give_up_at = deadline
+            .checked_sub(self.retry.safety_margin)
+            .unwrap_or(deadline);
         let mut attempts = 0;
         loop {
             let now = Instant::now();
@@ -274,7 +283,12 @@ impl IadvizeClient {
                     (format!("HTTP {}", response.status()), wait, false)
                 }
                 Ok(response) => {
-                    tracing::debug!(what, attempt = attempts, status = response.status().as_u16(), "iAdvize answered");
+                    tracing::debug!(
+                        what,
+                        attempt = attempts,
+                        status = response.status().as_u16(),
+                        "iAdvize answered"
+                    );
                     return Ok(Sent {
                         response,
                         attempts,
@@ -302,9 +316,16 @@ impl IadvizeClient {
             }
             let wait = retry_after.unwrap_or_else(|| self.backoff(attempts));
             if Instant::now() + wait >= give_up_at {
-                return Err(give_up("because the next retry would pass the invocation deadline"));
+                return Err(give_up(
+                    "because the next retry would pass the invocation deadline",
+                ));
             }
-            tracing::info!(what, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying iAdvize request");
+            tracing::info!(
+                what,
+                attempt = attempts,
+                wait_ms = wait.as_millis() as u64,
+                "retrying iAdvize request"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -329,7 +350,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The `error` field of an RFC 6749 error body, if any (a short code, safe to log).
@@ -351,7 +375,10 @@ fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, Ia
         None => return Err(bad("access_token is missing")),
     };
     if let Some(kind) = json.get("token_type") {
-        if !kind.as_str().is_some_and(|k| k.eq_ignore_ascii_case("bearer")) {
+        if !kind
+            .as_str()
+            .is_some_and(|k| k.eq_ignore_ascii_case("bearer"))
+        {
             return Err(bad("token_type is not Bearer"));
         }
     }
@@ -386,7 +413,11 @@ fn without_url(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }
 
 #[cfg(test)]
@@ -402,8 +433,14 @@ mod tests {
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
         let wait = retry_after(&headers).unwrap();
-        assert!(wait > Duration::from_secs(27) && wait <= Duration::from_secs(30), "{wait:?}");
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
@@ -424,7 +461,11 @@ mod tests {
             br#"{"access_token":"t"}"#,
             br#"{"access_token":"t","expires_in":60,"token_type":"mac"}"#,
         ] {
-            assert!(parse_login(body, at).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                parse_login(body, at).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -444,7 +485,10 @@ mod tests {
 
     #[test]
     fn oauth_error_codes_are_sanitised() {
-        assert_eq!(oauth_error(br#"{"error":"invalid_grant"}"#).as_deref(), Some("invalid_grant"));
+        assert_eq!(
+            oauth_error(br#"{"error":"invalid_grant"}"#).as_deref(),
+            Some("invalid_grant")
+        );
         assert_eq!(oauth_error(br#"{"error":"bad password: hunter2"}"#), None);
         assert_eq!(oauth_error(b"<html>"), None);
     }

@@ -12,7 +12,9 @@ pub fn init() {
     let filter = if level.contains('=') || level.contains(',') {
         EnvFilter::new(level)
     } else {
-        EnvFilter::new(format!("{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn"))
+        EnvFilter::new(format!(
+            "{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn"
+        ))
     };
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
@@ -22,7 +24,12 @@ pub fn init() {
         .with_target(false);
     // The subscriber may already be set (tests); that is fine.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(doc["LoginsRefused"], 0.0);
         let expiry: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(expiry["SecondsUntilExpiry"], 86_000.0);
-        assert_eq!(expiry["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(
+            expiry["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Seconds"
+        );
     }
 
     #[test]

@@ -57,7 +57,13 @@ impl RefreshReport {
             .results
             .iter()
             .filter(|r| r.outcome == Outcome::Failed)
-            .map(|r| format!("{}: {}", r.secret_id, r.error.as_deref().unwrap_or("failed")))
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r.secret_id,
+                    r.error.as_deref().unwrap_or("failed")
+                )
+            })
             .collect();
         (!failed.is_empty()).then(|| Error::TickFailed {
             failed: failed.len(),
@@ -79,7 +85,9 @@ pub fn due_reason(
         None => Some("no current value"),
         Some(Err(_)) => Some("the current value is not a token record"),
         Some(Ok(record)) if record.is_expired(now) => Some("expired"),
-        Some(Ok(record)) if record.remaining(now) <= refresh_before_expiry => Some("inside the refresh window"),
+        Some(Ok(record)) if record.remaining(now) <= refresh_before_expiry => {
+            Some("inside the refresh window")
+        }
         Some(Ok(_)) => None,
     }
 }
@@ -87,7 +95,12 @@ pub fn due_reason(
 impl Broker {
     /// Refreshes the given token secrets, a few at a time. Never fails as a whole: each
     /// secret's failure is in its result (see [`RefreshReport::failure`]).
-    pub async fn refresh(&self, secret_ids: &[String], force: bool, deadline: Instant) -> RefreshReport {
+    pub async fn refresh(
+        &self,
+        secret_ids: &[String],
+        force: bool,
+        deadline: Instant,
+    ) -> RefreshReport {
         let results = futures::stream::iter(secret_ids)
             .map(|id| {
                 let span = tracing::info_span!("refresh", secret_id = %id);
@@ -103,7 +116,9 @@ impl Broker {
         // What AWSCURRENT holds after the tick, for the result and the expiry metric.
         let mut current: Option<TokenRecord> = None;
         let mut name = None;
-        let outcome = self.check(secret_id, force, deadline, &mut current, &mut name).await;
+        let outcome = self
+            .check(secret_id, force, deadline, &mut current, &mut name)
+            .await;
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &name {
             let seconds = current.as_ref().map_or(0, |r| r.remaining(now).as_secs());
@@ -153,16 +168,27 @@ impl Broker {
                 .map(|created| OffsetDateTime::now_utc() - created);
             let stuck = self.config.stuck_rotation_after;
             if age.is_some_and(|age| age < stuck) {
-                tracing::info!(version = pending, "a rotation is in progress; leaving it alone");
+                tracing::info!(
+                    version = pending,
+                    "a rotation is in progress; leaving it alone"
+                );
                 return Ok(Outcome::InProgress);
             }
-            tracing::warn!(version = pending, "resuming a rotation that has not finished");
+            tracing::warn!(
+                version = pending,
+                "resuming a rotation that has not finished"
+            );
             *current = Some(self.rotate_inline(&secret, Some(pending), deadline).await?);
             return Ok(Outcome::Resumed);
         }
 
         let now = OffsetDateTime::now_utc();
-        match due_reason(stored.as_ref(), now, self.config.refresh_before_expiry, force) {
+        match due_reason(
+            stored.as_ref(),
+            now,
+            self.config.refresh_before_expiry,
+            force,
+        ) {
             None => Ok(Outcome::Fresh),
             Some(reason) => {
                 tracing::info!(reason, "token is due; rotating");
@@ -177,7 +203,10 @@ impl Broker {
         &self,
         secret: &SecretInfo,
     ) -> Result<Option<Result<TokenRecord, crate::token::RecordError>>> {
-        let value = self.store.get(&secret.arn, Version::Stage(AWSCURRENT)).await?;
+        let value = self
+            .store
+            .get(&secret.arn, Version::Stage(AWSCURRENT))
+            .await?;
         Ok(value.map(|v| TokenRecord::parse(v.expose())))
     }
 }
@@ -198,10 +227,22 @@ mod tests {
             Ok(TokenRecord::new(AccessToken::new("t"), issued, 86400))
         };
         assert_eq!(due_reason(Some(&record(20)), now, window, false), None);
-        assert_eq!(due_reason(Some(&record(20)), now, window, true), Some("forced"));
-        assert_eq!(due_reason(Some(&record(3)), now, window, false), Some("inside the refresh window"));
-        assert_eq!(due_reason(Some(&record(-1)), now, window, false), Some("expired"));
-        assert_eq!(due_reason(None, now, window, false), Some("no current value"));
+        assert_eq!(
+            due_reason(Some(&record(20)), now, window, true),
+            Some("forced")
+        );
+        assert_eq!(
+            due_reason(Some(&record(3)), now, window, false),
+            Some("inside the refresh window")
+        );
+        assert_eq!(
+            due_reason(Some(&record(-1)), now, window, false),
+            Some("expired")
+        );
+        assert_eq!(
+            due_reason(None, now, window, false),
+            Some("no current value")
+        );
         let broken: Result<TokenRecord, RecordError> = Err(RecordError::Field("x"));
         assert!(due_reason(Some(&broken), now, window, false).is_some());
     }

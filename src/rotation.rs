@@ -61,7 +61,9 @@ impl Broker {
             tracing::info!("version is already AWSCURRENT; nothing to do");
             if event.step == Step::FinishSecret && stages.iter().any(|s| s == AWSPENDING) {
                 // A retried finishSecret whose first run stopped between its two updates.
-                self.store.move_stage(&secret.arn, AWSPENDING, None, Some(token)).await?;
+                self.store
+                    .move_stage(&secret.arn, AWSPENDING, None, Some(token))
+                    .await?;
             }
             return Ok(());
         }
@@ -73,7 +75,13 @@ impl Broker {
         }
         match event.step {
             Step::CreateSecret => self
-                .create_secret(&secret, token, event.rotation_token.as_ref(), false, deadline)
+                .create_secret(
+                    &secret,
+                    token,
+                    event.rotation_token.as_ref(),
+                    false,
+                    deadline,
+                )
                 .await
                 .map(drop),
             Step::SetSecret => {
@@ -127,7 +135,11 @@ impl Broker {
 
     /// The token record already stored in version `token`, if any. A version that holds a
     /// value which is not a record can never be changed, so that is an error.
-    async fn existing_record(&self, secret: &SecretInfo, token: &str) -> Result<Option<TokenRecord>> {
+    async fn existing_record(
+        &self,
+        secret: &SecretInfo,
+        token: &str,
+    ) -> Result<Option<TokenRecord>> {
         let Some(value) = self.store.get(&secret.arn, Version::Id(token)).await? else {
             return Ok(None);
         };
@@ -150,7 +162,12 @@ impl Broker {
     /// testSecret: the pending token must be unexpired and, when verification is on,
     /// accepted by `/_authenticated`. A pending value that is a copy of the current one
     /// (the configuration check of `RotateImmediately=false`) passes.
-    pub(crate) async fn test_secret(&self, secret: &SecretInfo, token: &str, deadline: Instant) -> Result<()> {
+    pub(crate) async fn test_secret(
+        &self,
+        secret: &SecretInfo,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<()> {
         let failed = |message: String| Error::TestFailed {
             secret_id: secret.name.clone(),
             version_id: token.to_owned(),
@@ -164,22 +181,32 @@ impl Broker {
         let record = match TokenRecord::parse(pending.expose()) {
             Ok(record) => record,
             Err(e) => {
-                let current = self.store.get(&secret.arn, Version::Stage(AWSCURRENT)).await?;
+                let current = self
+                    .store
+                    .get(&secret.arn, Version::Stage(AWSCURRENT))
+                    .await?;
                 if current.is_some_and(|c| c.expose() == pending.expose()) {
-                    tracing::info!("the pending value is a copy of the current one (configuration check); passing");
+                    tracing::info!(
+                        "the pending value is a copy of the current one (configuration check); passing"
+                    );
                     return Ok(());
                 }
                 return Err(failed(e.to_string()));
             }
         };
         if record.is_expired(OffsetDateTime::now_utc()) {
-            return Err(failed(format!("it expired at {}", rfc3339(record.expires_at))));
+            return Err(failed(format!(
+                "it expired at {}",
+                rfc3339(record.expires_at)
+            )));
         }
         if self.config.verify_token {
             match self.iadvize.verify(&record.access_token, deadline).await {
                 Ok(Verification::Authenticated) => tracing::info!("iAdvize accepts the new token"),
                 Ok(Verification::Rejected(reason)) => {
-                    return Err(failed(format!("iAdvize /_authenticated rejected it ({reason})")));
+                    return Err(failed(format!(
+                        "iAdvize /_authenticated rejected it ({reason})"
+                    )));
                 }
                 Err(source) => {
                     return Err(Error::Iadvize {
@@ -204,10 +231,15 @@ impl Broker {
     ) -> Result<TokenRecord> {
         let record = match tested {
             Some(record) => record,
-            None => self.existing_record(secret, token).await?.ok_or_else(|| Error::Guard {
-                secret_id: secret.name.clone(),
-                message: format!("version {token} holds no token; refusing to make it AWSCURRENT"),
-            })?,
+            None => self
+                .existing_record(secret, token)
+                .await?
+                .ok_or_else(|| Error::Guard {
+                    secret_id: secret.name.clone(),
+                    message: format!(
+                        "version {token} holds no token; refusing to make it AWSCURRENT"
+                    ),
+                })?,
         };
         // The first version of a secret is made AWSCURRENT by Secrets Manager itself.
         let already_current = secret
@@ -278,9 +310,15 @@ impl Broker {
     /// Removes AWSPENDING from a version whose rotation failed. Best effort: the failure
     /// that led here is the one to report.
     async fn abandon(&self, secret: &SecretInfo, token: &str) {
-        match self.store.move_stage(&secret.arn, AWSPENDING, None, Some(token)).await {
+        match self
+            .store
+            .move_stage(&secret.arn, AWSPENDING, None, Some(token))
+            .await
+        {
             Ok(()) => tracing::warn!("removed AWSPENDING from the failed version"),
-            Err(e) => tracing::error!(error = %e, "could not remove AWSPENDING from the failed version"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not remove AWSPENDING from the failed version")
+            }
         }
     }
 }

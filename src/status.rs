@@ -99,7 +99,11 @@ impl Broker {
                 status.issued_at = Some(rfc3339(record.issued_at));
                 status.expires_at = Some(rfc3339(record.expires_at));
                 status.remaining_seconds = Some(record.remaining(now).as_secs());
-                if record.is_expired(now) { "expired" } else { "valid" }
+                if record.is_expired(now) {
+                    "expired"
+                } else {
+                    "valid"
+                }
             }
         };
         let credentials_id = self.credentials_secret_id(&secret)?.to_owned();

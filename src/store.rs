@@ -73,7 +73,10 @@ pub struct SecretValue {
 impl SecretValue {
     /// The string value, or "" for a binary or empty version.
     pub fn expose(&self) -> &str {
-        self.string.as_ref().map(|s| s.expose_secret()).unwrap_or("")
+        self.string
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .unwrap_or("")
     }
 }
 
@@ -186,7 +189,9 @@ impl SecretStore {
         match request.send().await {
             Ok(out) => Ok(Some(SecretValue {
                 version_id: out.version_id().unwrap_or_default().to_owned(),
-                string: out.secret_string().map(|s| SecretString::from(s.to_owned())),
+                string: out
+                    .secret_string()
+                    .map(|s| SecretString::from(s.to_owned())),
             })),
             // The secret is missing, or that version/stage has no value.
             Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
@@ -258,7 +263,11 @@ impl SecretStore {
                 .send()
                 .await
                 .map_err(|e| failed(secret_id, "ListSecretVersionIds", e))?;
-            if let Some(version) = out.versions().iter().find(|v| v.version_id() == Some(version_id)) {
+            if let Some(version) = out
+                .versions()
+                .iter()
+                .find(|v| v.version_id() == Some(version_id))
+            {
                 return Ok(version
                     .created_date()
                     .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok()));

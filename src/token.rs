@@ -97,8 +97,8 @@ impl TokenRecord {
     /// Parses a secret value. Serde's messages for this wire type name fields and types,
     /// never the string values, so they are safe to report.
     pub fn parse(value: &str) -> Result<Self, RecordError> {
-        let wire: RecordWire =
-            serde_json::from_str(value).map_err(|e| RecordError::Shape(describe_serde_error(&e)))?;
+        let wire: RecordWire = serde_json::from_str(value)
+            .map_err(|e| RecordError::Shape(describe_serde_error(&e)))?;
         if wire.access_token.trim().is_empty() {
             return Err(RecordError::Field("access_token is empty"));
         }
@@ -162,7 +162,10 @@ fn describe_serde_error(e: &serde_json::Error) -> String {
             let text = e.to_string();
             // "missing field `x` at line 1 column 2" / "invalid type: ..., expected ..."
             let kind = if text.starts_with("missing field") || text.starts_with("unknown field") {
-                text.split(" at line").next().unwrap_or("unexpected shape").to_owned()
+                text.split(" at line")
+                    .next()
+                    .unwrap_or("unexpected shape")
+                    .to_owned()
             } else {
                 "a field has the wrong type or format".to_owned()
             };
@@ -182,7 +185,8 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 pub fn rfc3339_precise(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     let at = at.replace_millisecond(at.millisecond()).unwrap_or(at);
-    at.format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// Parses an RFC 3339 time.
@@ -218,10 +222,13 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// Parses the credentials JSON; the error names the missing field, never a value.
     pub fn parse(value: &str, version_id: String) -> Result<Self, String> {
-        let json: serde_json::Value = serde_json::from_str(value)
-            .map_err(|_| "the value is not JSON; expected {\"username\": …, \"password\": …}".to_owned())?;
+        let json: serde_json::Value = serde_json::from_str(value).map_err(|_| {
+            "the value is not JSON; expected {\"username\": …, \"password\": …}".to_owned()
+        })?;
         let field = |name: &str| match json.get(name) {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(SecretString::from(s.clone())),
+            Some(serde_json::Value::String(s)) if !s.is_empty() => {
+                Ok(SecretString::from(s.clone()))
+            }
             Some(_) => Err(format!("field \"{name}\" must be a non-empty string")),
             None => Err(format!("field \"{name}\" is missing")),
         };
@@ -261,7 +268,10 @@ mod tests {
             record.remaining(datetime!(2026-11-27 10:00:00 UTC)),
             Duration::from_secs(3600)
         );
-        assert_eq!(record.remaining(datetime!(2026-11-28 0:00 UTC)), Duration::ZERO);
+        assert_eq!(
+            record.remaining(datetime!(2026-11-28 0:00 UTC)),
+            Duration::ZERO
+        );
         assert!(record.is_expired(datetime!(2026-11-27 11:00:00 UTC)));
     }
 

@@ -4,17 +4,34 @@ use iadvize_token_broker::events::{Event, Step};
 use serde_json::Value;
 
 fn parse(name: &str) -> iadvize_token_broker::Result<Event> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     Event::parse(&value)
 }
 
 #[test]
 fn fixture_events_parse_into_their_kinds() {
-    assert!(matches!(parse("scheduled-event.json").unwrap(), Event::Scheduled));
-    assert!(matches!(parse("operator-refresh.json").unwrap(), Event::Refresh { force: false, secret_ids: None }));
-    assert!(matches!(parse("operator-refresh-force.json").unwrap(), Event::Refresh { force: true, .. }));
-    assert!(matches!(parse("operator-status.json").unwrap(), Event::Status));
+    assert!(matches!(
+        parse("scheduled-event.json").unwrap(),
+        Event::Scheduled
+    ));
+    assert!(matches!(
+        parse("operator-refresh.json").unwrap(),
+        Event::Refresh {
+            force: false,
+            secret_ids: None
+        }
+    ));
+    assert!(matches!(
+        parse("operator-refresh-force.json").unwrap(),
+        Event::Refresh { force: true, .. }
+    ));
+    assert!(matches!(
+        parse("operator-status.json").unwrap(),
+        Event::Status
+    ));
     for (file, step) in [
         ("rotation-createSecret.json", Step::CreateSecret),
         ("rotation-setSecret.json", Step::SetSecret),

@@ -21,16 +21,24 @@ fn force() -> Value {
 async fn assert_unchanged(world: &World, before: &Option<Value>) {
     assert_eq!(&world.current().await, before, "AWSCURRENT is unchanged");
     let stages = world.stages().await;
-    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_429_without_retry_after_is_retried_after_a_backoff() {
     let world = World::new().await;
-    world.standin.push_login_faults(Fault::TooManyRequests(RetryAfter::None), 1);
+    world
+        .standin
+        .push_login_faults(Fault::TooManyRequests(RetryAfter::None), 1);
     let started = Instant::now();
     world.broker().handle(&force(), deadline(30)).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(1), "backed off at least 1 s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "backed off at least 1 s"
+    );
     assert_eq!(world.logins(), 2);
     assert_eq!(world.standin.stats().rate_limited, 1);
     assert_valid_current(&world).await;
@@ -39,11 +47,16 @@ async fn a_429_without_retry_after_is_retried_after_a_backoff() {
 #[tokio::test]
 async fn a_429_with_retry_after_in_seconds_waits_that_long() {
     let world = World::new().await;
-    world.standin.push_login_faults(Fault::TooManyRequests(RetryAfter::Seconds(2)), 1);
+    world
+        .standin
+        .push_login_faults(Fault::TooManyRequests(RetryAfter::Seconds(2)), 1);
     let started = Instant::now();
     world.broker().handle(&force(), deadline(30)).await.unwrap();
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(8), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
     assert_eq!(world.logins(), 2);
     assert_valid_current(&world).await;
 }
@@ -52,12 +65,17 @@ async fn a_429_with_retry_after_in_seconds_waits_that_long() {
 async fn a_429_with_retry_after_as_an_http_date_waits_until_then() {
     let world = World::new().await;
     let at = SystemTime::now() + Duration::from_secs(3);
-    world.standin.push_login_faults(Fault::TooManyRequests(RetryAfter::HttpDate(at)), 1);
+    world
+        .standin
+        .push_login_faults(Fault::TooManyRequests(RetryAfter::HttpDate(at)), 1);
     let started = Instant::now();
     world.broker().handle(&force(), deadline(30)).await.unwrap();
     // HTTP dates have whole seconds, so the wait is between 2 and 3 s.
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(8), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
     assert_eq!(world.logins(), 2);
     assert_valid_current(&world).await;
 }
@@ -67,13 +85,25 @@ async fn a_429_storm_fails_within_the_deadline_and_keeps_awscurrent() {
     let world = World::new().await;
     world.put_record(2).await;
     let before = world.current().await;
-    world.standin.set_login_fault(Some(Fault::TooManyRequests(RetryAfter::None)));
+    world
+        .standin
+        .set_login_fault(Some(Fault::TooManyRequests(RetryAfter::None)));
     let started = Instant::now();
-    let err = world.broker().handle(&force(), deadline(10)).await.unwrap_err();
+    let err = world
+        .broker()
+        .handle(&force(), deadline(10))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(10), "gave up before the deadline: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "gave up before the deadline: {took:?}"
+    );
     let text = err.to_string();
-    assert!(text.contains("HTTP 429") && text.contains("deadline"), "{text}");
+    assert!(
+        text.contains("HTTP 429") && text.contains("deadline"),
+        "{text}"
+    );
     assert!(world.standin.stats().rate_limited >= 2, "it did retry");
     assert_unchanged(&world, &before).await;
 }
@@ -81,11 +111,21 @@ async fn a_429_storm_fails_within_the_deadline_and_keeps_awscurrent() {
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
     let world = World::new().await;
-    world.standin.set_login_fault(Some(Fault::TooManyRequests(RetryAfter::Seconds(120))));
+    world
+        .standin
+        .set_login_fault(Some(Fault::TooManyRequests(RetryAfter::Seconds(120))));
     let started = Instant::now();
-    let err = world.broker().handle(&force(), deadline(20)).await.unwrap_err();
+    let err = world
+        .broker()
+        .handle(&force(), deadline(20))
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(err.to_string().contains("would pass the invocation deadline"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("would pass the invocation deadline"),
+        "{err}"
+    );
     assert_eq!(world.logins(), 1);
 }
 
@@ -94,16 +134,25 @@ async fn refused_credentials_block_further_logins_until_the_credentials_change()
     let world = World::new().await;
     world.put_record(1).await;
     let before = world.current().await;
-    let bad = world.put_credentials(&world.username, "not-the-password").await;
+    let bad = world
+        .put_credentials(&world.username, "not-the-password")
+        .await;
     let logins = world.logins();
     let broker = world.broker();
     let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
 
     let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
-    assert!(err.to_string().contains("iAdvize refused the credentials in secret"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("iAdvize refused the credentials in secret"),
+        "{err}"
+    );
     assert!(err.to_string().contains(&bad), "names the version: {err}");
     assert_eq!(world.logins() - logins, 1, "one attempt, no retry");
-    assert_eq!(world.tags().await["iadvize:rejected-credentials-version"], bad);
+    assert_eq!(
+        world.tags().await["iadvize:rejected-credentials-version"],
+        bad
+    );
     assert_unchanged(&world, &before).await;
 
     // The next tick and the next createSecret make no call to iAdvize.
@@ -111,7 +160,10 @@ async fn refused_credentials_block_further_logins_until_the_credentials_change()
     assert!(err.to_string().contains("already refused"), "{err}");
     let pending = world.start_sm_rotation().await;
     let err = broker
-        .handle(&step_event("createSecret", &world.token_id, &pending), deadline(30))
+        .handle(
+            &step_event("createSecret", &world.token_id, &pending),
+            deadline(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "CredentialsBlocked");
@@ -127,20 +179,39 @@ async fn refused_credentials_block_further_logins_until_the_credentials_change()
         .unwrap();
 
     // A new credentials value lifts the block by itself.
-    world.put_credentials(&world.username, &world.password).await;
+    world
+        .put_credentials(&world.username, &world.password)
+        .await;
     let answer = broker.handle(&tick, deadline(30)).await.unwrap();
     assert_eq!(answer["results"][0]["outcome"], "refreshed");
     assert_valid_current(&world).await;
-    assert!(!world.tags().await.contains_key("iadvize:rejected-credentials-version"));
+    assert!(
+        !world
+            .tags()
+            .await
+            .contains_key("iadvize:rejected-credentials-version")
+    );
 }
 
 #[tokio::test]
 async fn a_401_invalid_client_counts_as_refused_credentials() {
     let world = World::new().await;
     world.standin.push_login_faults(Fault::Unauthorized, 1);
-    let err = world.broker().handle(&force(), deadline(30)).await.unwrap_err();
-    assert!(err.to_string().contains("iAdvize refused the credentials"), "{err}");
-    assert!(world.tags().await.contains_key("iadvize:rejected-credentials-version"));
+    let err = world
+        .broker()
+        .handle(&force(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("iAdvize refused the credentials"),
+        "{err}"
+    );
+    assert!(
+        world
+            .tags()
+            .await
+            .contains_key("iadvize:rejected-credentials-version")
+    );
     assert_eq!(world.logins(), 1);
 }
 
@@ -164,10 +235,19 @@ async fn persistent_server_errors_give_up_after_four_retries() {
         ..RetryPolicy::default()
     };
     let store = iadvize_token_broker::SecretStore::new(world.sm.clone());
-    let broker = iadvize_token_broker::Broker::with_retry_policy(world.config(), store, Metrics::off(), retry).unwrap();
+    let broker = iadvize_token_broker::Broker::with_retry_policy(
+        world.config(),
+        store,
+        Metrics::off(),
+        retry,
+    )
+    .unwrap();
     let logins = world.logins();
     let err = broker.handle(&force(), deadline(30)).await.unwrap_err();
-    assert!(err.to_string().contains("login failed after 5 attempt(s)"), "{err}");
+    assert!(
+        err.to_string().contains("login failed after 5 attempt(s)"),
+        "{err}"
+    );
     assert!(err.to_string().contains("502"), "{err}");
     assert_eq!(world.logins() - logins, 5);
     assert_unchanged(&world, &before).await;
@@ -176,14 +256,19 @@ async fn persistent_server_errors_give_up_after_four_retries() {
 #[tokio::test]
 async fn a_timed_out_login_is_retried() {
     let world = World::new().await;
-    world.standin.push_login_faults(Fault::Slow(Duration::from_secs(3)), 1);
+    world
+        .standin
+        .push_login_faults(Fault::Slow(Duration::from_secs(3)), 1);
     let broker = world.broker_with(Config {
         http_timeout: Duration::from_millis(500),
         ..world.config()
     });
     let started = Instant::now();
     broker.handle(&force(), deadline(30)).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "did not wait for the slow answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not wait for the slow answer"
+    );
     assert_valid_current(&world).await;
     // The stand-in counts the slow request once it has finished sleeping.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -203,11 +288,23 @@ async fn unusable_login_answers_are_errors_and_nothing_is_stored() {
         world.put_record(2).await;
         let before = world.current().await;
         world.standin.push_login_faults(fault.clone(), 1);
-        let err = world.broker().handle(&force(), deadline(30)).await.unwrap_err();
+        let err = world
+            .broker()
+            .handle(&force(), deadline(30))
+            .await
+            .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(expected) && text.contains("nothing was stored"), "{fault:?}: {text}");
+        assert!(
+            text.contains(expected) && text.contains("nothing was stored"),
+            "{fault:?}: {text}"
+        );
         assert_unchanged(&world, &before).await;
-        assert!(!world.tags().await.contains_key("iadvize:rejected-credentials-version"));
+        assert!(
+            !world
+                .tags()
+                .await
+                .contains_key("iadvize:rejected-credentials-version")
+        );
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::Value;
 use support::*;
 
 fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -36,16 +38,28 @@ async fn the_binary_answers_fixture_events_behind_the_runtime_api() {
     world.put_current("placeholder").await;
     let lambda = start(&world, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
 
-    let first = lambda.invoke(&fixture("scheduled-event.json")).await.unwrap();
+    let first = lambda
+        .invoke(&fixture("scheduled-event.json"))
+        .await
+        .unwrap();
     assert_eq!(first["results"][0]["outcome"], "refreshed", "{first}");
-    let second = lambda.invoke(&fixture("scheduled-event.json")).await.unwrap();
+    let second = lambda
+        .invoke(&fixture("scheduled-event.json"))
+        .await
+        .unwrap();
     assert_eq!(second["results"][0]["outcome"], "fresh", "{second}");
     assert_eq!(world.logins(), 1, "the second tick did not log in");
 
-    let refresh = lambda.invoke(&fixture("operator-refresh.json")).await.unwrap();
+    let refresh = lambda
+        .invoke(&fixture("operator-refresh.json"))
+        .await
+        .unwrap();
     assert_eq!(refresh["results"][0]["outcome"], "fresh");
 
-    let status = lambda.invoke(&fixture("operator-status.json")).await.unwrap();
+    let status = lambda
+        .invoke(&fixture("operator-status.json"))
+        .await
+        .unwrap();
     assert_eq!(status["secrets"][0]["token"], "valid", "{status}");
 
     // A Secrets-Manager-driven rotation through the four step fixtures.
@@ -57,14 +71,23 @@ async fn the_binary_answers_fixture_events_behind_the_runtime_api() {
     assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
     assert_eq!(world.logins(), 2);
 
-    let forced = lambda.invoke(&fixture("operator-refresh-force.json")).await.unwrap();
+    let forced = lambda
+        .invoke(&fixture("operator-refresh-force.json"))
+        .await
+        .unwrap();
     assert_eq!(forced["results"][0]["outcome"], "refreshed");
     let current = assert_valid_current(&world).await;
 
     match lambda.invoke(&fixture("invalid-sqs-event.json")).await {
-        Err(InvokeError::Function { error_type, error_message }) => {
+        Err(InvokeError::Function {
+            error_type,
+            error_message,
+        }) => {
             assert_eq!(error_type, "InvalidEvent");
-            assert!(error_message.contains("top-level keys: [Records]"), "{error_message}");
+            assert!(
+                error_message.contains("top-level keys: [Records]"),
+                "{error_message}"
+            );
         }
         other => panic!("expected an InvalidEvent error, got {other:?}"),
     }
@@ -79,7 +102,15 @@ async fn the_binary_answers_fixture_events_behind_the_runtime_api() {
         }
     }
     assert!(metric_lines >= 4, "EMF metrics on stdout: {metric_lines}");
-    assert_no_secrets(&logs, &[current["access_token"].as_str().unwrap(), &world.password, &world.username, "c2VjcmV0LXJvdGF0aW9uLXRva2Vu"]);
+    assert_no_secrets(
+        &logs,
+        &[
+            current["access_token"].as_str().unwrap(),
+            &world.password,
+            &world.username,
+            "c2VjcmV0LXJvdGF0aW9uLXRva2Vu",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -105,9 +136,15 @@ async fn a_tick_with_no_configured_secret_fails_clearly() {
     let world = World::new().await;
     let lambda = start(&world, &[("IADVIZE_TOKEN_SECRET_IDS", "")]).await;
     match lambda.invoke(&fixture("scheduled-event.json")).await {
-        Err(InvokeError::Function { error_type, error_message }) => {
+        Err(InvokeError::Function {
+            error_type,
+            error_message,
+        }) => {
             assert_eq!(error_type, "ConfigError");
-            assert!(error_message.contains("IADVIZE_TOKEN_SECRET_IDS"), "{error_message}");
+            assert!(
+                error_message.contains("IADVIZE_TOKEN_SECRET_IDS"),
+                "{error_message}"
+            );
         }
         other => panic!("expected an error, got {other:?}"),
     }

@@ -28,14 +28,21 @@ async fn logs_of_rotations_and_failures_contain_no_secrets() {
     let first = world.current().await.unwrap();
 
     // A forced tick, and the failures.
-    broker.handle(&json!({"action": "refresh", "force": true}), deadline(30)).await.unwrap();
+    broker
+        .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+        .await
+        .unwrap();
     let second = world.current().await.unwrap();
     world.standin.push_verify_faults(Fault::Unauthorized, 1);
     let failures = [
-        broker.handle(&json!({"action": "refresh", "force": true}), deadline(30)).await,
+        broker
+            .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+            .await,
         {
             world.standin.push_login_faults(Fault::MalformedJson, 1);
-            broker.handle(&json!({"action": "refresh", "force": true}), deadline(30)).await
+            broker
+                .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+                .await
         },
         {
             let mut event = step_event("createSecret", &world.token_id, "not-a-version");
@@ -43,21 +50,39 @@ async fn logs_of_rotations_and_failures_contain_no_secrets() {
             broker.handle(&event, deadline(30)).await
         },
         {
-            world.put_credentials(&world.username, "wrong-password-5e3d").await;
-            broker.handle(&json!({"action": "refresh", "force": true}), deadline(30)).await
+            world
+                .put_credentials(&world.username, "wrong-password-5e3d")
+                .await;
+            broker
+                .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+                .await
         },
-        broker.handle(&json!({"password": world.password, "RotationToken": ROTATION_TOKEN}), deadline(30)).await,
+        broker
+            .handle(
+                &json!({"password": world.password, "RotationToken": ROTATION_TOKEN}),
+                deadline(30),
+            )
+            .await,
     ];
     for failure in failures {
         let err = failure.expect_err("each of these fails");
         debug_output.push_str(&format!("{err:?} {err}"));
     }
-    let status = broker.handle(&json!({"action": "status"}), deadline(30)).await.unwrap();
+    let status = broker
+        .handle(&json!({"action": "status"}), deadline(30))
+        .await
+        .unwrap();
     debug_output.push_str(&status.to_string());
 
     let text = logs.text() + &debug_output;
-    assert!(text.contains("new token is AWSCURRENT"), "the capture works");
-    assert!(text.contains("iAdvize refused the credentials"), "failures were logged");
+    assert!(
+        text.contains("new token is AWSCURRENT"),
+        "the capture works"
+    );
+    assert!(
+        text.contains("iAdvize refused the credentials"),
+        "failures were logged"
+    );
     let tokens = [
         first["access_token"].as_str().unwrap(),
         second["access_token"].as_str().unwrap(),
@@ -65,6 +90,11 @@ async fn logs_of_rotations_and_failures_contain_no_secrets() {
     assert_no_secrets(&text, &tokens);
     assert_no_secrets(
         &text,
-        &[&world.password, &world.username, "wrong-password-5e3d", ROTATION_TOKEN],
+        &[
+            &world.password,
+            &world.username,
+            "wrong-password-5e3d",
+            ROTATION_TOKEN,
+        ],
     );
 }

@@ -40,7 +40,10 @@ async fn a_tick_refreshes_a_token_inside_the_refresh_window() {
     assert_eq!(world.logins(), 2, "the setup's login and one refresh");
     let stages = world.stages().await;
     assert_eq!(stages[&old], ["AWSPREVIOUS"]);
-    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +103,11 @@ async fn a_tick_resumes_a_rotation_older_than_the_stuck_threshold() {
     assert_eq!(outcome(&answer, 0), "resumed");
     assert_valid_current(&world).await;
     let stages = world.stages().await;
-    assert_eq!(stages[&pending], ["AWSCURRENT"], "the stuck version was finished: {stages:?}");
+    assert_eq!(
+        stages[&pending],
+        ["AWSCURRENT"],
+        "the stuck version was finished: {stages:?}"
+    );
     assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"));
 }
 
@@ -109,10 +116,21 @@ async fn a_tick_leaves_a_younger_rotation_alone() {
     let world = World::new().await;
     world.put_record(1).await; // due, but a rotation is already running
     let pending = world.start_sm_rotation().await;
-    let before = (world.stages().await, world.current().await, world.standin.stats());
+    let before = (
+        world.stages().await,
+        world.current().await,
+        world.standin.stats(),
+    );
     let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "in_progress");
-    assert_eq!((world.stages().await, world.current().await, world.standin.stats()), before);
+    assert_eq!(
+        (
+            world.stages().await,
+            world.current().await,
+            world.standin.stats()
+        ),
+        before
+    );
     assert!(world.stages().await[&pending].contains(&"AWSPENDING".to_owned()));
 }
 
@@ -158,7 +176,11 @@ async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
     let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
     assert_eq!(err.kind(), "RefreshFailed");
     let text = err.to_string();
-    assert!(text.contains("1 of 2") && text.contains("missing-secret: secret missing-secret was not found"), "{text}");
+    assert!(
+        text.contains("1 of 2")
+            && text.contains("missing-secret: secret missing-secret was not found"),
+        "{text}"
+    );
     assert_valid_current(&world).await;
 }
 
@@ -173,10 +195,19 @@ async fn login_spacing_stops_a_second_login_too_soon() {
     broker.handle(&force, deadline(30)).await.unwrap();
     let before = world.current().await;
     let err = broker.handle(&force, deadline(30)).await.unwrap_err();
-    assert!(err.to_string().contains("less than IADVIZE_MIN_LOGIN_INTERVAL"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("less than IADVIZE_MIN_LOGIN_INTERVAL"),
+        "{err}"
+    );
     assert_eq!(world.logins(), 1);
     assert_eq!(world.current().await, before);
-    assert!(world.tags().await.contains_key("iadvize:last-login-attempt"));
+    assert!(
+        world
+            .tags()
+            .await
+            .contains_key("iadvize:last-login-attempt")
+    );
 }
 
 #[tokio::test]
@@ -185,11 +216,22 @@ async fn a_rotation_whose_token_fails_verification_leaves_no_pending_version() {
     world.put_record(2).await;
     let before = world.current().await;
     world.standin.push_verify_faults(Fault::Unauthorized, 1);
-    let err = world.broker().handle(&tick(), deadline(30)).await.unwrap_err();
+    let err = world
+        .broker()
+        .handle(&tick(), deadline(30))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("failed its test"), "{err}");
-    assert_eq!(world.current().await, before, "AWSCURRENT keeps the working token");
+    assert_eq!(
+        world.current().await,
+        before,
+        "AWSCURRENT keeps the working token"
+    );
     let stages = world.stages().await;
-    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
 
     // The next tick starts afresh and succeeds.
     let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
@@ -201,7 +243,11 @@ async fn a_rotation_whose_token_fails_verification_leaves_no_pending_version() {
 async fn the_status_action_reports_each_secret() {
     let world = World::new().await;
     world.put_record(20).await;
-    let answer = world.broker().handle(&json!({"action": "status"}), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&json!({"action": "status"}), deadline(30))
+        .await
+        .unwrap();
     let status = &answer["secrets"][0];
     assert_eq!(status["secret_id"], world.token_id);
     assert_eq!(status["token"], "valid");
@@ -237,6 +283,8 @@ async fn a_tick_emits_embedded_metrics_with_the_right_values() {
     assert_eq!(find("LoginAttempts")["LoginAttempts"], 1.0);
     assert_eq!(find("LoginsRefused")["LoginsRefused"], 0.0);
     assert_eq!(find("RotationsSucceeded")["RotationsSucceeded"], 1.0);
-    let seconds = find("SecondsUntilExpiry")["SecondsUntilExpiry"].as_f64().unwrap();
+    let seconds = find("SecondsUntilExpiry")["SecondsUntilExpiry"]
+        .as_f64()
+        .unwrap();
     assert!((86_000.0..=86_400.0).contains(&seconds), "{seconds}");
 }

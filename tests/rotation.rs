@@ -23,9 +23,16 @@ async fn a_secrets_manager_rotation_stores_a_verified_token_as_awscurrent() {
     assert_eq!(world.verifications(), 1, "exactly one verification");
     let current = assert_valid_current(&world).await;
     let stages = world.stages().await;
-    assert_eq!(stages[&token], ["AWSCURRENT"], "the new version is AWSCURRENT only: {stages:?}");
+    assert_eq!(
+        stages[&token],
+        ["AWSCURRENT"],
+        "the new version is AWSCURRENT only: {stages:?}"
+    );
     assert_eq!(stages[&old], ["AWSPREVIOUS"], "{stages:?}");
-    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"), "{stages:?}");
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
     assert_eq!(current["token_type"], "Bearer");
     assert_eq!(current["expires_in"], 86400);
 }
@@ -75,15 +82,24 @@ async fn test_secret_fails_for_a_token_that_iadvize_rejects_and_awscurrent_keeps
     let token = world.start_sm_rotation().await;
     let broker = world.broker();
     for step in ["createSecret", "setSecret"] {
-        broker.handle(&step_event(step, &world.token_id, &token), deadline(30)).await.unwrap();
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap();
     }
     world.standin.revoke_all_tokens();
     let err = broker
-        .handle(&step_event("testSecret", &world.token_id, &token), deadline(30))
+        .handle(
+            &step_event("testSecret", &world.token_id, &token),
+            deadline(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "TestSecretFailed");
-    assert!(err.to_string().contains("rejected it (invalid_token)"), "{err}");
+    assert!(
+        err.to_string().contains("rejected it (invalid_token)"),
+        "{err}"
+    );
     assert_eq!(world.current().await, before, "AWSCURRENT is unchanged");
     assert!(world.stages().await[&token].contains(&"AWSPENDING".to_owned()));
 }
@@ -105,7 +121,13 @@ async fn test_secret_passes_a_pending_copy_of_a_current_value_that_is_not_a_reco
         .await
         .unwrap();
     let broker = world.broker();
-    broker.handle(&step_event("testSecret", &world.token_id, &token), deadline(30)).await.unwrap();
+    broker
+        .handle(
+            &step_event("testSecret", &world.token_id, &token),
+            deadline(30),
+        )
+        .await
+        .unwrap();
     assert_eq!(world.logins(), 0);
 
     // A pending value that is neither a record nor a copy fails.
@@ -124,7 +146,10 @@ async fn test_secret_passes_a_pending_copy_of_a_current_value_that_is_not_a_reco
         .unwrap();
     let err = world
         .broker()
-        .handle(&step_event("testSecret", &world.token_id, &token), deadline(30))
+        .handle(
+            &step_event("testSecret", &world.token_id, &token),
+            deadline(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "TestSecretFailed", "{err}");
@@ -138,7 +163,10 @@ async fn step_events_are_refused_when_the_guard_says_so_and_nothing_changes() {
 
     // Rotation not enabled.
     let err = broker
-        .handle(&step_event("createSecret", &world.token_id, &current_version), deadline(30))
+        .handle(
+            &step_event("createSecret", &world.token_id, &current_version),
+            deadline(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "RotationGuard");
@@ -150,29 +178,55 @@ async fn step_events_are_refused_when_the_guard_says_so_and_nothing_changes() {
 
     // A token that is not a version of the secret.
     let err = broker
-        .handle(&step_event("createSecret", &world.token_id, "00000000-0000-0000-0000-000000000000"), deadline(30))
+        .handle(
+            &step_event(
+                "createSecret",
+                &world.token_id,
+                "00000000-0000-0000-0000-000000000000",
+            ),
+            deadline(30),
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("is not a version of this secret"), "{err}");
+    assert!(
+        err.to_string().contains("is not a version of this secret"),
+        "{err}"
+    );
 
     // The current version: every step succeeds without doing anything.
     for step in STEPS {
-        broker.handle(&step_event(step, &world.token_id, &current_version), deadline(30)).await.unwrap();
+        broker
+            .handle(
+                &step_event(step, &world.token_id, &current_version),
+                deadline(30),
+            )
+            .await
+            .unwrap();
     }
 
     // A missing secret.
     let err = broker
-        .handle(&step_event("createSecret", "no-such-secret", &pending), deadline(30))
+        .handle(
+            &step_event("createSecret", "no-such-secret", &pending),
+            deadline(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "SecretNotFound", "{err}");
 
     // finishSecret before createSecret: no token to promote.
     let err = broker
-        .handle(&step_event("finishSecret", &world.token_id, &pending), deadline(30))
+        .handle(
+            &step_event("finishSecret", &world.token_id, &pending),
+            deadline(30),
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("holds no token; refusing to make it AWSCURRENT"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("holds no token; refusing to make it AWSCURRENT"),
+        "{err}"
+    );
 
     assert_eq!(world.stages().await, before_stages);
     assert_eq!(world.current().await, before_value);
@@ -198,7 +252,10 @@ async fn a_version_that_is_no_longer_pending_is_refused() {
     if stages.contains_key(&token) {
         let err = world
             .broker()
-            .handle(&step_event("createSecret", &world.token_id, &token), deadline(30))
+            .handle(
+                &step_event("createSecret", &world.token_id, &token),
+                deadline(30),
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is not AWSPENDING"), "{err}");
@@ -206,7 +263,10 @@ async fn a_version_that_is_no_longer_pending_is_refused() {
         // Secrets Manager drops versions without stages; then it is not a version at all.
         let err = world
             .broker()
-            .handle(&step_event("createSecret", &world.token_id, &token), deadline(30))
+            .handle(
+                &step_event("createSecret", &world.token_id, &token),
+                deadline(30),
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is not a version"), "{err}");
@@ -223,9 +283,18 @@ async fn malformed_events_and_unknown_steps_are_refused_without_changes() {
     let broker = world.broker();
     for (event, expected) in [
         (serde_json::json!("createSecret"), "expected a JSON object"),
-        (serde_json::json!({"Step": "deleteSecret", "SecretId": world.token_id, "ClientRequestToken": token}), "unknown rotation step \"deleteSecret\""),
-        (serde_json::json!({"Step": "createSecret", "SecretId": world.token_id}), "ClientRequestToken is missing"),
-        (serde_json::json!({"hello": "world"}), "top-level keys: [hello]"),
+        (
+            serde_json::json!({"Step": "deleteSecret", "SecretId": world.token_id, "ClientRequestToken": token}),
+            "unknown rotation step \"deleteSecret\"",
+        ),
+        (
+            serde_json::json!({"Step": "createSecret", "SecretId": world.token_id}),
+            "ClientRequestToken is missing",
+        ),
+        (
+            serde_json::json!({"hello": "world"}),
+            "top-level keys: [hello]",
+        ),
     ] {
         let err = broker.handle(&event, deadline(30)).await.unwrap_err();
         assert_eq!(err.kind(), "InvalidEvent");
@@ -239,7 +308,9 @@ async fn malformed_events_and_unknown_steps_are_refused_without_changes() {
 async fn create_secret_with_refused_credentials_tags_the_block_and_the_next_attempt_calls_nobody() {
     let world = World::new().await;
     world.put_record(20).await;
-    let bad_version = world.put_credentials(&world.username, "wrong password").await;
+    let bad_version = world
+        .put_credentials(&world.username, "wrong password")
+        .await;
     let token = world.start_sm_rotation().await;
     let broker = world.broker();
     let before = world.logins();
@@ -249,18 +320,35 @@ async fn create_secret_with_refused_credentials_tags_the_block_and_the_next_atte
     assert_eq!(err.kind(), "CredentialsRefused");
     assert!(err.to_string().contains("put a corrected value"), "{err}");
     assert_eq!(world.logins() - before, 1);
-    assert_eq!(world.tags().await["iadvize:rejected-credentials-version"], bad_version);
+    assert_eq!(
+        world.tags().await["iadvize:rejected-credentials-version"],
+        bad_version
+    );
 
     let err = broker.handle(&event, deadline(30)).await.unwrap_err();
     assert_eq!(err.kind(), "CredentialsBlocked", "{err}");
-    assert_eq!(world.logins() - before, 1, "no second login with refused credentials");
+    assert_eq!(
+        world.logins() - before,
+        1,
+        "no second login with refused credentials"
+    );
 
-    world.put_credentials(&world.username, &world.password).await;
+    world
+        .put_credentials(&world.username, &world.password)
+        .await;
     for step in STEPS {
-        broker.handle(&step_event(step, &world.token_id, &token), deadline(30)).await.unwrap();
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap();
     }
     assert_valid_current(&world).await;
-    assert!(!world.tags().await.contains_key("iadvize:rejected-credentials-version"));
+    assert!(
+        !world
+            .tags()
+            .await
+            .contains_key("iadvize:rejected-credentials-version")
+    );
 }
 
 #[tokio::test]

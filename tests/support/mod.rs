@@ -359,8 +359,13 @@ pub struct CountingProxy {
 impl CountingProxy {
     pub async fn start() -> CountingProxy {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let upstream = moto_endpoint().trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let upstream = moto_endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let addr = listener.local_addr().unwrap();
         let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = reads.clone();
@@ -369,7 +374,9 @@ impl CountingProxy {
                 let upstream = upstream.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let (mut client_read, mut client_write) = client.into_split();
                     let (mut server_read, mut server_write) = server.into_split();
                     let requests = async move {

@@ -1,0 +1,191 @@
+//! `make bench`: what one tick and one full rotation cost, against moto and the local
+//! iAdvize stand-in: Secrets Manager calls, iAdvize calls and wall time (median and max of
+//! several runs). The stand-ins answer in well under a millisecond of work, so the times
+//! are the broker's own overhead plus loopback HTTP, not what AWS will take.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::types::RotationRulesType;
+use iadvize_standin::{Standin, StandinConfig};
+use iadvize_token_broker::metrics::Metrics;
+use iadvize_token_broker::{Broker, Config, SecretStore};
+use serde_json::json;
+
+type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
+
+const RUNS: usize = 20;
+
+#[tokio::main]
+async fn main() -> Fallible<()> {
+    let moto =
+        std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set; run `make bench`")?;
+    let sm = Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&moto)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+            .build(),
+    );
+    let standin = Standin::start(StandinConfig {
+        // Forced rotations in a loop would otherwise hit the stand-in's 10/min/user limit.
+        per_user_limit: 10_000,
+        per_ip_limit: 10_000,
+        ..StandinConfig::default().with_user("bench@example.com", "bench-password")
+    })
+    .await?;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let creds = format!("bench-creds-{suffix}");
+    let token = format!("bench-token-{suffix}");
+    sm.create_secret()
+        .name(&creds)
+        .secret_string(
+            json!({"username": "bench@example.com", "password": "bench-password"}).to_string(),
+        )
+        .send()
+        .await?;
+    sm.create_secret().name(&token).send().await?;
+
+    let store = SecretStore::new(sm.clone());
+    let config = Config {
+        token_secret_ids: vec![token.clone()],
+        credentials_secret_id: Some(creds),
+        api_url: standin.url().parse()?,
+        min_login_interval: Duration::ZERO,
+        ..Config::default()
+    };
+    let broker = Broker::new(config, store.clone(), Metrics::off())?;
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(60);
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let force = json!({"action": "refresh", "force": true});
+
+    println!(
+        "{:<44} {:>9} {:>9} {:>11} {:>9}",
+        "operation", "SM calls", "iAdvize", "median", "max"
+    );
+    // The first tick fills the empty secret.
+    broker.handle(&tick, deadline()).await?;
+
+    let mut fresh = Sample::default();
+    for _ in 0..RUNS {
+        fresh
+            .measure(&store, &standin, || broker.handle(&tick, deadline()))
+            .await?;
+    }
+    fresh.print("tick, token fresh (no login)");
+
+    let mut forced = Sample::default();
+    for _ in 0..RUNS {
+        forced
+            .measure(&store, &standin, || broker.handle(&force, deadline()))
+            .await?;
+    }
+    forced.print("tick, token due (inline rotation)");
+
+    let mut rotation = Sample::default();
+    for _ in 0..RUNS {
+        let pending = start_rotation(&sm, &token).await?;
+        rotation
+            .measure(&store, &standin, || async {
+                for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+                    let event =
+                        json!({"Step": step, "SecretId": token, "ClientRequestToken": pending});
+                    broker.handle(&event, deadline()).await?;
+                }
+                Ok::<_, iadvize_token_broker::Error>(json!(null))
+            })
+            .await?;
+    }
+    rotation.print("Secrets Manager rotation (4 step events)");
+    println!(
+        "\n{RUNS} runs each; moto {moto}, iAdvize stand-in {}",
+        standin.url()
+    );
+    Ok(())
+}
+
+async fn start_rotation(sm: &Client, token: &str) -> Fallible<String> {
+    // moto answers ResourceNotFound for the unknown function after creating AWSPENDING.
+    let _ = sm
+        .rotate_secret()
+        .secret_id(token)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:bench")
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
+        .send()
+        .await;
+    let out = sm.describe_secret().secret_id(token).send().await?;
+    out.version_ids_to_stages()
+        .and_then(|m| {
+            m.iter()
+                .find(|(_, s)| {
+                    s.iter().any(|s| s == "AWSPENDING") && !s.iter().any(|s| s == "AWSCURRENT")
+                })
+                .map(|(v, _)| v.clone())
+        })
+        .ok_or_else(|| "no AWSPENDING version".into())
+}
+
+#[derive(Default)]
+struct Sample {
+    times: Vec<Duration>,
+    sm_calls: Vec<u64>,
+    iadvize_calls: Vec<u32>,
+}
+
+impl Sample {
+    async fn measure<F, Fut, T>(
+        &mut self,
+        store: &SecretStore,
+        standin: &Standin,
+        run: F,
+    ) -> Fallible<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, iadvize_token_broker::Error>>,
+    {
+        let calls = store.calls();
+        let stats = standin.stats();
+        let started = Instant::now();
+        run().await?;
+        self.times.push(started.elapsed());
+        self.sm_calls.push(store.calls() - calls);
+        let after = standin.stats();
+        self.iadvize_calls.push(
+            (after.login_requests - stats.login_requests)
+                + (after.verifications - stats.verifications),
+        );
+        Ok(())
+    }
+
+    fn print(&mut self, name: &str) {
+        self.times.sort();
+        let median = self.times[self.times.len() / 2];
+        let max = self.times[self.times.len() - 1];
+        let range = |v: &[u64]| {
+            let (lo, hi) = (
+                v.iter().min().copied().unwrap_or(0),
+                v.iter().max().copied().unwrap_or(0),
+            );
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        };
+        let iadvize: Vec<u64> = self.iadvize_calls.iter().map(|&n| u64::from(n)).collect();
+        println!(
+            "{:<44} {:>9} {:>9} {:>9.1}ms {:>7.1}ms",
+            name,
+            range(&self.sm_calls),
+            range(&iadvize),
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+    }
+}
