@@ -36,7 +36,7 @@ lint: ## cargo fmt --check and clippy -D warnings
 fmt: ## format the code
 	cargo fmt --all
 
-test-rust: tools ## Rust unit, integration and doc tests against moto and the iAdvize stand-in
+test-rust: tools reader-deps ## Rust unit, integration and doc tests against moto and the iAdvize stand-in
 	cargo build --workspace --bins
 ifeq ($(NEXTEST),yes)
 	$(WITH_MOTO) cargo nextest run --workspace --no-fail-fast
@@ -63,4 +63,5 @@ clean: ## remove build outputs and local environments
 	cargo clean
 	rm -rf $(VENV) .venv-infra .tmp
 
--include infra/infra.mk
+include infra/infra.mk
+include examples/examples.mk

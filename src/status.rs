@@ -86,10 +86,12 @@ impl Broker {
         status.last_login_attempt = secret.tag(TAG_LAST_LOGIN_ATTEMPT).map(str::to_owned);
         if let Some(version) = secret.pending_rotation() {
             let started = self.store.version_created(&secret.arn, version).await?;
+            // The same rule as the tick's (refresh.rs): no known age counts as stuck.
+            let age = started.map(|s| OffsetDateTime::now_utc() - s);
             status.rotation = Some(RotationStatus {
                 version_id: version.to_owned(),
                 started_at: started.map(rfc3339),
-                stuck: started.is_none_or(|s| now - s >= self.config.stuck_rotation_after),
+                stuck: age.is_none_or(|age| age >= self.config.stuck_rotation_after),
             });
         }
         status.token = match self.read_current(&secret).await? {

@@ -288,3 +288,16 @@ async fn a_tick_emits_embedded_metrics_with_the_right_values() {
         .unwrap();
     assert!((86_000.0..=86_400.0).contains(&seconds), "{seconds}");
 }
+
+#[tokio::test]
+async fn with_verification_off_a_rotation_makes_no_verification_call() {
+    let world = World::new().await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        verify_token: false,
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_eq!(world.logins(), 1);
+    assert_eq!(world.verifications(), 0);
+}

@@ -4,6 +4,7 @@
 //! (profile, region, `AWS_ENDPOINT_URL`, …); the broker settings come from the same
 //! `IADVIZE_*` variables as the Lambda's.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ IADVIZE_API_URL, IADVIZE_MIN_LOGIN_INTERVAL, ...). Only `get` ever prints a toke
 #[derive(Debug, Parser)]
 #[command(name = "iadvize-token", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// More logs on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    /// The broker's logs on stderr (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
@@ -134,8 +135,9 @@ fn init_logging(verbose: u8) {
         .ok()
         .filter(|v| !v.trim().is_empty())
         .unwrap_or_else(|| {
+            // By default the command's own messages say what failed; -v adds the broker's logs.
             let level = match verbose {
-                0 => "warn",
+                0 => "off",
                 1 => "info",
                 _ => "debug",
             };
@@ -144,6 +146,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -170,7 +170,11 @@ impl World {
     pub async fn login_directly(&self) -> String {
         let answer: Value = reqwest::Client::new()
             .post(format!("{}/oauth2/token", self.standin.url()))
-            .form(&[("grant_type", "password"), ("username", &self.username), ("password", &self.password)])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", &self.username),
+                ("password", &self.password),
+            ])
             .send()
             .await
             .unwrap()
@@ -248,7 +252,12 @@ pub async fn tags_of(sm: &Client, secret_id: &str) -> HashMap<String, String> {
         .expect("describe")
         .tags()
         .iter()
-        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap_or("").to_owned()))
+        .map(|t| {
+            (
+                t.key().unwrap().to_owned(),
+                t.value().unwrap_or("").to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -266,13 +275,20 @@ pub async fn start_sm_rotation(sm: &Client, secret_id: &str) -> String {
         .rotate_secret()
         .secret_id(secret_id)
         .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-known-to-moto")
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(1).build())
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
         .send()
         .await;
     // moto cannot invoke the function and says so; the version exists all the same.
     if let Err(e) = &result {
         let text = aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string();
-        assert!(text.contains("ResourceNotFound"), "unexpected RotateSecret error: {text}");
+        assert!(
+            text.contains("ResourceNotFound"),
+            "unexpected RotateSecret error: {text}"
+        );
     }
     let stages = stages_of(sm, secret_id).await;
     stages
@@ -300,7 +316,11 @@ pub async fn assert_valid_current(world: &World) -> Value {
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 200, "the stand-in accepts the stored token");
+    assert_eq!(
+        answer.status(),
+        200,
+        "the stand-in accepts the stored token"
+    );
     current
 }
 
@@ -341,7 +361,11 @@ impl Write for CapturedLogs {
 pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
     for secret in secrets {
         assert!(!secret.is_empty());
-        assert!(!text.contains(secret), "a secret leaked into the logs: ...{}...", &secret[..secret.len().min(4)]);
+        assert!(
+            !text.contains(secret),
+            "a secret leaked into the logs: ...{}...",
+            &secret[..secret.len().min(4)]
+        );
     }
 }
 

@@ -1,0 +1,385 @@
+//! The `iadvize-token` CLI, run as a subprocess against moto and the iAdvize stand-in:
+//! its commands, its output and its exit codes.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::Value;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
+
+/// Runs the CLI with the test world's environment plus `extra`.
+async fn cli(world: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(args).envs(binary_env(world));
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command.env_remove("AWS_PROFILE");
+    command.output().await.expect("the CLI runs")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("the CLI exited")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The token AWSCURRENT holds now.
+async fn current_token(world: &World) -> String {
+    world.current().await.expect("a value")["access_token"]
+        .as_str()
+        .expect("a token record")
+        .to_owned()
+}
+
+/// Asserts that neither output stream shows the token.
+fn assert_token_not_printed(output: &Output, token: &str) {
+    assert_no_secrets(&stdout(output), &[token]);
+    assert_no_secrets(&stderr(output), &[token]);
+}
+
+#[tokio::test]
+async fn get_prints_the_current_token_alone() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = current_token(&world).await;
+    let logins = world.logins();
+
+    let output = cli(&world, &["get", &world.token_id], &[]).await;
+
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("{token}\n"));
+    assert_no_secrets(&stderr(&output), &[&token]);
+    assert_eq!(world.logins(), logins, "get never logs in");
+}
+
+#[tokio::test]
+async fn get_exits_3_when_the_secret_holds_no_token_yet() {
+    let world = World::new().await;
+    let output = cli(&world, &["get", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3);
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains("holds no token yet"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("iadvize-token refresh"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn get_exits_3_when_the_token_has_expired_or_the_secret_is_missing() {
+    let world = World::new().await;
+    world.put_record(-2).await;
+    let output = cli(&world, &["get", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3);
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains("expired at"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = cli(&world, &["get", "no-such-secret-anywhere"], &[]).await;
+    assert_eq!(code(&output), 3);
+    assert!(
+        stderr(&output).contains("was not found"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn status_reports_expiry_issue_time_and_last_login_of_the_configured_secrets_as_json() {
+    let world = World::new().await;
+    let report = world
+        .broker()
+        .refresh(std::slice::from_ref(&world.token_id), false, deadline(30))
+        .await;
+    assert!(report.failure().is_none(), "{report:?}");
+    let token = current_token(&world).await;
+
+    // No SECRET_ID: the ones in IADVIZE_TOKEN_SECRET_IDS.
+    let output = cli(&world, &["status", "--json"], &[]).await;
+
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_token_not_printed(&output, &token);
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let secret = &json["secrets"][0];
+    assert_eq!(secret["secret_id"], world.token_id.as_str());
+    assert_eq!(secret["token"], "valid");
+    assert!(
+        secret["expires_at"].is_string() && secret["issued_at"].is_string(),
+        "{secret}"
+    );
+    assert!(secret["remaining_seconds"].as_u64().unwrap() > 23 * 3600);
+    assert!(secret["last_login_attempt"].is_string(), "{secret}");
+    assert_eq!(secret["credentials_blocked"], false);
+    assert_eq!(secret["credentials_secret_id"], world.creds_id.as_str());
+    assert!(secret.get("rotation").is_none(), "{secret}");
+}
+
+#[tokio::test]
+async fn status_names_a_stuck_rotation_and_resume_finishes_it() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let old = current_token(&world).await;
+    let version = world.start_sm_rotation().await;
+    let stuck = [("IADVIZE_STUCK_ROTATION_AFTER", "0s")];
+
+    let output = cli(&world, &["status", &world.token_id], &stuck).await;
+    let text = stdout(&output);
+    assert_eq!(
+        code(&output),
+        0,
+        "the token is still valid: {text}{}",
+        stderr(&output)
+    );
+    assert!(text.contains("STUCK") && text.contains(&version), "{text}");
+    assert!(
+        text.contains(&format!("iadvize-token resume {}", world.token_id)),
+        "{text}"
+    );
+    assert!(text.contains("valid, expires at"), "{text}");
+
+    let logins = world.logins();
+    let output = cli(&world, &["resume", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("finished the rotation of version {version}")),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(world.logins(), logins + 1);
+    assert_eq!(world.stages().await[&version], ["AWSCURRENT"]);
+    let new = current_token(&world).await;
+    assert_ne!(new, old);
+    assert_token_not_printed(&output, &new);
+
+    let output = cli(&world, &["resume", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0);
+    assert!(
+        stdout(&output).contains("nothing to resume"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[tokio::test]
+async fn resume_finishes_a_young_rotation_too() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let version = world.start_sm_rotation().await;
+    // The tick would leave it alone for 15 minutes; the operator need not wait.
+    let output = cli(
+        &world,
+        &["resume", &world.token_id],
+        &[("IADVIZE_STUCK_ROTATION_AFTER", "1h")],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.stages().await[&version], ["AWSCURRENT"]);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn refresh_fills_an_empty_secret_leaves_a_fresh_token_alone_and_forces_on_request() {
+    let world = World::new().await;
+
+    let output = cli(&world, &["refresh", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("refreshed, expires at"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(world.logins(), 1);
+    let first = current_token(&world).await;
+    assert_token_not_printed(&output, &first);
+    assert_valid_current(&world).await;
+
+    let output = cli(&world, &["refresh"], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("fresh, nothing to do"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(world.logins(), 1);
+
+    let output = cli(
+        &world,
+        &["refresh", "--force", "--json", &world.token_id],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["results"][0]["outcome"], "refreshed");
+    assert_eq!(world.logins(), 2);
+    let second = current_token(&world).await;
+    assert_ne!(first, second);
+    assert_token_not_printed(&output, &second);
+}
+
+#[tokio::test]
+async fn refused_credentials_exit_4_and_say_what_to_do_until_a_corrected_value_is_put() {
+    let world = World::new().await;
+    world
+        .put_credentials(&world.username, "a-wrong-password")
+        .await;
+
+    let output = cli(&world, &["refresh", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("refused the credentials"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(world.logins(), 1);
+    assert_no_secrets(&stderr(&output), &["a-wrong-password", &world.username]);
+
+    let output = cli(&world, &["status", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 4);
+    let text = stdout(&output);
+    assert!(text.contains("BLOCKED"), "{text}");
+    assert!(
+        text.contains("put-secret-value") && text.contains(&world.creds_id),
+        "{text}"
+    );
+
+    let output = cli(&world, &["refresh", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 4);
+    assert!(
+        stderr(&output).contains("already refused"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        world.logins(),
+        1,
+        "blocked: no second login with the same credentials"
+    );
+
+    world
+        .put_credentials(&world.username, &world.password)
+        .await;
+    let output = cli(&world, &["refresh", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_valid_current(&world).await;
+    let output = cli(&world, &["status", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+}
+
+#[tokio::test]
+async fn verify_says_whether_iadvize_accepts_the_current_token() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = current_token(&world).await;
+
+    let output = cli(&world, &["verify", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("iAdvize accepts the current token"),
+        "{}",
+        stdout(&output)
+    );
+    assert_token_not_printed(&output, &token);
+    assert_eq!(world.verifications(), 1);
+
+    world.standin.revoke_all_tokens();
+    let output = cli(&world, &["verify", "--json", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3);
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["outcome"], "rejected");
+    assert_token_not_printed(&output, &token);
+
+    let output = cli(&world, &["verify", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3);
+    assert!(
+        stderr(&output).contains("refresh --force"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn verify_exits_3_when_there_is_no_token_to_verify() {
+    let world = World::new().await;
+    let output = cli(&world, &["verify", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3);
+    assert!(
+        stderr(&output).contains("holds no token yet"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(world.verifications(), 0);
+}
+
+#[tokio::test]
+async fn usage_and_configuration_errors_exit_2_with_a_message() {
+    let world = World::new().await;
+
+    let output = cli(&world, &[], &[]).await;
+    assert_eq!(code(&output), 2);
+    let output = cli(&world, &["get"], &[]).await;
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("SECRET_ID"), "{}", stderr(&output));
+
+    let output = cli(&world, &["status"], &[("IADVIZE_TOKEN_SECRET_IDS", "")]).await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("IADVIZE_TOKEN_SECRET_IDS"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = cli(
+        &world,
+        &["refresh"],
+        &[("IADVIZE_API_URL", "http://api.example.com")],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("IADVIZE_API_URL"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(world.logins(), 0);
+}
+
+#[tokio::test]
+async fn help_documents_the_commands_and_exit_codes() {
+    let world = World::new().await;
+    let output = cli(&world, &["--help"], &[]).await;
+    assert_eq!(code(&output), 0);
+    let text = stdout(&output);
+    for expected in [
+        "get",
+        "status",
+        "refresh",
+        "verify",
+        "resume",
+        "Exit codes",
+        "4  iAdvize refused",
+    ] {
+        assert!(
+            text.contains(expected),
+            "--help lacks {expected:?}:\n{text}"
+        );
+    }
+}

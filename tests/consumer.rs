@@ -1,0 +1,325 @@
+//! `TokenSource`, the Rust consumer's reader: one Secrets Manager read per token lifetime,
+//! shared by concurrent callers, re-read on request after a 401, clear errors, no logins.
+//!
+//! Reads are counted twice: by the source's own counter and by a proxy in front of moto.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iadvize_token_broker::TokenSource;
+use iadvize_token_broker::consumer::TokenError;
+use iadvize_token_broker::token::AccessToken;
+use support::*;
+
+/// What a consumer does with the token: one GraphQL request.
+async fn graphql_status(world: &World, token: &AccessToken) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/graphql", world.standin.url()))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"query": "{ me { username } }"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_thousand_calls_within_one_token_lifetime_read_the_secret_once() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let source = TokenSource::new(proxy.client(), &world.token_id);
+
+    let first = source.token().await.unwrap();
+    for _ in 0..999 {
+        let token = source.token().await.unwrap();
+        assert_eq!(token.expose(), first.expose());
+    }
+
+    println!(
+        "1,000 sequential token() calls: {} read(s) counted by the source, {} seen by the proxy",
+        source.reads(),
+        proxy.reads()
+    );
+    assert_eq!(source.reads(), 1);
+    assert_eq!(proxy.reads(), 1);
+    assert_eq!(graphql_status(&world, &first).await, 200);
+    assert_eq!(world.logins(), logins, "the consumer never logs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_calls_on_a_cold_cache_read_the_secret_once() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = CountingProxy::start().await;
+    let source = Arc::new(TokenSource::new(proxy.client(), &world.token_id));
+
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.token().await })
+        })
+        .collect();
+    let tokens: Vec<AccessToken> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+
+    println!(
+        "100 concurrent token() calls on a cold cache: {} read(s) counted by the source, {} seen by the proxy",
+        source.reads(),
+        proxy.reads()
+    );
+    assert!(tokens.iter().all(|t| t.expose() == tokens[0].expose()));
+    assert_eq!(source.reads(), 1);
+    assert_eq!(proxy.reads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_share_one_failed_read() {
+    let world = World::new().await;
+    let proxy = CountingProxy::start().await;
+    let source = Arc::new(TokenSource::new(proxy.client(), &world.token_id));
+
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.token().await })
+        })
+        .collect();
+    for joined in futures::future::join_all(calls).await {
+        assert!(matches!(joined.unwrap(), Err(TokenError::NotFilled { .. })));
+    }
+    assert_eq!(source.reads(), 1);
+    assert_eq!(proxy.reads(), 1);
+}
+
+#[tokio::test]
+async fn the_secret_is_read_again_once_the_token_is_within_the_margin_of_its_expiry() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = CountingProxy::start().await;
+    // 20 h left: a margin of 20 h minus 2 s makes the cached token due in about 2 s.
+    let margin = Duration::from_secs(20 * 3600 - 2);
+    let source = TokenSource::builder(proxy.client(), &world.token_id)
+        .margin(margin)
+        .build();
+
+    source.token().await.unwrap();
+    source.token().await.unwrap();
+    assert_eq!(source.reads(), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    source.token().await.unwrap();
+    assert_eq!(
+        source.reads(),
+        2,
+        "due for a new read after expires_at - margin"
+    );
+    assert_eq!(proxy.reads(), 2);
+}
+
+#[tokio::test]
+async fn a_token_already_inside_the_margin_is_used_and_read_again_only_after_the_recheck_interval()
+{
+    let world = World::new().await;
+    world.put_record(20).await;
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .margin(Duration::from_secs(21 * 3600))
+        .recheck_interval(Duration::from_secs(2))
+        .build();
+    for _ in 0..10 {
+        source.token().await.unwrap();
+    }
+    assert_eq!(
+        source.reads(),
+        1,
+        "the broker is late, but reading on every call would not help"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    source.token().await.unwrap();
+    assert_eq!(source.reads(), 2);
+}
+
+#[tokio::test]
+async fn invalidate_makes_the_next_call_read_the_secret_again_without_logging_in() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let old = source.token().await.unwrap();
+
+    // The broker rotates; iAdvize revokes the old token; the consumer gets a 401.
+    world.standin.revoke_all_tokens();
+    world.put_record(24).await;
+    let logins = world.logins();
+    assert_eq!(graphql_status(&world, &old).await, 401);
+    source.invalidate();
+    let new = source.token().await.unwrap();
+
+    assert_ne!(new.expose(), old.expose());
+    assert_eq!(graphql_status(&world, &new).await, 200);
+    assert_eq!(source.reads(), 2);
+    assert_eq!(world.logins(), logins, "re-reading never logs in");
+}
+
+#[tokio::test]
+async fn invalidating_an_old_token_keeps_the_newer_cached_one() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let old = source.token().await.unwrap();
+    world.put_record(24).await;
+    source.invalidate_token(&old);
+    let new = source.token().await.unwrap();
+    assert_ne!(new.expose(), old.expose());
+
+    // Many requests that used the old token fail late: they must not cause more reads.
+    for _ in 0..10 {
+        source.invalidate_token(&old);
+        assert_eq!(source.token().await.unwrap().expose(), new.expose());
+    }
+    assert_eq!(source.reads(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_clear_error() {
+    let name = unique("no-such-token");
+    let source = TokenSource::new(sm_client(), &name);
+    let error = source.token().await.unwrap_err();
+    assert_eq!(
+        error,
+        TokenError::NotFound {
+            secret_id: name.clone()
+        }
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&name) && message.contains("not found"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_the_broker_has_not_filled_yet_is_a_clear_error() {
+    let world = World::new().await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let error = source.token().await.unwrap_err();
+    assert!(matches!(error, TokenError::NotFilled { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("iadvize-token refresh"),
+        "{error}"
+    );
+
+    world.put_current("{}").await;
+    let error = source.token().await.unwrap_err();
+    assert!(
+        matches!(error, TokenError::NotFilled { .. }),
+        "an empty placeholder: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_secret_is_a_clear_error_that_does_not_echo_the_value() {
+    let world = World::new().await;
+    world
+        .put_current(r#"{"access_token":"leaky-secret-value","token_type":"Bearer"}"#)
+        .await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let error = source.token().await.unwrap_err();
+    assert!(matches!(error, TokenError::Malformed { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("missing field"), "{message}");
+    assert_no_secrets(&message, &["leaky-secret-value"]);
+    assert_no_secrets(&format!("{error:?}"), &["leaky-secret-value"]);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_an_error_and_is_not_cached() {
+    let world = World::new().await;
+    world.put_record(-1).await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let error = source.token().await.unwrap_err();
+    assert!(matches!(error, TokenError::Expired { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("iadvize-token status"),
+        "{error}"
+    );
+
+    world.put_record(20).await;
+    let token = source.token().await.unwrap();
+    assert_eq!(graphql_status(&world, &token).await, 200);
+    assert_eq!(source.reads(), 2);
+}
+
+#[tokio::test]
+async fn a_consumer_keeps_working_across_a_secrets_manager_rotation() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let broker = world.broker();
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let before = source.token().await.unwrap();
+    assert_eq!(graphql_status(&world, &before).await, 200);
+
+    let version = world.start_sm_rotation().await;
+    for step in STEPS {
+        broker
+            .handle(&step_event(step, &world.token_id, &version), deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+        // During the rotation (AWSPENDING written and tested, not yet current) and after it,
+        // a fresh reader gets a working token, and the cached one keeps working.
+        let fresh_reader = TokenSource::new(sm_client(), &world.token_id);
+        let read_now = fresh_reader.token().await.unwrap();
+        assert_eq!(graphql_status(&world, &read_now).await, 200, "after {step}");
+        let cached = source.token().await.unwrap();
+        assert_eq!(
+            cached.expose(),
+            before.expose(),
+            "the cache holds until expiry"
+        );
+        assert_eq!(graphql_status(&world, &cached).await, 200, "after {step}");
+        if step != "finishSecret" {
+            assert_eq!(
+                read_now.expose(),
+                before.expose(),
+                "AWSCURRENT is unchanged until finishSecret"
+            );
+        } else {
+            assert_ne!(
+                read_now.expose(),
+                before.expose(),
+                "finishSecret made the new token current"
+            );
+        }
+    }
+
+    // iAdvize revokes the old token later: the consumer's 401 leads to the new one.
+    world.standin.revoke_all_tokens();
+    let logins = world.logins();
+    assert_eq!(graphql_status(&world, &before).await, 401);
+    source.invalidate_token(&before);
+    let after = source.token().await.unwrap();
+    assert_ne!(after.expose(), before.expose());
+    assert_eq!(source.reads(), 2);
+    assert_eq!(world.logins(), logins);
+    // The stand-in revoked every token, the new one included; the broker's next refresh
+    // would replace it. Here it is enough that the consumer picked up the rotated value.
+    let current = world.current().await.unwrap();
+    assert_eq!(current["access_token"].as_str(), Some(after.expose()));
+}
+
+#[tokio::test]
+async fn debug_output_of_the_source_and_its_tokens_does_not_show_the_token() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    let record = source.record().await.unwrap();
+    let token = record.access_token.expose().to_owned();
+    let debug = format!("{source:?} {record:?} {:?}", source.token().await.unwrap());
+    assert_no_secrets(&debug, &[&token]);
+    assert!(debug.contains(&world.token_id), "{debug}");
+}
