@@ -9,6 +9,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 ARCH ?= x86_64
+ARCH_FLAG = $(if $(filter arm64,$(ARCH)),--arm64,$(if $(filter x86_64,$(ARCH)),--x86-64,$(error ARCH must be x86_64 or arm64)))
 WITH_MOTO := scripts/with-moto.sh
 # nextest when present (parallel, one process per test), cargo test otherwise.
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
@@ -53,10 +54,10 @@ bench: tools ## cost of a tick and of a rotation: Secrets Manager calls, iAdvize
 	$(WITH_MOTO) cargo run --release --quiet --example bench
 
 build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
-	cargo lambda build --release --$(ARCH) --bin iadvize-token-broker
+	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker
 
 package: tools ## the zip Terraform uploads: target/lambda/iadvize-token-broker/bootstrap.zip
-	cargo lambda build --release --$(ARCH) --bin iadvize-token-broker --output-format zip
+	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker --output-format zip
 	@ls -l target/lambda/iadvize-token-broker/bootstrap.zip
 
 clean: ## remove build outputs and local environments
