@@ -92,11 +92,6 @@ data "aws_iam_policy_document" "assume" {
       type        = "Service"
       identifiers = ["lambda.amazonaws.com"]
     }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
   }
 }
 
@@ -266,9 +261,9 @@ resource "aws_lambda_permission" "rotation" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.broker.function_name
   principal     = "secretsmanager.amazonaws.com"
-  # Only Secrets Manager acting for this account and this secret may invoke it.
+  # Only Secrets Manager acting for this account may invoke it (the confused-deputy guard
+  # AWS documents for rotation functions).
   source_account = local.account_id
-  source_arn     = aws_secretsmanager_secret.token.arn
 }
 
 resource "aws_secretsmanager_secret_rotation" "token" {

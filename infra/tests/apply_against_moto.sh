@@ -61,6 +61,7 @@ cleanup() {
     rm -rf "$WORK"
     echo "PASS: infra apply against moto"
   else
+    rm -rf "$WORK/root/.terraform" # the provider (hundreds of MB); the logs stay
     echo "FAIL: infra apply against moto (logs kept in $WORK)" >&2
   fi
   exit "$rc"
@@ -198,30 +199,24 @@ set +e
   --env "IADVIZE_API_URL=$STANDIN_URL" \
   --env "IADVIZE_TOKEN_SECRET_IDS=$TOKEN_SECRET" \
   --env "IADVIZE_CREDENTIALS_SECRET_ID=$CREDENTIALS_SECRET" \
+  --logs "$WORK/tick.log" \
   "$WORK/event.json" >"$WORK/tick.out" 2>"$WORK/tick.err"
 tick_rc=$?
 set -e
 echo "tick response: $(cat "$WORK/tick.out")"
-[ "$tick_rc" -eq 0 ] || { tail -n 30 "$WORK/tick.err"; fail "lambda-invoke exited $tick_rc"; }
-"$PYTHON" - "$WORK/tick.out" "$TOKEN_SECRET" <<'EOF' || { tail -n 30 "$WORK/tick.err"; fail "tick response"; }
+[ "$tick_rc" -eq 0 ] || { tail -n 30 "$WORK/tick.err" "$WORK/tick.log"; fail "lambda-invoke exited $tick_rc"; }
+! grep -qF "$USER_PASS" "$WORK/tick.log" "$WORK/tick.out" || fail "the password appears in the function's output"
+"$PYTHON" - "$WORK/tick.out" "$TOKEN_SECRET" <<'EOF' || { tail -n 30 "$WORK/tick.log"; fail "tick response"; }
 import json, sys
 text = open(sys.argv[1]).read().strip()
-# The harness prints the function's response; take the last JSON document it printed.
-resp = None
-for line in reversed(text.splitlines()):
-    try:
-        resp = json.loads(line)
-        break
-    except ValueError:
-        continue
-if resp is None:
-    resp = json.loads(text)
+# The harness prints the function's response as (pretty) JSON.
+resp = json.loads(text)
 results = resp["results"]
 assert len(results) == 1, results
 r = results[0]
 assert r["outcome"] == "refreshed", r
 assert r.get("expires_at"), r
-assert r["secret_id"] in (sys.argv[2],) or sys.argv[2] in r["secret_id"], r
+assert r["secret_id"] == sys.argv[2], r
 print(f"outcome={r['outcome']} expires_at={r['expires_at']}")
 EOF
 pass "tick reported refreshed"
@@ -238,11 +233,15 @@ assert rec.get("access_token"), "no access_token"
 exp = datetime.datetime.fromisoformat(rec["expires_at"].replace("Z", "+00:00"))
 assert exp > datetime.datetime.now(datetime.timezone.utc), f"expires_at in the past: {exp}"
 assert password not in v["SecretString"], "password leaked into the token secret"
-stages = sm.describe_secret(SecretId=secret)["VersionIdsToStages"]
+d = sm.describe_secret(SecretId=secret)
+stages = d["VersionIdsToStages"]
 assert not any("AWSPENDING" in s for s in stages.values()), f"rotation left pending: {stages}"
+# The broker's state tag is there, so the empty plan below really proves it is not drift.
+tags = {t["Key"]: t["Value"] for t in d.get("Tags", [])}
+assert "iadvize:last-login-attempt" in tags, f"no iadvize:last-login-attempt tag: {tags}"
 print(f"AWSCURRENT holds a token record, expires_at={rec['expires_at']}")
 EOF
-pass "token secret AWSCURRENT is a token record with access_token and expires_at"
+pass "token secret AWSCURRENT is a token record with access_token and expires_at; state tag written"
 
 # ---- the broker's state tags are not drift -----------------------------------------------
 step "terraform plan after the tick"
