@@ -5,10 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_secretsmanager::types::RotationRulesType;
-use iadvize_standin::{Standin, StandinConfig};
+use iadvize_standin::{Standin, StandinConfig, moto};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::{Broker, Config, SecretStore};
 use serde_json::json;
@@ -21,14 +18,7 @@ const RUNS: usize = 20;
 async fn main() -> Fallible<()> {
     let moto =
         std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set; run `make bench`")?;
-    let sm = Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
-            .build(),
-    );
+    let sm = moto::client(&moto);
     let standin = Standin::start(StandinConfig {
         // Forced rotations in a loop would otherwise hit the stand-in's 10/min/user limit.
         per_user_limit: 10_000,
@@ -86,7 +76,7 @@ async fn main() -> Fallible<()> {
 
     let mut rotation = Sample::default();
     for _ in 0..RUNS {
-        let pending = start_rotation(&sm, &token).await?;
+        let pending = moto::start_rotation(&sm, &token).await?;
         rotation
             .measure(&store, &standin, || async {
                 for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
@@ -104,31 +94,6 @@ async fn main() -> Fallible<()> {
         standin.url()
     );
     Ok(())
-}
-
-async fn start_rotation(sm: &Client, token: &str) -> Fallible<String> {
-    // moto answers ResourceNotFound for the unknown function after creating AWSPENDING.
-    let _ = sm
-        .rotate_secret()
-        .secret_id(token)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:bench")
-        .rotation_rules(
-            RotationRulesType::builder()
-                .automatically_after_days(1)
-                .build(),
-        )
-        .send()
-        .await;
-    let out = sm.describe_secret().secret_id(token).send().await?;
-    out.version_ids_to_stages()
-        .and_then(|m| {
-            m.iter()
-                .find(|(_, s)| {
-                    s.iter().any(|s| s == "AWSPENDING") && !s.iter().any(|s| s == "AWSCURRENT")
-                })
-                .map(|(v, _)| v.clone())
-        })
-        .ok_or_else(|| "no AWSPENDING version".into())
 }
 
 #[derive(Default)]

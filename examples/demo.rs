@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_secretsmanager::types::RotationRulesType;
-use iadvize_standin::{LambdaHarness, Standin, StandinConfig};
+use iadvize_standin::{LambdaHarness, Standin, StandinConfig, moto};
 use serde_json::{Value, json};
 
 const TOKEN_SECRET: &str = "demo/iadvize/token";
@@ -36,7 +34,7 @@ async fn main() -> Fallible<()> {
     println!("   iAdvize stand-in ......... {}", standin.url());
 
     heading("2. Secrets");
-    let sm = client(&moto);
+    let sm = moto::client(&moto);
     for name in [TOKEN_SECRET, CREDENTIALS_SECRET] {
         // Left over from an earlier run against the same moto.
         let _ = sm
@@ -91,29 +89,9 @@ async fn main() -> Fallible<()> {
     invoke(&lambda, &standin, &scheduled).await?;
 
     heading("6. A Secrets Manager rotation: RotateSecret, then the four step events");
-    let rotation = sm
-        .rotate_secret()
-        .secret_id(TOKEN_SECRET)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:iadvize-token-broker")
-        .rotation_rules(
-            RotationRulesType::builder()
-                .automatically_after_days(1)
-                .build(),
-        )
-        .send()
-        .await;
-    // moto cannot call our function itself (it answers ResourceNotFound for it), but it has
-    // enabled rotation and created the AWSPENDING version, as Secrets Manager does.
-    let _ = rotation;
-    let stages = sm.describe_secret().secret_id(TOKEN_SECRET).send().await?;
-    let token = stages
-        .version_ids_to_stages()
-        .and_then(|m| {
-            m.iter()
-                .find(|(_, s)| s.iter().any(|s| s == "AWSPENDING"))
-                .map(|(v, _)| v.clone())
-        })
-        .ok_or("RotateSecret created no AWSPENDING version")?;
+    // moto cannot call our function itself, but it enables rotation and creates the
+    // AWSPENDING version, as Secrets Manager does before it calls the function.
+    let token = moto::start_rotation(&sm, TOKEN_SECRET).await?;
     println!("   AWSPENDING version: {token}");
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let event = json!({"Step": step, "SecretId": TOKEN_SECRET, "ClientRequestToken": token});
@@ -165,16 +143,6 @@ async fn main() -> Fallible<()> {
         "Done: the Lambda binary and the iAdvize stand-in are stopped (moto is stopped by the Makefile)",
     );
     Ok(())
-}
-
-fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("demo", "demo", None, None, "demo"))
-        .build();
-    Client::from_conf(config)
 }
 
 fn heading(text: &str) {

@@ -114,6 +114,16 @@ pub struct Stats {
     pub faults_served: u32,
 }
 
+impl Stats {
+    /// Counts a fault served instead of the normal answer (a fault 429 is also a 429).
+    fn count_fault(&mut self, fault: &Fault) {
+        self.faults_served += 1;
+        if matches!(fault, Fault::TooManyRequests(_)) {
+            self.rate_limited += 1;
+        }
+    }
+}
+
 /// A misbehaviour to answer a request with, instead of the normal handling.
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -528,10 +538,7 @@ async fn login(
             .pop_front()
             .or_else(|| inner.login_fault.clone());
         if let Some(fault) = &fault {
-            inner.stats.faults_served += 1;
-            if matches!(fault, Fault::TooManyRequests(_)) {
-                inner.stats.rate_limited += 1;
-            }
+            inner.stats.count_fault(fault);
         }
         fault
     };
@@ -625,10 +632,7 @@ async fn authenticated(State(shared): State<Shared>, headers: HeaderMap) -> Resp
         inner.stats.verifications += 1;
         let fault = inner.verify_faults.pop_front();
         if let Some(fault) = &fault {
-            inner.stats.faults_served += 1;
-            if matches!(fault, Fault::TooManyRequests(_)) {
-                inner.stats.rate_limited += 1;
-            }
+            inner.stats.count_fault(fault);
         }
         fault
     };

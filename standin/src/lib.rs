@@ -5,12 +5,15 @@
 //!   switchable faults. Its types are re-exported at the crate root.
 //! - [`lambda_harness`]: a minimal implementation of the AWS Lambda Runtime API that runs a
 //!   real Lambda binary as a child process and invokes it with events.
+//! - [`moto`]: a Secrets Manager client for moto's server, and the start of a rotation as
+//!   Secrets Manager does it.
 //!
 //! Neither is meant for production: they bind to loopback by default, keep everything in
 //! memory and favour observability over performance.
 
 pub mod iadvize;
 pub mod lambda_harness;
+pub mod moto;
 
 pub use iadvize::{Fault, RetryAfter, Standin, StandinConfig, Stats};
 pub use lambda_harness::{InvokeError, LambdaHarness};

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
+use aws_sdk_secretsmanager::types::Tag;
 use iadvize_standin::{Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::{Broker, Config};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-pub const REGION: &str = "us-east-1";
+pub use iadvize_standin::moto::REGION;
 
 /// The moto server the Makefile (scripts/with-moto.sh) started.
 pub fn moto_endpoint() -> String {
@@ -27,13 +27,7 @@ pub fn moto_endpoint() -> String {
 
 /// An SDK client for moto, as an operator or Secrets Manager itself would use it.
 pub fn sm_client() -> Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .build();
-    Client::from_conf(config)
+    iadvize_standin::moto::client(&moto_endpoint())
 }
 
 /// A name no other test uses.
@@ -204,6 +198,13 @@ impl World {
             .to_owned()
     }
 
+    /// Whether the token secret carries the refused-credentials block.
+    pub async fn is_blocked(&self) -> bool {
+        self.tags()
+            .await
+            .contains_key("iadvize:rejected-credentials-version")
+    }
+
     pub fn logins(&self) -> u32 {
         self.standin.stats().login_requests
     }
@@ -270,32 +271,11 @@ pub async fn tag(sm: &Client, secret_id: &str, key: &str, value: &str) {
         .expect("tag");
 }
 
+/// What Secrets Manager does before it calls a rotation function; returns the AWSPENDING version.
 pub async fn start_sm_rotation(sm: &Client, secret_id: &str) -> String {
-    let result = sm
-        .rotate_secret()
-        .secret_id(secret_id)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-known-to-moto")
-        .rotation_rules(
-            RotationRulesType::builder()
-                .automatically_after_days(1)
-                .build(),
-        )
-        .send()
-        .await;
-    // moto cannot invoke the function and says so; the version exists all the same.
-    if let Err(e) = &result {
-        let text = aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string();
-        assert!(
-            text.contains("ResourceNotFound"),
-            "unexpected RotateSecret error: {text}"
-        );
-    }
-    let stages = stages_of(sm, secret_id).await;
-    stages
-        .iter()
-        .find(|(_, s)| s.iter().any(|s| s == "AWSPENDING") && !s.iter().any(|s| s == "AWSCURRENT"))
-        .map(|(v, _)| v.clone())
-        .expect("RotateSecret created an AWSPENDING version")
+    iadvize_standin::moto::start_rotation(sm, secret_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn step_event(step: &str, secret_id: &str, token: &str) -> Value {

@@ -1,0 +1,62 @@
+//! Talking to moto's server, the local Secrets Manager stand-in: an SDK client for it, and
+//! what Secrets Manager does before it calls a rotation function.
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::types::RotationRulesType;
+
+/// The region every local test and demo uses.
+pub const REGION: &str = "us-east-1";
+
+/// A Secrets Manager client for a moto server at `endpoint`, with dummy credentials.
+pub fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Does what Secrets Manager does before it invokes a rotation function: `RotateSecret`
+/// enables rotation and creates a value-less AWSPENDING version. The function ARN is one
+/// moto does not know, so moto answers `ResourceNotFoundException` for it after creating the
+/// version (moto creates none for a secret that has no value yet). Returns the version id.
+pub async fn start_rotation(sm: &Client, secret_id: &str) -> Result<String, String> {
+    let result = sm
+        .rotate_secret()
+        .secret_id(secret_id)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-known-to-moto")
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(e) = &result {
+        let text = DisplayErrorContext(e).to_string();
+        if !text.contains("ResourceNotFound") {
+            return Err(format!("RotateSecret failed: {text}"));
+        }
+    }
+    let described = sm
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeSecret failed: {}", DisplayErrorContext(&e)))?;
+    described
+        .version_ids_to_stages()
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|(_, s)| {
+                    s.iter().any(|s| s == "AWSPENDING") && !s.iter().any(|s| s == "AWSCURRENT")
+                })
+                .map(|(version, _)| version.clone())
+        })
+        .ok_or_else(|| "RotateSecret created no AWSPENDING version".to_owned())
+}
