@@ -283,7 +283,7 @@ impl IadvizeClient {
                     (format!("HTTP {}", response.status()), wait, false)
                 }
                 Ok(response) => {
-                    tracing::debug!(
+                    tracing::info!(
                         what,
                         attempt = attempts,
                         status = response.status().as_u16(),

@@ -7,15 +7,8 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned())
-        .to_lowercase();
-    let filter = if level.contains('=') || level.contains(',') {
-        EnvFilter::new(level)
-    } else {
-        EnvFilter::new(format!(
-            "{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn"
-        ))
-    };
+        .unwrap_or_default();
+    let filter = EnvFilter::new(directives(&level));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -33,4 +26,38 @@ pub fn init() {
     } else {
         builder.try_init()
     };
+}
+
+/// Lambda's levels (`TRACE` … `FATAL`) or `RUST_LOG` directives, as `EnvFilter` directives.
+/// A plain level keeps the AWS SDK and HTTP crates at `warn`; anything unknown means `info`.
+fn directives(level: &str) -> String {
+    let level = level.trim().to_lowercase();
+    if level.contains('=') || level.contains(',') {
+        return level;
+    }
+    let level = match level.as_str() {
+        "trace" | "debug" | "info" | "warn" | "error" => level.as_str(),
+        "fatal" => "error",
+        _ => "info",
+    };
+    format!(
+        "{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directives;
+
+    #[test]
+    fn lambda_levels_become_filter_directives() {
+        assert!(directives("DEBUG").starts_with("debug,aws_config=warn"));
+        assert!(directives("FATAL").starts_with("error,"));
+        assert!(directives("").starts_with("info,"));
+        assert!(directives("verbose").starts_with("info,"));
+        assert_eq!(
+            directives("iadvize_token_broker=trace"),
+            "iadvize_token_broker=trace"
+        );
+    }
 }
