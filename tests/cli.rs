@@ -105,11 +105,7 @@ async fn get_exits_3_when_the_token_has_expired_or_the_secret_is_missing() {
 #[tokio::test]
 async fn status_reports_expiry_issue_time_and_last_login_of_the_configured_secrets_as_json() {
     let world = World::new().await;
-    let report = world
-        .broker()
-        .refresh(std::slice::from_ref(&world.token_id), false, deadline(30))
-        .await;
-    assert!(report.failure().is_none(), "{report:?}");
+    world.fill().await;
     let token = current_token(&world).await;
 
     // No SECRET_ID: the ones in IADVIZE_TOKEN_SECRET_IDS.

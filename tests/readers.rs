@@ -159,11 +159,7 @@ fn record_json(token: &str) -> String {
 
 async fn reads_once_and_calls_graphql_without_logging_in(reader: Reader) {
     let world = World::new().await;
-    let report = world
-        .broker()
-        .refresh(std::slice::from_ref(&world.token_id), false, deadline(30))
-        .await;
-    assert!(report.failure().is_none(), "{report:?}");
+    world.fill().await;
     let logins = world.logins();
     let proxy = CountingProxy::start().await;
     let dir = TempDir::new();

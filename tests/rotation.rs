@@ -12,12 +12,7 @@ async fn a_secrets_manager_rotation_stores_a_verified_token_as_awscurrent() {
     let token = world.start_sm_rotation().await;
     let broker = world.broker();
 
-    for step in STEPS {
-        broker
-            .handle(&step_event(step, &world.token_id, &token), deadline(30))
-            .await
-            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
-    }
+    run_steps(&broker, &world.token_id, &token).await;
 
     assert_eq!(world.logins() - logins_before, 1, "exactly one login");
     assert_eq!(world.verifications(), 1, "exactly one verification");
@@ -63,12 +58,7 @@ async fn the_first_rotation_accepts_a_non_json_current_value() {
     let placeholder = world.put_current("not json").await;
     let token = world.start_sm_rotation().await;
     let broker = world.broker();
-    for step in STEPS {
-        broker
-            .handle(&step_event(step, &world.token_id, &token), deadline(30))
-            .await
-            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
-    }
+    run_steps(&broker, &world.token_id, &token).await;
     assert_valid_current(&world).await;
     let stages = world.stages().await;
     assert_eq!(stages[&placeholder], ["AWSPREVIOUS"]);
@@ -181,15 +171,7 @@ async fn step_events_are_refused_when_the_guard_says_so_and_nothing_changes() {
     );
 
     // The current version: every step succeeds without doing anything.
-    for step in STEPS {
-        broker
-            .handle(
-                &step_event(step, &world.token_id, &current_version),
-                deadline(30),
-            )
-            .await
-            .unwrap();
-    }
+    run_steps(&broker, &world.token_id, &current_version).await;
 
     // A missing secret.
     let err = broker
@@ -315,12 +297,7 @@ async fn create_secret_with_refused_credentials_tags_the_block_and_the_next_atte
     world
         .put_credentials(&world.username, &world.password)
         .await;
-    for step in STEPS {
-        broker
-            .handle(&step_event(step, &world.token_id, &token), deadline(30))
-            .await
-            .unwrap();
-    }
+    run_steps(&broker, &world.token_id, &token).await;
     assert_valid_current(&world).await;
     assert!(!world.is_blocked().await);
 }

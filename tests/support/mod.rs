@@ -198,6 +198,15 @@ impl World {
             .to_owned()
     }
 
+    /// Runs one refresh tick of the token secret, which must succeed (fills an empty secret).
+    pub async fn fill(&self) {
+        let report = self
+            .broker()
+            .refresh(std::slice::from_ref(&self.token_id), false, deadline(30))
+            .await;
+        assert!(report.failure().is_none(), "{report:?}");
+    }
+
     /// Whether the token secret carries the refused-credentials block.
     pub async fn is_blocked(&self) -> bool {
         self.tags()
@@ -283,6 +292,16 @@ pub fn step_event(step: &str, secret_id: &str, token: &str) -> Value {
 }
 
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// Sends the four step events for `token`, as Secrets Manager would, each expected to succeed.
+pub async fn run_steps(broker: &Broker, secret_id: &str, token: &str) {
+    for step in STEPS {
+        broker
+            .handle(&step_event(step, secret_id, token), deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+    }
+}
 
 /// Asserts the token secret's AWSCURRENT holds a record the stand-in accepts.
 pub async fn assert_valid_current(world: &World) -> Value {
