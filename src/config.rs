@@ -1,7 +1,7 @@
 //! The broker's configuration: read once from the environment at start-up and validated,
 //! so a bad value fails the cold start with a message naming the variable.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -31,6 +31,14 @@ pub struct Config {
     pub verify_token: bool,
     /// How many token secrets a tick refreshes at the same time.
     pub max_concurrency: NonZeroUsize,
+    /// While iAdvize's refusal of a credentials version stands, one probe login per this
+    /// (`None`: never probe; only a new credentials value clears the block).
+    pub refused_credentials_retry: Option<Duration>,
+    /// Logins the whole broker may start in any rolling minute (iAdvize allows 100/min per IP).
+    pub max_logins_per_minute: NonZeroU32,
+    /// Whether metrics are also emitted per token secret (dimension `SecretName`). Off by
+    /// default: every per-secret series is a billed custom metric.
+    pub per_secret_metrics: bool,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -52,6 +60,9 @@ const STUCK_ROTATION_AFTER: &str = "IADVIZE_STUCK_ROTATION_AFTER";
 const HTTP_TIMEOUT: &str = "IADVIZE_HTTP_TIMEOUT";
 const VERIFY_TOKEN: &str = "IADVIZE_VERIFY_TOKEN";
 const MAX_CONCURRENCY: &str = "IADVIZE_MAX_CONCURRENCY";
+const REFUSED_CREDENTIALS_RETRY: &str = "IADVIZE_REFUSED_CREDENTIALS_RETRY";
+const MAX_LOGINS_PER_MINUTE: &str = "IADVIZE_MAX_LOGINS_PER_MINUTE";
+const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 
 impl Default for Config {
     fn default() -> Self {
@@ -65,6 +76,9 @@ impl Default for Config {
             http_timeout: Duration::from_secs(10),
             verify_token: true,
             max_concurrency: NonZeroUsize::new(4).expect("4 is not zero"),
+            refused_credentials_retry: Some(Duration::from_secs(6 * 3600)),
+            max_logins_per_minute: NonZeroU32::new(30).expect("30 is not zero"),
+            per_secret_metrics: false,
         }
     }
 }
@@ -108,12 +122,46 @@ impl Config {
                 message,
             })?,
         };
-        let verify_token = match get(VERIFY_TOKEN) {
-            None => true,
+        let boolean = |name: &'static str, default: bool| match get(name) {
+            None => Ok(default),
             Some(text) => parse_bool(&text).ok_or_else(|| ConfigError {
-                variable: VERIFY_TOKEN,
+                variable: name,
                 message: format!("expected true or false, got {text:?}"),
-            })?,
+            }),
+        };
+        let verify_token = boolean(VERIFY_TOKEN, true)?;
+        let per_secret_metrics = boolean(PER_SECRET_METRICS, defaults.per_secret_metrics)?;
+        let refused_credentials_retry = match get(REFUSED_CREDENTIALS_RETRY) {
+            None => defaults.refused_credentials_retry,
+            Some(text) if text.eq_ignore_ascii_case("off") => None,
+            Some(text) => match parse_duration(&text) {
+                Ok(retry) if !retry.is_zero() => Some(retry),
+                Ok(_) => {
+                    return Err(ConfigError {
+                        variable: REFUSED_CREDENTIALS_RETRY,
+                        message: "must be longer than 0s, or off".into(),
+                    });
+                }
+                Err(message) => {
+                    return Err(ConfigError {
+                        variable: REFUSED_CREDENTIALS_RETRY,
+                        message: format!("{message}, or off"),
+                    });
+                }
+            },
+        };
+        let max_logins_per_minute = match get(MAX_LOGINS_PER_MINUTE) {
+            None => defaults.max_logins_per_minute,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n: &NonZeroU32| n.get() <= 100)
+                .ok_or_else(|| ConfigError {
+                    variable: MAX_LOGINS_PER_MINUTE,
+                    message: format!(
+                        "expected a whole number from 1 to 100 (iAdvize allows 100 logins per minute per IP), got {text:?}"
+                    ),
+                })?,
         };
         let max_concurrency = match get(MAX_CONCURRENCY) {
             None => defaults.max_concurrency,
@@ -140,6 +188,9 @@ impl Config {
             http_timeout,
             verify_token,
             max_concurrency,
+            refused_credentials_retry,
+            max_logins_per_minute,
+            per_secret_metrics,
         })
     }
 }
@@ -201,6 +252,12 @@ mod tests {
         assert!(c.verify_token);
         assert!(c.token_secret_ids.is_empty());
         assert!(c.credentials_secret_id.is_none());
+        assert_eq!(
+            c.refused_credentials_retry,
+            Some(Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(c.max_logins_per_minute.get(), 30);
+        assert!(!c.per_secret_metrics);
     }
 
     #[test]
@@ -214,8 +271,14 @@ mod tests {
             (STUCK_ROTATION_AFTER, "1h30m"),
             (VERIFY_TOKEN, "false"),
             (MAX_CONCURRENCY, "2"),
+            (REFUSED_CREDENTIALS_RETRY, "OFF"),
+            (MAX_LOGINS_PER_MINUTE, "100"),
+            (PER_SECRET_METRICS, "true"),
         ])
         .unwrap();
+        assert_eq!(c.refused_credentials_retry, None);
+        assert_eq!(c.max_logins_per_minute.get(), 100);
+        assert!(c.per_secret_metrics);
         assert_eq!(c.token_secret_ids, ["a", "arn:aws:secretsmanager:x", "b"]);
         assert_eq!(c.credentials_secret_id.as_deref(), Some("creds"));
         assert_eq!(c.refresh_before_expiry, Duration::from_secs(90));
@@ -232,6 +295,11 @@ mod tests {
             (HTTP_TIMEOUT, "0s"),
             (VERIFY_TOKEN, "maybe"),
             (MAX_CONCURRENCY, "0"),
+            (REFUSED_CREDENTIALS_RETRY, "0s"),
+            (REFUSED_CREDENTIALS_RETRY, "never"),
+            (MAX_LOGINS_PER_MINUTE, "0"),
+            (MAX_LOGINS_PER_MINUTE, "101"),
+            (PER_SECRET_METRICS, "sometimes"),
             (API_URL, "http://api.iadvize.com"),
             (API_URL, "ftp://127.0.0.1"),
             (API_URL, "not a url"),

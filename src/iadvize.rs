@@ -17,6 +17,9 @@ use crate::token::{AccessToken, Credentials, TokenRecord};
 /// Longest token lifetime the broker believes (`expires_in` above this is absurd).
 pub const MAX_EXPIRES_IN: u64 = 30 * 24 * 3600;
 
+/// Longest `Retry-After` the broker believes; a larger value counts as absent.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// How failed requests are retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -225,30 +228,7 @@ impl IadvizeClient {
         let sent = self.send(request, deadline, "token verification").await?;
         let status = sent.response.status();
         let body = sent.response.bytes().await.unwrap_or_default();
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        match status {
-            StatusCode::OK => match json.as_ref().and_then(|j| j.get("authenticated")) {
-                Some(Value::Bool(true)) => Ok(Verification::Authenticated),
-                Some(Value::Bool(false)) => Ok(Verification::Rejected(
-                    oauth_error(&body).unwrap_or_else(|| "authenticated: false".to_owned()),
-                )),
-                _ => Err(IadvizeError::UnexpectedStatus {
-                    what: "token verification",
-                    status: 200,
-                    error: Some("the answer has no boolean \"authenticated\"".to_owned()),
-                }),
-            },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
-                Ok(Verification::Rejected(
-                    oauth_error(&body).unwrap_or_else(|| format!("HTTP {status}")),
-                ))
-            }
-            other => Err(IadvizeError::UnexpectedStatus {
-                what: "token verification",
-                status: other.as_u16(),
-                error: oauth_error(&body),
-            }),
-        }
+        parse_verification(status.as_u16(), &body)
     }
 
     /// Sends a request, retrying 429, 5xx and transport failures with bounded backoff that
@@ -343,17 +323,22 @@ struct Sent {
     issued_at: OffsetDateTime,
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (a date in the past means now).
+/// `Retry-After` of a response, if present and sane (see [`parse_retry_after`]).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, SystemTime::now())
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, relative to `now` (a date in the past
+/// means zero). Anything else, or a wait longer than [`MAX_RETRY_AFTER`], counts as absent.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(value.parse::<u64>().ok()?)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    (wait <= MAX_RETRY_AFTER).then_some(wait)
 }
 
 /// The `error` field of an RFC 6749 error body, if any (a short code, safe to log).
@@ -365,8 +350,8 @@ fn oauth_error(body: &[u8]) -> Option<String> {
         .then(|| code.to_owned())
 }
 
-/// Parses a 200 login answer. Messages never contain the body.
-fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, IadvizeError> {
+/// Parses a 200 login answer into the record to store. Messages never contain the body.
+pub fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, IadvizeError> {
     let bad = |m: &str| IadvizeError::BadResponse(m.to_owned());
     let json: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
     let token = match json.get("access_token") {
@@ -394,6 +379,37 @@ fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, Ia
         )));
     }
     Ok(TokenRecord::new(token, issued_at, expires_in as u64))
+}
+
+/// Classifies an answer of `/_authenticated`: `{"authenticated": true}` accepts; `false`, a
+/// 401/403/400, or an RFC 6749 `invalid_token` error body rejects; anything else is an error.
+pub fn parse_verification(status: u16, body: &[u8]) -> Result<Verification, IadvizeError> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    match status {
+        200 => match json.as_ref().and_then(|j| j.get("authenticated")) {
+            Some(Value::Bool(true)) => Ok(Verification::Authenticated),
+            Some(Value::Bool(false)) => Ok(Verification::Rejected(
+                oauth_error(body).unwrap_or_else(|| "authenticated: false".to_owned()),
+            )),
+            // The error body DESIGN §1 documents, which some servers send with a 200.
+            _ if oauth_error(body).as_deref() == Some("invalid_token") => {
+                Ok(Verification::Rejected("invalid_token".to_owned()))
+            }
+            _ => Err(IadvizeError::UnexpectedStatus {
+                what: "token verification",
+                status: 200,
+                error: Some("the answer has no boolean \"authenticated\"".to_owned()),
+            }),
+        },
+        400 | 401 | 403 => Ok(Verification::Rejected(
+            oauth_error(body).unwrap_or_else(|| format!("HTTP {status}")),
+        )),
+        other => Err(IadvizeError::UnexpectedStatus {
+            what: "token verification",
+            status: other,
+            error: oauth_error(body),
+        }),
+    }
 }
 
 /// A reqwest error without its URL (the URL holds no secret, but keeps messages short).
@@ -481,6 +497,44 @@ mod tests {
             let d = client.backoff(attempt);
             assert!(d >= Duration::from_secs(base) && d < Duration::from_secs(base).mul_f64(1.25));
         }
+    }
+
+    #[test]
+    fn an_invalid_token_body_is_a_rejection_whatever_the_status() {
+        let body = br#"{"error":"invalid_token","error_description":"The access token expired"}"#;
+        for status in [200, 401] {
+            assert_eq!(
+                parse_verification(status, body).unwrap(),
+                Verification::Rejected("invalid_token".to_owned())
+            );
+        }
+        assert_eq!(
+            parse_verification(200, br#"{"authenticated":true}"#).unwrap(),
+            Verification::Authenticated
+        );
+        assert!(parse_verification(200, b"{}").is_err());
+        assert!(parse_verification(500, b"").is_err());
+    }
+
+    #[test]
+    fn retry_after_that_is_not_sane_counts_as_absent() {
+        let now = SystemTime::now();
+        for value in [
+            "99999999999999999999",
+            "-1",
+            "1.5",
+            "",
+            "86401",
+            "+3",
+            "0x10",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
+        }
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("86400", now),
+            Some(Duration::from_secs(86400))
+        );
     }
 
     #[test]
