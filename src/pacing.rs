@@ -178,8 +178,9 @@ impl State {
     }
 }
 
-/// What the Secrets Manager calls around a login and a publication may take (tag, put).
-pub const WRITES_BUDGET: Duration = Duration::from_secs(5);
+/// What the Secrets Manager calls around a login and a publication may take (tag, put); the
+/// same as the iAdvize retry policy's default safety margin.
+pub const WRITES_BUDGET: Duration = Duration::from_secs(3);
 
 impl Broker {
     /// The rules of `IADVIZE_MIN_LOGIN_INTERVAL` and `IADVIZE_MAX_LOGINS_PER_MINUTE`.
@@ -320,7 +321,10 @@ mod tests {
         let pacer = Pacer::default();
         let l = limits(10, 30);
         pacer.reserve("u", "a", T0, T0, l).unwrap();
-        assert_eq!(pacer.reserve("u", "b", T0, T0 + secs(5), l), Err(T0 + secs(10)));
+        assert_eq!(
+            pacer.reserve("u", "b", T0, T0 + secs(5), l),
+            Err(T0 + secs(10))
+        );
         // nothing was booked: another user still starts at once
         assert_eq!(pacer.reserve("v", "c", T0, T0, l), Ok(T0));
     }

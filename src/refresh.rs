@@ -72,7 +72,8 @@ impl RefreshReport {
             .results
             .iter()
             .filter(|r| {
-                r.outcome == Outcome::Failed || (r.outcome == Outcome::Deferred && r.error.is_some())
+                r.outcome == Outcome::Failed
+                    || (r.outcome == Outcome::Deferred && r.error.is_some())
             })
             .map(|r| {
                 format!(
@@ -248,7 +249,12 @@ impl Broker {
         (targets, error)
     }
 
-    async fn run_tick(&self, mut targets: Vec<Target>, force: bool, deadline: Instant) -> RefreshReport {
+    async fn run_tick(
+        &self,
+        mut targets: Vec<Target>,
+        force: bool,
+        deadline: Instant,
+    ) -> RefreshReport {
         let logins_before = self.metrics.login_attempts();
         self.describe_listed(&mut targets).await;
         self.read_batched(&mut targets).await;
@@ -265,7 +271,8 @@ impl Broker {
         for (index, target) in targets.into_iter().enumerate() {
             match target.fresh_record(now, self.config.refresh_before_expiry, force) {
                 Some(record) => {
-                    self.metrics.seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
+                    self.metrics
+                        .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
                     results[index] = Some(SecretResult {
                         secret_id: target.secret_id,
                         outcome: Outcome::Fresh,
@@ -281,7 +288,8 @@ impl Broker {
         let done: Vec<(usize, SecretResult)> = futures::stream::iter(queue)
             .map(|(_, index, target)| {
                 let span = tracing::info_span!("refresh", secret_id = %target.secret_id);
-                async move { (index, self.refresh_one(target, force, deadline).await) }.instrument(span)
+                async move { (index, self.refresh_one(target, force, deadline).await) }
+                    .instrument(span)
             })
             .buffered(self.config.max_concurrency.get())
             .collect()
@@ -312,7 +320,10 @@ impl Broker {
             .await;
         for (target, info) in targets.iter_mut().zip(described) {
             if let Some(info) = info {
-                target.known = Some(Known { info, current: None });
+                target.known = Some(Known {
+                    info,
+                    current: None,
+                });
             }
         }
     }
@@ -323,7 +334,9 @@ impl Broker {
     async fn read_batched(&self, targets: &mut [Target]) {
         let mut to_read = Vec::new();
         for target in targets.iter_mut() {
-            let Some(known) = &mut target.known else { continue };
+            let Some(known) = &mut target.known else {
+                continue;
+            };
             if known.info.pending_rotation().is_some() {
                 continue;
             }
@@ -333,7 +346,10 @@ impl Broker {
                 to_read.push(known.info.arn.clone());
             }
         }
-        let chunks: Vec<Vec<String>> = to_read.chunks(BATCH_GET_MAX).map(<[String]>::to_vec).collect();
+        let chunks: Vec<Vec<String>> = to_read
+            .chunks(BATCH_GET_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
         let answers: Vec<HashMap<String, BatchValue>> = futures::stream::iter(chunks)
             .map(|chunk| async move {
                 match self.store.batch_current(&chunk).await {
@@ -349,10 +365,20 @@ impl Broker {
             .await;
         let mut values: HashMap<String, BatchValue> = answers.into_iter().flatten().collect();
         for target in targets.iter_mut() {
-            let Some(known) = &mut target.known else { continue };
+            let Some(known) = &mut target.known else {
+                continue;
+            };
             match values.remove(&known.info.arn) {
-                Some(BatchValue::Value(value)) => {
+                // The value must be the version the listing called AWSCURRENT: a rotation may
+                // have moved the label in between (and moto 5.2's batch can return a stale
+                // version after UpdateSecretVersionStage); otherwise it is read alone.
+                Some(BatchValue::Value(value))
+                    if known.info.version_with(AWSCURRENT) == Some(value.version_id.as_str()) =>
+                {
                     known.current = Some(Some(TokenRecord::parse(value.expose())));
+                }
+                Some(BatchValue::Value(_)) => {
+                    tracing::info!(secret_id = %known.info.name, "the batch returned another version than AWSCURRENT; reading it alone");
                 }
                 Some(BatchValue::Error(message)) => {
                     tracing::warn!(secret_id = %known.info.name, error = %message, "the batch could not read this secret; reading it alone");
@@ -375,14 +401,17 @@ impl Broker {
 
     fn emit_fleet_metrics(&self, results: &[SecretResult], logins_before: u64) {
         let now = OffsetDateTime::now_utc();
-        let count = |f: &dyn Fn(&SecretResult) -> bool| results.iter().filter(|r| f(r)).count() as u64;
+        let count =
+            |f: &dyn Fn(&SecretResult) -> bool| results.iter().filter(|r| f(r)).count() as u64;
         let min_seconds_until_expiry = results
             .iter()
             .map(|r| {
                 r.expires_at
                     .as_deref()
                     .and_then(parse_rfc3339)
-                    .map_or(0, |at| u64::try_from((at - now).whole_seconds()).unwrap_or(0))
+                    .map_or(0, |at| {
+                        u64::try_from((at - now).whole_seconds()).unwrap_or(0)
+                    })
             })
             .min()
             .unwrap_or(0);
@@ -407,6 +436,13 @@ impl Broker {
         let known = target.known.as_ref()?;
         let user = self.credentials_secret_id(&known.info).ok()?;
         let now = OffsetDateTime::now_utc();
+        // This very secret's login started moments ago (another invocation): the login path
+        // reports that (in progress while the token is valid), not the pacing.
+        if crate::broker::since_last_login(&known.info, now)
+            .is_some_and(|since| since < self.config.min_login_interval)
+        {
+            return None;
+        }
         let wait: std::time::Duration = (self.pacer.earliest(user, now, self.login_limits()) - now)
             .try_into()
             .unwrap_or_default();
@@ -423,7 +459,14 @@ impl Broker {
         let mut current: Option<TokenRecord> = None;
         let mut name = None;
         let outcome = self
-            .check(&secret_id, target.known, force, deadline, &mut current, &mut name)
+            .check(
+                &secret_id,
+                target.known,
+                force,
+                deadline,
+                &mut current,
+                &mut name,
+            )
             .await;
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &name {
@@ -469,9 +512,15 @@ impl Broker {
             "deferred: no time left in this invocation for its rotation, and its token is missing, expired or expires before the next tick".to_owned()
         });
         if lasts {
-            tracing::warn!(wait_ms = wait.as_millis() as u64, "deferred to the next tick: not enough time left for a rotation");
+            tracing::warn!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick: not enough time left for a rotation"
+            );
         } else {
-            tracing::error!(wait_ms = wait.as_millis() as u64, "deferred to the next tick, but the token will not last until then");
+            tracing::error!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick, but the token will not last until then"
+            );
         }
         if let Some(record) = record {
             self.metrics
@@ -500,7 +549,10 @@ impl Broker {
                 info,
                 current: Some(stored),
             }) => (info, stored),
-            Some(Known { info, current: None }) => {
+            Some(Known {
+                info,
+                current: None,
+            }) => {
                 let stored = self.read_current(&info).await?;
                 (info, stored)
             }

@@ -370,7 +370,10 @@ impl SecretStore {
                     arn: arn.to_owned(),
                     name: name.to_owned(),
                     rotation_enabled: entry.rotation_enabled().unwrap_or(false),
-                    versions: entry.secret_versions_to_stages().cloned().unwrap_or_default(),
+                    versions: entry
+                        .secret_versions_to_stages()
+                        .cloned()
+                        .unwrap_or_default(),
                     tags,
                 });
             }
@@ -410,7 +413,9 @@ impl SecretStore {
                 );
             }
             for error in out.errors() {
-                let Some(id) = error.secret_id() else { continue };
+                let Some(id) = error.secret_id() else {
+                    continue;
+                };
                 let message = format!(
                     "{}: {}",
                     error.error_code().unwrap_or("error"),
