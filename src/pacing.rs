@@ -178,10 +178,6 @@ impl State {
     }
 }
 
-/// What the Secrets Manager calls around a login and a publication may take (tag, put); the
-/// same as the iAdvize retry policy's default safety margin.
-pub const WRITES_BUDGET: Duration = Duration::from_secs(3);
-
 impl Broker {
     /// The rules of `IADVIZE_MIN_LOGIN_INTERVAL` and `IADVIZE_MAX_LOGINS_PER_MINUTE`.
     pub(crate) fn login_limits(&self) -> Limits {
@@ -192,15 +188,15 @@ impl Broker {
     }
 
     /// What a rotation needs once its login may start: one login request, the verification
-    /// (when on) and the Secrets Manager writes. Starting later than this before the
-    /// deadline cannot finish.
+    /// (when on) and the Secrets Manager writes (the retry policy's safety margin). Starting
+    /// later than this before the deadline cannot finish.
     pub fn rotation_budget(&self) -> Duration {
         let verify = if self.config.verify_token {
             self.config.http_timeout
         } else {
             Duration::ZERO
         };
-        self.config.http_timeout + verify + WRITES_BUDGET
+        self.config.http_timeout + verify + self.iadvize.safety_margin()
     }
 
     /// Replaces the pacer with one whose per-minute cap counts over `window` (a compressed
@@ -235,7 +231,8 @@ impl Broker {
             self.pacer.observe(user, &secret.arn, at);
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let latest = now + left.saturating_sub(self.config.http_timeout + WRITES_BUDGET);
+        let latest =
+            now + left.saturating_sub(self.config.http_timeout + self.iadvize.safety_margin());
         match self
             .pacer
             .reserve(user, &secret.arn, now, latest, self.login_limits())
