@@ -187,7 +187,7 @@ impl Error {
     /// Whether a login was held back on purpose (spacing, pacing): another login for the same
     /// user started moments ago, so this is no failure while the current token still works.
     pub fn is_held_back(&self) -> bool {
-        matches!(self, Error::LoginSpacing { .. } | Error::LoginPaced { .. })
+        matches!(self, Error::LoginSpacing { .. })
     }
 }
 

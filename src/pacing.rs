@@ -40,6 +40,9 @@ struct State {
     starts: VecDeque<Start>,
     /// Latest known start per iAdvize user (credentials secret id).
     last_per_user: HashMap<String, OffsetDateTime>,
+    /// Slots the tick booked for a token secret (ARN), in urgency order, that its login
+    /// takes instead of booking again.
+    booked: HashMap<String, OffsetDateTime>,
 }
 
 struct Start {
@@ -119,6 +122,40 @@ impl Pacer {
         }
     }
 
+    /// Books a slot for `secret`'s coming login (see [`Pacer::reserve`]); its login takes it
+    /// with [`Pacer::take_booking`]. The tick books in urgency order, so a less urgent secret
+    /// never takes the last slot of a window before a more urgent one.
+    pub fn book(
+        &self,
+        user: &str,
+        secret: &str,
+        now: OffsetDateTime,
+        latest: OffsetDateTime,
+        limits: Limits,
+    ) -> Result<OffsetDateTime, OffsetDateTime> {
+        let at = self.reserve(user, secret, now, latest, limits)?;
+        if let Ok(mut state) = self.state.lock() {
+            state.booked.insert(secret.to_owned(), at);
+        }
+        Ok(at)
+    }
+
+    /// The slot booked for `secret`, if any (taken once).
+    pub fn take_booking(&self, secret: &str) -> Option<OffsetDateTime> {
+        self.state.lock().ok()?.booked.remove(secret)
+    }
+
+    /// Gives back a booking its secret did not use (it needed no login after all, or failed
+    /// before logging in), so it does not count against the cap.
+    pub fn cancel_booking(&self, secret: &str) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Some(at) = state.booked.remove(secret) {
+            state.starts.retain(|s| !(s.secret == secret && s.at == at));
+        }
+    }
+
     /// Books the earliest start for `user` if it is no later than `latest`; returns it (the
     /// caller sleeps until then), or the earliest start when that is too late.
     pub fn reserve(
@@ -145,6 +182,12 @@ impl Pacer {
     }
 }
 
+/// Added to the window and the spacing: a login request leaves a little after its booked
+/// start (a task wakes, the attempt tag is written), and that delay must not squeeze them.
+fn guard(window: Duration) -> Duration {
+    (window / 100).max(Duration::from_millis(50))
+}
+
 impl State {
     fn earliest(
         &mut self,
@@ -163,7 +206,9 @@ impl State {
         }
         let mut at = now;
         if let Some(last) = self.last_per_user.get(user) {
-            at = at.max(*last + limits.min_interval);
+            if !limits.min_interval.is_zero() {
+                at = at.max(*last + limits.min_interval + guard(limits.min_interval));
+            }
         }
         // Reservations stay in time order (see the module comment).
         if let Some(latest) = self.starts.back() {
@@ -172,7 +217,7 @@ impl State {
         let cap = limits.per_window.max(1) as usize;
         if self.starts.len() >= cap {
             let cap_th = &self.starts[self.starts.len() - cap];
-            at = at.max(cap_th.at + window);
+            at = at.max(cap_th.at + window + guard(window));
         }
         at
     }
@@ -233,10 +278,13 @@ impl Broker {
         let left = deadline.saturating_duration_since(Instant::now());
         let latest =
             now + left.saturating_sub(self.config.http_timeout + self.iadvize.safety_margin());
-        match self
-            .pacer
-            .reserve(user, &secret.arn, now, latest, self.login_limits())
-        {
+        let slot = match self.pacer.take_booking(&secret.arn) {
+            Some(at) => Ok(at),
+            None => self
+                .pacer
+                .reserve(user, &secret.arn, now, latest, self.login_limits()),
+        };
+        match slot {
             Ok(at) => {
                 let wait: Duration = (at - now).try_into().unwrap_or_default();
                 if !wait.is_zero() {
@@ -280,11 +328,12 @@ mod tests {
         let pacer = Pacer::default();
         let far = T0 + secs(3600);
         let l = limits(10, 30);
+        let step = secs(10) + guard(Duration::from_secs(10));
         assert_eq!(pacer.reserve("u", "a", T0, far, l), Ok(T0));
-        assert_eq!(pacer.reserve("u", "b", T0, far, l), Ok(T0 + secs(10)));
+        assert_eq!(pacer.reserve("u", "b", T0, far, l), Ok(T0 + step));
         // another user is not held behind u's spacing beyond the time order of starts
-        assert_eq!(pacer.reserve("v", "c", T0, far, l), Ok(T0 + secs(10)));
-        assert_eq!(pacer.reserve("u", "d", T0, far, l), Ok(T0 + secs(20)));
+        assert_eq!(pacer.reserve("v", "c", T0, far, l), Ok(T0 + step));
+        assert_eq!(pacer.reserve("u", "d", T0, far, l), Ok(T0 + step + step));
     }
 
     #[test]
@@ -295,17 +344,11 @@ mod tests {
         let starts: Vec<OffsetDateTime> = (0..7)
             .map(|i| pacer.reserve(&format!("u{i}"), "s", T0, far, l).unwrap())
             .collect();
+        let g = guard(DEFAULT_WINDOW);
+        let second = T0 + secs(60) + g;
         assert_eq!(
             starts,
-            [
-                T0,
-                T0,
-                T0,
-                T0 + secs(60),
-                T0 + secs(60),
-                T0 + secs(60),
-                T0 + secs(120)
-            ]
+            [T0, T0, T0, second, second, second, second + secs(60) + g]
         );
         for (i, s) in starts.iter().enumerate() {
             let in_window = starts[i..].iter().filter(|t| **t < *s + secs(60)).count();
@@ -320,7 +363,7 @@ mod tests {
         pacer.reserve("u", "a", T0, T0, l).unwrap();
         assert_eq!(
             pacer.reserve("u", "b", T0, T0 + secs(5), l),
-            Err(T0 + secs(10))
+            Err(T0 + secs(10) + guard(Duration::from_secs(10)))
         );
         // nothing was booked: another user still starts at once
         assert_eq!(pacer.reserve("v", "c", T0, T0, l), Ok(T0));
@@ -334,9 +377,29 @@ mod tests {
         pacer.observe("v", "b", T0 - secs(30));
         // the same tag seen twice counts once
         pacer.observe("v", "b", T0 - secs(30));
-        assert_eq!(pacer.earliest("u", T0, l), T0 + secs(30));
+        assert_eq!(
+            pacer.earliest("u", T0, l),
+            T0 + secs(30) + guard(DEFAULT_WINDOW)
+        );
         assert_eq!(pacer.earliest("w", T0, limits(10, 3)), T0);
-        assert_eq!(pacer.earliest("u", T0, limits(10, 3)), T0 + secs(6));
+        assert_eq!(
+            pacer.earliest("u", T0, limits(10, 3)),
+            T0 + secs(6) + guard(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn a_booking_is_taken_once_and_a_cancelled_one_frees_its_slot() {
+        let pacer = Pacer::default();
+        let far = T0 + secs(3600);
+        let l = limits(0, 1);
+        assert_eq!(pacer.book("u", "a", T0, far, l), Ok(T0));
+        assert_eq!(pacer.take_booking("a"), Some(T0));
+        assert_eq!(pacer.take_booking("a"), None);
+        let next = T0 + secs(60) + guard(DEFAULT_WINDOW);
+        assert_eq!(pacer.book("v", "b", T0, far, l), Ok(next));
+        pacer.cancel_booking("b");
+        assert_eq!(pacer.earliest("w", T0, l), next, "a's start still counts");
     }
 
     #[test]
@@ -345,6 +408,10 @@ mod tests {
         let far = T0 + secs(3600);
         let l = limits(0, 1);
         pacer.reserve("u", "a", T0, far, l).unwrap();
-        assert_eq!(pacer.reserve("v", "b", T0, far, l), Ok(T0 + secs(6)));
+        let guard = time::Duration::milliseconds(60);
+        assert_eq!(
+            pacer.reserve("v", "b", T0, far, l),
+            Ok(T0 + secs(6) + guard)
+        );
     }
 }

@@ -425,49 +425,76 @@ impl Broker {
         });
     }
 
-    /// Whether a due secret must wait for the next tick: its rotation could not finish before
-    /// `deadline`, or its user's next login slot comes too late.
-    fn must_defer(&self, target: &Target, deadline: Instant) -> Option<std::time::Duration> {
+    /// Books the login slot of a secret that is due (so slots go in urgency order), or says
+    /// it must wait for the next tick: its rotation could not finish before `deadline`, or its
+    /// user's next slot comes too late. `Ok` when it may go on (booked, or no login known to
+    /// be needed yet).
+    fn book_or_defer(
+        &self,
+        target: &Target,
+        force: bool,
+        deadline: Instant,
+    ) -> std::result::Result<(), std::time::Duration> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let budget = self.rotation_budget();
-        let Some(slack) = left.checked_sub(budget) else {
-            return Some(std::time::Duration::ZERO);
+        let Some(slack) = left.checked_sub(self.rotation_budget()) else {
+            return Err(std::time::Duration::ZERO);
         };
-        let known = target.known.as_ref()?;
-        let user = self.credentials_secret_id(&known.info).ok()?;
+        let Some(known) = &target.known else {
+            return Ok(());
+        };
+        let Some(stored) = &known.current else {
+            return Ok(());
+        };
         let now = OffsetDateTime::now_utc();
+        if known.info.pending_rotation().is_some()
+            || due_reason(
+                stored.as_ref(),
+                now,
+                self.config.refresh_before_expiry,
+                force,
+            )
+            .is_none()
+        {
+            return Ok(());
+        }
+        let Ok(user) = self.credentials_secret_id(&known.info) else {
+            return Ok(());
+        };
         // This very secret's login started moments ago (another invocation): the login path
         // reports that (in progress while the token is valid), not the pacing.
         if crate::broker::since_last_login(&known.info, now)
             .is_some_and(|since| since < self.config.min_login_interval)
         {
-            return None;
+            return Ok(());
         }
-        let wait: std::time::Duration = (self.pacer.earliest(user, now, self.login_limits()) - now)
-            .try_into()
-            .unwrap_or_default();
-        (wait > slack).then_some(wait)
+        self.pacer
+            .book(user, &known.info.arn, now, now + slack, self.login_limits())
+            .map(drop)
+            .map_err(|at| (at - now).try_into().unwrap_or_default())
     }
 
     async fn refresh_one(&self, target: Target, force: bool, deadline: Instant) -> SecretResult {
         let secret_id = target.secret_id.clone();
-        // A due token (or a rotation to resume) needs a login: never start one that cannot finish.
-        if let Some(wait) = self.must_defer(&target, deadline) {
-            return self.deferred(target, wait);
+        // A due token needs a login: never start one that cannot finish.
+        if let Err(wait) = self.book_or_defer(&target, force, deadline) {
+            return self.deferred(&target, wait);
         }
+        let arn = target.known.as_ref().map(|k| k.info.arn.clone());
+        let known = target.known.clone();
         // What AWSCURRENT holds after the tick, for the result and the expiry metric.
         let mut current: Option<TokenRecord> = None;
         let mut name = None;
         let outcome = self
-            .check(
-                &secret_id,
-                target.known,
-                force,
-                deadline,
-                &mut current,
-                &mut name,
-            )
+            .check(&secret_id, known, force, deadline, &mut current, &mut name)
             .await;
+        if let Some(arn) = &arn {
+            self.pacer.cancel_booking(arn);
+        }
+        // No login slot came early enough once the login was ready (a booking made without
+        // the tick's knowledge): the next tick takes it first.
+        if let Err(Error::LoginPaced { wait, .. }) = &outcome {
+            return self.deferred(&target, *wait);
+        }
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &name {
             let seconds = current.as_ref().map_or(0, |r| r.remaining(now).as_secs());
@@ -498,7 +525,7 @@ impl Broker {
 
     /// The result of a secret left for the next tick: a failure only when its token is
     /// expired (or missing) or expires before the next tick.
-    fn deferred(&self, target: Target, wait: std::time::Duration) -> SecretResult {
+    fn deferred(&self, target: &Target, wait: std::time::Duration) -> SecretResult {
         let now = OffsetDateTime::now_utc();
         let record = target
             .known
@@ -527,7 +554,7 @@ impl Broker {
                 .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
         }
         SecretResult {
-            secret_id: target.secret_id,
+            secret_id: target.secret_id.clone(),
             outcome: Outcome::Deferred,
             expires_at,
             error,
