@@ -16,7 +16,7 @@ NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools test lint fmt test-rust demo build package bench clean
+.PHONY: help tools test lint fmt test-rust demo build package bench bench-fleet clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -52,6 +52,9 @@ demo: tools ## the broker's main job end to end on local stand-ins
 
 bench: tools ## cost of a tick and of a rotation: Secrets Manager calls, iAdvize calls, wall time
 	$(WITH_MOTO) cargo run --release --quiet --example bench
+
+bench-fleet: tools ## one broker for 10/100/500 integrations: first fill, fresh-tick cost, a simulated day (minutes)
+	$(WITH_MOTO) cargo run --release --quiet --example bench_fleet
 
 build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
 	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker
