@@ -21,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 struct Shared {
     /// The error code `GetSecretValue` answers with, when failing.
     failing: Mutex<Option<&'static str>>,
+    /// Reads that pass before `failing` applies.
+    pass_first: AtomicU64,
     reads: AtomicU64,
     failed_reads: AtomicU64,
 }
@@ -49,9 +51,10 @@ async fn forward(
         .get("x-amz-target")
         .is_some_and(|t| t.as_bytes().ends_with(b".GetSecretValue"));
     if is_read {
-        proxy.shared.reads.fetch_add(1, Ordering::SeqCst);
+        let seen = proxy.shared.reads.fetch_add(1, Ordering::SeqCst);
         let failing = *proxy.shared.failing.lock().unwrap();
-        if let Some(code) = failing {
+        let passing = seen < proxy.shared.pass_first.load(Ordering::SeqCst);
+        if let (Some(code), false) = (failing, passing) {
             proxy.shared.failed_reads.fetch_add(1, Ordering::SeqCst);
             let status = if code == "InternalServiceError" {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -129,6 +132,12 @@ impl FlakySm {
     /// `AccessDeniedException`, `InternalServiceError`), or passes again with `None`.
     pub fn fail_reads(&self, code: Option<&'static str>) {
         *self.shared.failing.lock().unwrap() = code;
+    }
+
+    /// Lets the first `n` reads (counted from the start) pass, then fails the others.
+    pub fn fail_reads_after(&self, n: u64, code: &'static str) {
+        self.shared.pass_first.store(n, Ordering::SeqCst);
+        self.fail_reads(Some(code));
     }
 
     /// `GetSecretValue` requests seen, answered or failed.
