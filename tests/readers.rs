@@ -31,6 +31,8 @@ use support::*;
 enum Reader {
     Node,
     Python,
+    /// The recipe for AWS's caching library, aws-secretsmanager-caching (`SecretCache`).
+    PythonSecretCache,
     Shell,
 }
 
@@ -105,6 +107,20 @@ impl Reader {
                 );
                 let mut command = tokio::process::Command::new(python);
                 command.arg(root().join("examples/python/read_token.py"));
+                command
+            }
+            Reader::PythonSecretCache => {
+                let python = root().join(".venv/bin/python");
+                require(&python, "the project's .venv");
+                let library = std::process::Command::new(&python)
+                    .args(["-c", "import aws_secretsmanager_caching"])
+                    .output();
+                assert!(
+                    library.is_ok_and(|o| o.status.success()),
+                    "aws-secretsmanager-caching is missing from .venv: run `make reader-deps` (or `make test-readers`)"
+                );
+                let mut command = tokio::process::Command::new(python);
+                command.arg(root().join("examples/python/read_token_cached.py"));
                 command
             }
             Reader::Shell => {
@@ -319,7 +335,14 @@ async fn gives_up_when_the_token_read_again_is_refused_too(reader: Reader) {
         "{}",
         describe(&output)
     );
-    assert_eq!(proxy.reads(), 2, "exactly one re-read, no loop");
+    // SecretCache asks DescribeSecret which version is current; it is the one it holds, so it
+    // reads no value again.
+    let reads = if matches!(reader, Reader::PythonSecretCache) {
+        1
+    } else {
+        2
+    };
+    assert_eq!(proxy.reads(), reads, "at most one re-read, no loop");
     assert_eq!(world.standin.stats().graphql_requests, 2);
     assert_eq!(world.logins(), logins);
     assert_no_secrets(&describe(&output), &[&old]);
@@ -381,6 +404,26 @@ async fn the_python_reader_gives_up_when_the_token_read_again_is_refused_too() {
 #[tokio::test]
 async fn the_python_reader_says_when_the_secret_holds_no_token_yet() {
     says_when_the_secret_holds_no_token_yet(Reader::Python).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_reads_the_secret_once_and_calls_graphql_without_logging_in() {
+    reads_once_and_calls_graphql_without_logging_in(Reader::PythonSecretCache).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_reads_the_secret_again_once_after_a_401() {
+    reads_the_secret_again_once_after_a_401(Reader::PythonSecretCache).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_gives_up_when_the_token_read_again_is_refused_too() {
+    gives_up_when_the_token_read_again_is_refused_too(Reader::PythonSecretCache).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_says_when_the_secret_holds_no_token_yet() {
+    says_when_the_secret_holds_no_token_yet(Reader::PythonSecretCache).await;
 }
 
 #[tokio::test]
