@@ -6,9 +6,9 @@
 //!
 //! The source is used as a Rust service would, from the small consumer crate.
 
-mod support;
 #[path = "support/flaky_sm.rs"]
 mod flaky_sm;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -413,7 +413,11 @@ async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
     for joined in futures::future::join_all(calls).await {
         assert_eq!(joined.unwrap().unwrap().expose(), cached.expose());
     }
-    assert_eq!(sm.failed_reads(), 1, "one read for 50 callers, then a backoff");
+    assert_eq!(
+        sm.failed_reads(),
+        1,
+        "one read for 50 callers, then a backoff"
+    );
     assert_eq!(source.reads(), 2);
 }
 
@@ -434,7 +438,11 @@ async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on
             "the caller sees why: {error}"
         );
     }
-    assert_eq!(sm.failed_reads(), 1, "20 calls within the backoff, one read");
+    assert_eq!(
+        sm.failed_reads(),
+        1,
+        "20 calls within the backoff, one read"
+    );
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(source.token().await.is_err());

@@ -9,9 +9,9 @@
 //! Their packages come from `make reader-deps` (Node's node_modules; boto3 in .venv; the AWS
 //! CLI, jq and curl on PATH). A missing one fails the test with the command to run.
 
-mod support;
 #[path = "support/flaky_sm.rs"]
 mod flaky_sm;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -564,7 +564,11 @@ async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Rea
         "{}",
         describe(&output)
     );
-    assert!(stderr.contains("ThrottlingException"), "{}", describe(&output));
+    assert!(
+        stderr.contains("ThrottlingException"),
+        "{}",
+        describe(&output)
+    );
     assert!(sm.failed_reads() >= 2, "the read was retried");
     assert!(
         sm.failed_reads() * 3 < calls,
@@ -681,7 +685,11 @@ async fn the_shell_reader_reports_an_aws_failure_as_such() {
         "{}",
         describe(&offline)
     );
-    assert!(!stderr.contains("no token record"), "{}", describe(&offline));
+    assert!(
+        !stderr.contains("no token record"),
+        "{}",
+        describe(&offline)
+    );
 }
 
 #[tokio::test]
@@ -707,7 +715,8 @@ async fn the_shell_reader_cannot_be_broken_by_paths_another_user_created_in_a_sh
     // directory and a link named like ours, all theirs (nobody's, when the tests run as root).
     let theirs = tmp.0.join("elsewhere");
     let planted = [
-        tmp.0.join(format!("iadvize-token-{uid}-{}.json", world.token_id)),
+        tmp.0
+            .join(format!("iadvize-token-{uid}-{}.json", world.token_id)),
         tmp.0.join(format!("iadvize-token-{uid}.AAAAAAAA")),
         theirs.clone(),
     ];

@@ -113,9 +113,7 @@ impl FlakySm {
             http: reqwest::Client::new(),
             shared: shared.clone(),
         };
-        let app = axum::Router::new()
-            .fallback(forward)
-            .with_state(proxy);
+        let app = axum::Router::new().fallback(forward).with_state(proxy);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
