@@ -431,10 +431,11 @@ impl TokenSource {
 
     /// The wait after the `in_a_row`-th failed read in a row.
     fn backoff(&self, in_a_row: u32) -> Duration {
-        let doubled = self
-            .retry_backoff
-            .saturating_mul(1 << in_a_row.saturating_sub(1).min(16));
-        lengthen(doubled.min(self.max_retry_backoff))
+        lengthen(backoff(
+            self.retry_backoff,
+            self.max_retry_backoff,
+            in_a_row,
+        ))
     }
 
     /// One `GetSecretValue` of AWSCURRENT, parsed and checked.
@@ -503,6 +504,13 @@ impl TokenSource {
     }
 }
 
+/// `first` doubled for each failed read in a row after the first, at most `max`.
+fn backoff(first: Duration, max: Duration, in_a_row: u32) -> Duration {
+    first
+        .saturating_mul(1 << in_a_row.saturating_sub(1).min(16))
+        .min(max)
+}
+
 /// `wait` plus up to 25 %, from the clock's nanoseconds: enough to keep processes that failed
 /// together from retrying in step, without a random number crate.
 fn lengthen(wait: Duration) -> Duration {
@@ -562,6 +570,83 @@ mod tests {
         let r = record(10, now);
         let at = read_again_at(&r, now, DEFAULT_MARGIN, DEFAULT_RECHECK_INTERVAL);
         assert_eq!(at, r.expires_at);
+    }
+
+    fn state(record: TokenRecord, read_again_at: OffsetDateTime) -> State {
+        State {
+            cached: Some(Cached {
+                record,
+                read_again_at,
+            }),
+            ..State::default()
+        }
+    }
+
+    fn throttled(retry_at: Instant) -> Failure {
+        Failure {
+            error: TokenError::SecretsManager {
+                secret_id: "s".into(),
+                message: "ThrottlingException".into(),
+            },
+            in_a_row: 1,
+            retry_at,
+        }
+    }
+
+    #[test]
+    fn a_fresh_token_is_served_without_reading() {
+        let now = OffsetDateTime::now_utc();
+        let s = state(record(86400, now), now + Duration::from_secs(60));
+        assert!(matches!(
+            s.without_reading(now, Instant::now()),
+            Some(Ok(_))
+        ));
+    }
+
+    #[test]
+    fn a_due_token_is_read_again_when_no_read_failed() {
+        let now = OffsetDateTime::now_utc();
+        let s = state(record(86400, now), now);
+        assert!(s.without_reading(now, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn during_a_failed_reads_backoff_a_due_token_that_has_not_expired_is_served() {
+        let now = OffsetDateTime::now_utc();
+        let clock = Instant::now();
+        let mut s = state(record(86400, now), now);
+        s.failure = Some(throttled(clock + Duration::from_secs(1)));
+        assert!(matches!(s.without_reading(now, clock), Some(Ok(_))));
+        // Once the backoff has run out, read again.
+        assert!(
+            s.without_reading(now, clock + Duration::from_secs(2))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn during_a_failed_reads_backoff_an_expired_token_gives_that_reads_error() {
+        let issued = OffsetDateTime::now_utc() - Duration::from_secs(100);
+        let r = record(10, issued);
+        let clock = Instant::now();
+        let mut s = state(r.clone(), r.expires_at);
+        s.failure = Some(throttled(clock + Duration::from_secs(1)));
+        let answer = s.without_reading(OffsetDateTime::now_utc(), clock);
+        assert!(
+            matches!(&answer, Some(Err(TokenError::SecretsManager { message, .. })) if message == "ThrottlingException"),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_maximum() {
+        let first = Duration::from_secs(1);
+        let max = Duration::from_secs(30);
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(first, max, n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff(first, max, u32::MAX), max);
+        let jittered = lengthen(Duration::from_secs(4));
+        assert!(jittered >= Duration::from_secs(4) && jittered <= Duration::from_secs(5));
     }
 
     #[test]
