@@ -222,7 +222,11 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
             fill_wall.as_secs_f64() + started.elapsed().as_secs_f64()
         );
         if let Some(r) = report.results.iter().find(|r| r.outcome == Outcome::Failed) {
-            eprintln!("  e.g. {}: {}", r.secret_id, r.error.as_deref().unwrap_or(""));
+            eprintln!(
+                "  e.g. {}: {}",
+                r.secret_id,
+                r.error.as_deref().unwrap_or("")
+            );
         }
         fill_wall += started.elapsed();
         if done || fill_ticks >= 100 {
@@ -309,7 +313,12 @@ fn max_in_window(starts: &mut [OffsetDateTime], window: Duration) -> usize {
     starts.sort();
     let window = time::Duration::try_from(window).unwrap_or(time::Duration::MINUTE);
     (0..starts.len())
-        .map(|i| starts[i..].iter().take_while(|t| **t - starts[i] < window).count())
+        .map(|i| {
+            starts[i..]
+                .iter()
+                .take_while(|t| **t - starts[i] < window)
+                .count()
+        })
         .max()
         .unwrap_or(0)
 }

@@ -140,6 +140,27 @@ impl Pacer {
         Ok(at)
     }
 
+    /// Moves a start booked at `booked` to when the login really started, so the slots booked
+    /// after it count from the real start.
+    pub fn restamp(&self, secret: &str, booked: OffsetDateTime, actual: OffsetDateTime) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Some(start) = state
+            .starts
+            .iter_mut()
+            .rev()
+            .find(|s| s.secret == secret && s.at == booked)
+        {
+            start.at = actual;
+        }
+        for last in state.last_per_user.values_mut() {
+            if *last == booked {
+                *last = (*last).max(actual);
+            }
+        }
+    }
+
     /// The slot booked for `secret`, if any (taken once).
     pub fn take_booking(&self, secret: &str) -> Option<OffsetDateTime> {
         self.state.lock().ok()?.booked.remove(secret)
@@ -185,7 +206,7 @@ impl Pacer {
 /// Added to the window and the spacing: a login request leaves a little after its booked
 /// start (a task wakes, the attempt tag is written), and that delay must not squeeze them.
 fn guard(window: Duration) -> Duration {
-    (window / 100).max(Duration::from_millis(50))
+    (window / 100).max(Duration::from_millis(250))
 }
 
 impl State {
@@ -295,7 +316,9 @@ impl Broker {
                     );
                     tokio::time::sleep(wait).await;
                 }
-                Ok(at.max(OffsetDateTime::now_utc()))
+                let started = at.max(OffsetDateTime::now_utc());
+                self.pacer.restamp(&secret.arn, at, started);
+                Ok(started)
             }
             Err(at) => Err(Error::LoginPaced {
                 secret_id: secret.name.clone(),
@@ -408,7 +431,7 @@ mod tests {
         let far = T0 + secs(3600);
         let l = limits(0, 1);
         pacer.reserve("u", "a", T0, far, l).unwrap();
-        let guard = time::Duration::milliseconds(60);
+        let guard = time::Duration::milliseconds(250);
         assert_eq!(
             pacer.reserve("v", "b", T0, far, l),
             Ok(T0 + secs(6) + guard)
