@@ -136,11 +136,10 @@ fn client(endpoint: &str, region: &str) -> Client {
 /// them.
 async fn create_fleet(sm: &Client, users: &[(String, String)], n: usize) -> Fallible<Vec<String>> {
     let mut secrets = Vec::new();
-    for i in 0..n {
+    for (i, (user, password)) in users.iter().enumerate().take(n) {
         let owner = i.min(n - SHARING);
         let creds = format!("creds-{i}");
         if owner == i {
-            let (user, password) = &users[i];
             sm.create_secret()
                 .name(&creds)
                 .secret_string(json!({"username": user, "password": password}).to_string())
