@@ -1,7 +1,8 @@
 # The other-language token readers (examples/node, examples/python, examples/shell) and their
 # packages, installed into project-local places: examples/node/node_modules (npm ci from the
-# committed package-lock.json), boto3 in .venv (requirements-dev.txt). The shell reader needs
-# the AWS CLI (in .venv, from requirements-dev.txt), jq and curl.
+# committed package-lock.json), boto3 and aws-secretsmanager-caching in .venv
+# (requirements-dev.txt). The shell reader needs the AWS CLI (in .venv, from
+# requirements-dev.txt), jq and curl.
 # Included from the Makefile; `test-rust` depends on reader-deps.
 
 NODE_READER := examples/node
