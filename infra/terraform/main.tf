@@ -51,8 +51,8 @@ locals {
   )))
 
   alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_topic_arns)
-  role_arn      = var.role_arn == null ? aws_iam_role.broker[0].arn : var.role_arn
-  role_name     = var.role_arn == null ? aws_iam_role.broker[0].name : regex("role/(?:.*/)?([^/]+)$", var.role_arn)[0]
+  role_arn      = var.create_role ? aws_iam_role.broker[0].arn : var.role_arn
+  role_name     = var.create_role ? aws_iam_role.broker[0].name : regex("role/(?:.*/)?([^/]+)$", var.role_arn)[0]
 }
 
 # ------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ data "aws_iam_policy_document" "broker" {
 }
 
 resource "aws_iam_role" "broker" {
-  count = var.role_arn == null ? 1 : 0
+  count = var.create_role ? 1 : 0
 
   name                 = "${var.name}-${local.region}"
   path                 = var.role_path
@@ -311,7 +311,7 @@ resource "aws_iam_role" "broker" {
 }
 
 resource "aws_iam_role_policy" "broker" {
-  count = var.role_arn == null ? 1 : 0
+  count = var.create_role ? 1 : 0
 
   name   = "broker"
   role   = aws_iam_role.broker[0].id
@@ -320,7 +320,7 @@ resource "aws_iam_role_policy" "broker" {
 
 # ENIs in the subnets: AWS's own minimal policy for VPC functions.
 resource "aws_iam_role_policy_attachment" "vpc" {
-  count = var.role_arn == null && length(var.subnet_ids) > 0 ? 1 : 0
+  count = var.create_role && length(var.subnet_ids) > 0 ? 1 : 0
 
   role       = aws_iam_role.broker[0].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -409,6 +409,10 @@ resource "aws_lambda_function" "broker" {
     precondition {
       condition     = length(var.subnet_ids) == 0 || length(var.security_group_ids) > 0
       error_message = "subnet_ids needs security_group_ids (outbound 443 to iAdvize and Secrets Manager)."
+    }
+    precondition {
+      condition     = var.create_role != (var.role_arn != null)
+      error_message = "Set either create_role = true (the module creates the role) or create_role = false with role_arn (your own role)."
     }
     precondition {
       condition     = var.s3_bucket == null || var.s3_key != null

@@ -346,8 +346,14 @@ variable "alarm_topic_arns" {
 # Locked-down accounts: role, network, logs
 # ------------------------------------------------------------------------------------------
 
+variable "create_role" {
+  description = "Create the execution role. false = bring your own (role_arn); a bool, not role_arn == null, so that plans work when your role is created in the same apply."
+  type        = bool
+  default     = true
+}
+
 variable "role_arn" {
-  description = "Bring your own execution role: its ARN. null = the module creates one. The role needs the statements of the broker_policy_json output (and AWSLambdaVPCAccessExecutionRole with subnet_ids)."
+  description = "Your own execution role (with create_role = false). It needs the statements of the broker_policy_json output (and AWSLambdaVPCAccessExecutionRole with subnet_ids)."
   type        = string
   default     = null
 
@@ -358,7 +364,7 @@ variable "role_arn" {
 }
 
 variable "role_path" {
-  description = "Path of the created role (e.g. /service-roles/). Ignored with role_arn."
+  description = "Path of the created role (e.g. /service-roles/)."
   type        = string
   default     = "/"
 
@@ -369,7 +375,7 @@ variable "role_path" {
 }
 
 variable "permissions_boundary_arn" {
-  description = "Permissions boundary of the created role. null = none. Ignored with role_arn."
+  description = "Permissions boundary of the created role. null = none."
   type        = string
   default     = null
 
