@@ -31,6 +31,7 @@ const STORE_RS: &str = "src/store.rs";
 const SAM_TEMPLATE: &str = "infra/sam/template.yaml";
 const TF_MAIN: &str = "infra/terraform/main.tf";
 const TF_MODULE_DIR: &str = "infra/terraform";
+const SAM_PREBUILT_TEMPLATE: &str = "infra/sam/template-prebuilt.yaml";
 const TF_README: &str = "infra/terraform/README.md";
 const INFRA_README: &str = "infra/README.md";
 const SRC_DIR: &str = "src";
@@ -1140,6 +1141,9 @@ fn readme_tables_list_every_input_and_output() {
     let tf_readme = read(TF_README);
     let infra_readme = read(INFRA_README);
     let sam = read(SAM_TEMPLATE);
+    // The prebuilt template adds the package parameters.
+    let mut sam_parameters = sam_section_keys(&sam, "Parameters");
+    sam_parameters.extend(sam_section_keys(&read(SAM_PREBUILT_TEMPLATE), "Parameters"));
     let mut problems = Vec::new();
     for (what, declared, documented, file) in [
         (
@@ -1156,7 +1160,7 @@ fn readme_tables_list_every_input_and_output() {
         ),
         (
             "parameter",
-            sam_section_keys(&sam, "Parameters"),
+            sam_parameters,
             readme_table_names(&infra_readme, "SAM parameters"),
             INFRA_README,
         ),
@@ -1171,4 +1175,19 @@ fn readme_tables_list_every_input_and_output() {
         problems.extend(compare(what, &declared, "the templates", &documented, file));
     }
     assert_no_problems(problems);
+}
+
+#[test]
+fn readme_table_reader_sees_a_forgotten_row() {
+    let readme = read(TF_README);
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `fleet_name_prefix` |"))
+        .expect("fleet_name_prefix row");
+    let without = readme.replace(&format!("{row}\n"), "");
+    assert!(readme_table_names(&readme, "Inputs").contains("fleet_name_prefix"));
+    assert!(!readme_table_names(&without, "Inputs").contains("fleet_name_prefix"));
+    // Backticked names of other sections' tables are not documented inputs.
+    assert!(!readme_table_names(&readme, "Inputs").contains("package_build = true"));
+    assert!(readme_table_names(&readme, "Outputs").contains("broker_policy_json"));
 }
