@@ -211,7 +211,7 @@ variable "refresh_before_expiry" {
 }
 
 variable "min_login_interval" {
-  description = "Minimum spacing between two login attempts per token secret (IADVIZE_MIN_LOGIN_INTERVAL)."
+  description = "Minimum spacing between two login attempts per iAdvize user (credentials secret) (IADVIZE_MIN_LOGIN_INTERVAL)."
   type        = string
   default     = "10s"
 
