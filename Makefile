@@ -26,7 +26,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: help tools test lint deny fmt test-rust demo build package dist bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort | expand -t 20
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort | expand -t 24
 
 $(VENV)/.stamp: requirements-dev.txt
 	@echo "tools: installing moto, cargo-lambda, awscli into $(VENV) (first run: about 2 minutes)"
@@ -101,12 +101,6 @@ dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in di
 clean: clean-infra ## remove everything the targets create: target, dist, .tools, venvs, node_modules, Terraform folders, .tmp
 	cargo clean
 	rm -rf $(VENV) .venv-infra .tmp $(TOOLS) dist examples/node/node_modules node_modules
-
-# Defined in infra/infra.mk; described here so that `make help` lists them.
-lint-infra: ## cfn-lint, sam validate --lint, terraform fmt/init/validate, checkov (offline)
-test-infra-apply: ## apply the Terraform example against moto, run one real tick, destroy
-infra-tools: ## install SAM CLI, cfn-lint and checkov into .venv-infra (first run: about 5 minutes)
-clean-infra: ## remove .venv-infra and the Terraform working folders
 
 include infra/infra.mk
 include examples/examples.mk
