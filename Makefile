@@ -14,25 +14,59 @@ WITH_MOTO := scripts/with-moto.sh
 # nextest when present (parallel, one process per test), cargo test otherwise.
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
+# Project-local cargo tools (cargo-deny, cargo-cyclonedx), pinned for reproducible checks.
+TOOLS := .tools
+CARGO_DENY_VERSION := 0.20.2
+CARGO_CYCLONEDX_VERSION := 0.5.9
+DIST_ARCHES ?= x86_64 arm64
+PREREQS := scripts/prereqs.sh
+
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools test lint fmt test-rust demo build package bench bench-fleet clean
+.PHONY: help tools test lint deny fmt test-rust demo build package dist bench bench-fleet clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort | expand -t 24
 
 $(VENV)/.stamp: requirements-dev.txt
+	@echo "tools: installing moto, cargo-lambda, awscli into $(VENV) (first run: about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 tools: $(VENV)/.stamp ## install moto and cargo-lambda into .venv
 
-test: tools lint test-rust lint-infra test-infra-apply ## every test: fmt, clippy, unit + integration tests on stand-ins, IaC checks
+test: prereqs-test tools lint test-rust lint-infra test-infra-apply ## every test: fmt, clippy, cargo-deny, unit + integration tests on stand-ins, IaC checks
 
-lint: ## cargo fmt --check and clippy -D warnings
+# One clear line naming what to install, before anything else runs.
+.PHONY: prereqs-test prereqs-demo prereqs-dist
+prereqs-test:
+	@$(PREREQS) test cargo python3 terraform node npm jq curl
+prereqs-demo:
+	@$(PREREQS) demo cargo python3
+prereqs-dist:
+	@$(PREREQS) dist cargo python3
+
+lint: deny ## cargo fmt --check, clippy -D warnings, cargo deny (licenses, bans, sources; advisories when online)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+$(TOOLS)/bin/cargo-deny:
+	@echo "tools: building cargo-deny $(CARGO_DENY_VERSION) into $(TOOLS) (first run only: 5 to 15 minutes on 2 cores)"
+	cargo install --locked --quiet --root $(TOOLS) --version $(CARGO_DENY_VERSION) cargo-deny
+
+$(TOOLS)/bin/cargo-cyclonedx:
+	@echo "tools: building cargo-cyclonedx $(CARGO_CYCLONEDX_VERSION) into $(TOOLS) (first run only: 5 to 15 minutes on 2 cores)"
+	cargo install --locked --quiet --root $(TOOLS) --version $(CARGO_CYCLONEDX_VERSION) cargo-cyclonedx
+
+# Advisories need the RustSec database from the network: checked when reachable (10 s probe).
+deny: $(TOOLS)/bin/cargo-deny ## cargo deny: licenses, duplicate crates, sources (deny.toml); advisories when online
+	$(TOOLS)/bin/cargo-deny --offline check licenses bans sources
+	@if timeout 10 git ls-remote --quiet https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then \
+	  $(TOOLS)/bin/cargo-deny check advisories; \
+	else \
+	  echo "deny: advisory database unreachable (offline?): advisories not checked"; \
+	fi
 
 fmt: ## format the code
 	cargo fmt --all
@@ -46,7 +80,7 @@ else
 endif
 	cargo test --workspace --doc
 
-demo: tools ## the broker's main job end to end on local stand-ins
+demo: prereqs-demo tools ## the broker's main job end to end on local stand-ins (NO_COLOR respected)
 	cargo build --workspace --bins
 	$(WITH_MOTO) cargo run --quiet --example demo
 
@@ -63,9 +97,13 @@ package: tools ## the zip Terraform uploads: target/lambda/iadvize-token-broker/
 	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker --output-format zip
 	@ls -l target/lambda/iadvize-token-broker/bootstrap.zip
 
-clean: ## remove build outputs and local environments
+dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in dist/: zip per arch, CycloneDX SBOM, SHA256SUMS (see RELEASING.md)
+	@echo "dist: one release build per architecture ($(DIST_ARCHES)); a first one takes 5 to 10 minutes here"
+	nice -n 10 scripts/dist.sh $(DIST_ARCHES)
+
+clean: clean-infra ## remove everything the targets create: target, dist, .tools, venvs, node_modules, Terraform folders, .tmp
 	cargo clean
-	rm -rf $(VENV) .venv-infra .tmp
+	rm -rf $(VENV) .venv-infra .tmp $(TOOLS) dist examples/node/node_modules node_modules
 
 include infra/infra.mk
 include examples/examples.mk

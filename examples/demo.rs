@@ -146,7 +146,18 @@ async fn main() -> Fallible<()> {
 }
 
 fn heading(text: &str) {
-    println!("\n\x1b[1m{text}\x1b[0m");
+    if use_colour() {
+        println!("\n\x1b[1m{text}\x1b[0m");
+    } else {
+        println!("\n{text}");
+    }
+}
+
+/// Bold headings only on a terminal, and never when `NO_COLOR` is set (<https://no-color.org>):
+/// escape codes make logs and CI output unreadable.
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 fn read_fixture(name: &str) -> Fallible<Value> {

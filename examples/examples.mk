@@ -1,7 +1,8 @@
 # The other-language token readers (examples/node, examples/python, examples/shell) and their
 # packages, installed into project-local places: examples/node/node_modules (npm ci from the
-# committed package-lock.json), boto3 in .venv (requirements-dev.txt). The shell reader needs
-# the AWS CLI (in .venv, from requirements-dev.txt), jq and curl.
+# committed package-lock.json), boto3 and aws-secretsmanager-caching in .venv
+# (requirements-dev.txt). The shell reader needs the AWS CLI (in .venv, from
+# requirements-dev.txt), jq and curl.
 # Included from the Makefile; `test-rust` depends on reader-deps.
 
 NODE_READER := examples/node
@@ -9,14 +10,13 @@ NODE_READER := examples/node
 .PHONY: reader-deps test-readers
 
 $(NODE_READER)/node_modules/.package-lock.json: $(NODE_READER)/package.json $(NODE_READER)/package-lock.json
+	@scripts/prereqs.sh reader-deps node npm
+	@echo "reader-deps: npm ci in $(NODE_READER) (first run: about a minute)"
 	cd $(NODE_READER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 reader-deps: $(VENV)/.stamp $(NODE_READER)/node_modules/.package-lock.json ## install what the Node, Python and shell token readers need
-	@for tool in node jq curl; do \
-	  command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -q $$tool >/dev/null; } \
-	    || { echo "reader-deps: $$tool is not on PATH; install it (Debian: apt-get install $$tool)" >&2; exit 2; }; \
-	done
+	@scripts/prereqs.sh reader-deps node npm jq curl
 
 test-readers: reader-deps ## run the Node, Python and shell token readers against moto and the iAdvize stand-in
 	$(WITH_MOTO) cargo test --test readers

@@ -8,6 +8,18 @@
 //!     actions granted to the function's role in both templates (the consumers' read policy
 //!     is not the function's and is not compared).
 //!
+//! (c) Where those actions are granted: discovery (`ListSecrets`, `BatchGetSecretValue`) is
+//!     the only thing granted on `*`; statements for secrets onboarded by tag carry a
+//!     `secretsmanager:ResourceTag` condition; the tag actions are limited (`aws:TagKeys`) to
+//!     the broker's state tags (every `"iadvize:…"` literal in `src/` that names a tag the
+//!     broker writes), which Terraform also ignores; credentials get `GetSecretValue` and
+//!     `DescribeSecret`, nothing else.
+//! (d) The function runs one invocation at a time (reserved concurrency 1), the rotation
+//!     permission names its secret (`SourceArn`), the expiry alarm is fleet-wide.
+//! (e) Every duration input accepts what the code's parser accepts (`1h30m`).
+//! (f) The variables/outputs tables of the READMEs list exactly what the `.tf` files and the
+//!     SAM template declare.
+//!
 //! The templates are read as text with small, indentation/brace-based extractors, so a
 //! failure names what is missing or extra and in which file and block.
 
@@ -18,6 +30,32 @@ const CONFIG_RS: &str = "src/config.rs";
 const STORE_RS: &str = "src/store.rs";
 const SAM_TEMPLATE: &str = "infra/sam/template.yaml";
 const TF_MAIN: &str = "infra/terraform/main.tf";
+const TF_MODULE_DIR: &str = "infra/terraform";
+const SAM_PREBUILT_TEMPLATE: &str = "infra/sam/template-prebuilt.yaml";
+const TF_README: &str = "infra/terraform/README.md";
+const INFRA_README: &str = "infra/README.md";
+const SRC_DIR: &str = "src";
+
+/// What the contracts of this round say the broker calls (fleet discovery), granted before
+/// `src/store.rs` makes the calls; once it does, this list adds nothing.
+const CONTRACT_ACTIONS: &[&str] = &[
+    "secretsmanager:ListSecrets",
+    "secretsmanager:BatchGetSecretValue",
+];
+/// The only actions that may be granted on `*` (they have no resource-level permission).
+const STAR_ACTIONS: &[&str] = &[
+    "secretsmanager:ListSecrets",
+    "secretsmanager:BatchGetSecretValue",
+];
+/// State tag the contracts allow the broker to write (the re-probe clock), granted before
+/// the code writes it.
+const CONTRACT_STATE_TAGS: &[&str] = &["iadvize:last-refusal-probe"];
+/// Tags the broker reads but never writes.
+const INPUT_TAGS: &[&str] = &[
+    "iadvize:managed",
+    "iadvize:credentials-secret-id",
+    "iadvize:credentials",
+];
 
 /// SAM resources whose policies are the function's own (role, and the function in case
 /// someone adds SAM `Policies:` to it).
@@ -190,7 +228,8 @@ fn sm_actions<'a>(lines: impl IntoIterator<Item = &'a str>) -> Names {
             let len = after
                 .find(|c: char| !c.is_ascii_alphanumeric() && c != '*')
                 .unwrap_or(after.len());
-            if len > 0 {
+            // `secretsmanager:ResourceTag/…` is a condition key, not an action.
+            if len > 0 && !after[len..].starts_with('/') {
                 out.insert(format!("secretsmanager:{}", &after[..len]));
             }
             rest = &after[len..];
@@ -364,11 +403,12 @@ fn code_env() -> Names {
 }
 
 fn code_actions() -> Names {
-    let actions = sdk_actions_in_code(&read(STORE_RS));
+    let mut actions = sdk_actions_in_code(&read(STORE_RS));
     assert!(
         !actions.is_empty(),
         "no `.client.op(` call found in {STORE_RS}"
     );
+    actions.extend(CONTRACT_ACTIONS.iter().map(|a| (*a).to_owned()));
     actions
 }
 
@@ -485,8 +525,8 @@ fn sam_checker_catches_a_forgotten_action_and_variable() {
 
     // The consumer policy's actions are not the function's.
     let consumer_only = template.replace(
-        "              - secretsmanager:DescribeSecret\n            Resource: !Ref TokenSecret\n          - !If",
-        "              - secretsmanager:DescribeSecret\n              - secretsmanager:ListSecrets\n            Resource: !Ref TokenSecret\n          - !If",
+        "              - secretsmanager:DescribeSecret\n            Resource: !If\n              - HasReplica",
+        "              - secretsmanager:DescribeSecret\n              - secretsmanager:DeleteSecret\n            Resource: !If\n              - HasReplica",
     );
     assert_ne!(consumer_only, template, "consumer policy snippet not found");
     assert_no_problems(check_sam(&consumer_only, &env, &actions));
@@ -524,4 +564,630 @@ fn terraform_checker_catches_a_forgotten_action_and_variable() {
         problems.contains("missing IAM action secretsmanager:TagResource"),
         "not caught:\n{problems}"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Where the actions are granted
+// ------------------------------------------------------------------------------------------
+
+/// One IAM statement of the function's policy: its Sid, its `secretsmanager:` actions and
+/// its text (whitespace removed, for simple `contains` checks).
+struct Statement {
+    sid: String,
+    actions: Names,
+    text: String,
+    raw: String,
+}
+
+fn squeeze(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The statements of a SAM policy: list items starting with `- Sid:`.
+fn sam_statements(block: &[String]) -> Vec<Statement> {
+    let mut out: Vec<(usize, String, Vec<&str>)> = Vec::new();
+    let mut open = false;
+    for line in block {
+        let t = line.trim_start();
+        if let Some(sid) = t.strip_prefix("- Sid:") {
+            out.push((indent(line), sid.trim().to_owned(), vec![line.as_str()]));
+            open = true;
+            continue;
+        }
+        if let Some((ind, _, lines)) = out.last_mut() {
+            if open && (indent(line) > *ind) {
+                lines.push(line);
+            } else {
+                open = false;
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(_, sid, lines)| Statement {
+            sid,
+            actions: sm_actions(lines.iter().copied()),
+            text: squeeze(&lines.join("\n")),
+            raw: lines.join("\n"),
+        })
+        .collect()
+}
+
+/// Every brace-matched block opened on a line that starts with one of `openers`.
+fn hcl_blocks(src: &str, openers: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for line in src.lines() {
+        let here = pos;
+        pos += line.len() + 1;
+        let t = line.trim_start();
+        if !openers.iter().any(|o| t.starts_with(o)) {
+            continue;
+        }
+        let Some(brace) = line.find('{') else {
+            continue;
+        };
+        let open = here + brace;
+        let mut depth = 0usize;
+        for (i, c) in src[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push(src[open + 1..open + i].to_owned());
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The statements of the Terraform policy document (plain and dynamic ones).
+fn tf_statements(policy_block: &str) -> Vec<Statement> {
+    hcl_blocks(policy_block, &["statement {", "content {"])
+        .into_iter()
+        .filter(|b| b.contains("actions"))
+        .map(|b| {
+            let sid = b
+                .lines()
+                .find_map(|l| {
+                    let t = l.trim();
+                    t.starts_with("sid").then(|| t.split('"').nth(1))?
+                })
+                .unwrap_or_default()
+                .to_owned();
+            Statement {
+                sid,
+                actions: sm_actions(b.lines()),
+                text: squeeze(&b),
+                raw: b,
+            }
+        })
+        .collect()
+}
+
+/// `iadvize:…` tag keys named in some text, without the tags the broker only reads.
+fn state_tags_in(text: &str) -> Names {
+    let mut out = Names::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("iadvize:") {
+        let after = &rest[i..];
+        let len = after["iadvize:".len()..]
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+            .map_or(after.len(), |l| l + "iadvize:".len());
+        let tag = &after[..len];
+        if tag.len() > "iadvize:".len() && !INPUT_TAGS.contains(&tag) {
+            out.insert(tag.to_owned());
+        }
+        rest = &after[len..];
+    }
+    out
+}
+
+/// The state tags the code writes: every `"iadvize:…"` literal under src/ that is not an
+/// input tag, plus those the contracts allow ahead of the code.
+fn code_state_tags() -> Names {
+    fn walk(dir: &std::path::Path, out: &mut Names) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let src = std::fs::read_to_string(&path).unwrap_or_default();
+                for piece in src.split('"').skip(1).step_by(2) {
+                    if piece.starts_with("iadvize:") {
+                        out.extend(state_tags_in(piece));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Names::new();
+    walk(&root().join(SRC_DIR), &mut out);
+    assert!(
+        !out.is_empty(),
+        "no \"iadvize:…\" state tag literal under {SRC_DIR}/"
+    );
+    out.extend(CONTRACT_STATE_TAGS.iter().map(|t| (*t).to_owned()));
+    out
+}
+
+fn check_statements(file: &str, statements: &[Statement], state_tags: &Names) -> Vec<String> {
+    let mut problems = Vec::new();
+    let star: Names = STAR_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
+    let tag_actions = names(&["secretsmanager:TagResource", "secretsmanager:UntagResource"]);
+    let credentials = names(&[
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    ]);
+    for s in statements {
+        let on_star = s.text.contains("Resource:\"*\"") || s.text.contains("resources=[\"*\"]");
+        if on_star && !s.actions.is_subset(&star) {
+            problems.push(format!(
+                "{file}: statement {} grants {:?} on \"*\" (only {:?} may be)",
+                s.sid,
+                s.actions.difference(&star).collect::<Vec<_>>(),
+                STAR_ACTIONS
+            ));
+        }
+        if !on_star && !s.actions.is_disjoint(&star) {
+            problems.push(format!(
+                "{file}: statement {} grants discovery actions on something else than \"*\"",
+                s.sid
+            ));
+        }
+        if s.sid.contains("Tagged") && !s.text.contains("secretsmanager:ResourceTag/iadvize:") {
+            problems.push(format!(
+                "{file}: statement {} (secrets onboarded by tag) has no secretsmanager:ResourceTag/iadvize:… condition",
+                s.sid
+            ));
+        }
+        if !s.actions.is_disjoint(&tag_actions) {
+            let granted = state_tags_in(&s.raw);
+            if !s.text.contains("aws:TagKeys") || &granted != state_tags {
+                problems.push(format!(
+                    "{file}: statement {} may tag {granted:?} (needs an aws:TagKeys condition on exactly the state tags {state_tags:?})",
+                    s.sid
+                ));
+            }
+        }
+        if s.sid.starts_with("Credentials") && s.actions != credentials {
+            problems.push(format!(
+                "{file}: statement {} grants {:?} on credentials secrets (exactly GetSecretValue and DescribeSecret: status reads the version id from DescribeSecret)",
+                s.sid, s.actions
+            ));
+        }
+    }
+    for (what, found) in [
+        (
+            "a discovery statement on \"*\"",
+            statements.iter().any(|s| s.actions == star),
+        ),
+        (
+            "a credentials statement",
+            statements.iter().any(|s| s.sid.starts_with("Credentials")),
+        ),
+        (
+            "a statement for token secrets onboarded by tag",
+            statements
+                .iter()
+                .any(|s| s.sid.starts_with("TokenSecretsTagged")),
+        ),
+    ] {
+        if !found {
+            problems.push(format!("{file}: no {what}"));
+        }
+    }
+    problems
+}
+
+fn sam_policy_statements(template: &str) -> Vec<Statement> {
+    let role = yaml_resource_block(template, "BrokerRole").expect("BrokerRole in the SAM template");
+    sam_statements(&role)
+}
+
+fn tf_policy_statements(main_tf: &str) -> Vec<Statement> {
+    let mut src = strip_hcl_comments(main_tf);
+    // The Terraform statements name the state tags through a local: expand it.
+    if let Some(list) = hcl_list(&src, "state_tag_keys") {
+        src = src.replace("local.state_tag_keys", &list);
+    }
+    let policy = hcl_block(&src, TF_FUNCTION_POLICY_BLOCKS[0]).expect("broker policy document");
+    tf_statements(&policy)
+}
+
+/// The text of `name = [ … ]` (brackets included).
+fn hcl_list(src: &str, name: &str) -> Option<String> {
+    let start = src.find(&format!("{name} = ["))?;
+    let open = start + src[start..].find('[')?;
+    let close = open + src[open..].find(']')?;
+    Some(src[open..=close].to_owned())
+}
+
+#[test]
+fn iam_statements_grant_each_action_where_it_belongs() {
+    let tags = code_state_tags();
+    let mut problems = check_statements(
+        SAM_TEMPLATE,
+        &sam_policy_statements(&read(SAM_TEMPLATE)),
+        &tags,
+    );
+    problems.extend(check_statements(
+        TF_MAIN,
+        &tf_policy_statements(&read(TF_MAIN)),
+        &tags,
+    ));
+    assert_no_problems(problems);
+}
+
+#[test]
+fn statement_checker_catches_a_wide_grant_an_untagged_fleet_and_a_missing_describe() {
+    let tags = code_state_tags();
+    let sam = read(SAM_TEMPLATE);
+    // PutSecretValue on "*", the tag condition of onboarded secrets removed, DescribeSecret
+    // dropped from the credentials, and any tag key allowed.
+    let broken = sam
+        .replacen(
+            "                  - secretsmanager:BatchGetSecretValue\n",
+            "                  - secretsmanager:BatchGetSecretValue\n                  - secretsmanager:PutSecretValue\n",
+            1,
+        )
+        .replace("secretsmanager:ResourceTag/iadvize:managed", "aws:ResourceTag/team")
+        .replace(
+            "                  - secretsmanager:GetSecretValue\n                  - secretsmanager:DescribeSecret\n                Resource: !If [CreateCredentialsSecret",
+            "                  - secretsmanager:GetSecretValue\n                Resource: !If [CreateCredentialsSecret",
+        )
+        .replace("                      - iadvize:rejected-credentials-version\n", "");
+    assert_ne!(broken, sam);
+    let problems =
+        check_statements(SAM_TEMPLATE, &sam_policy_statements(&broken), &tags).join("\n");
+    for expected in [
+        "statement Discovery grants [\"secretsmanager:PutSecretValue\"] on \"*\"",
+        "statement TokenSecretsTagged (secrets onboarded by tag) has no secretsmanager:ResourceTag",
+        "statement CredentialsListed grants",
+        "statement TokenSecretStateTagsListed may tag",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "{expected} not caught:\n{problems}"
+        );
+    }
+
+    let tf = read(TF_MAIN);
+    let broken = tf.replace(
+        "    resources = [local.fleet_secret_arns]\n    condition {\n      test     = \"StringEquals\"\n      variable = \"secretsmanager:ResourceTag/iadvize:credentials\"",
+        "    resources = [\"*\"]\n    condition {\n      test     = \"StringEquals\"\n      variable = \"secretsmanager:ResourceTag/iadvize:credentials\"",
+    );
+    assert_ne!(broken, tf);
+    let problems = check_statements(TF_MAIN, &tf_policy_statements(&broken), &tags).join("\n");
+    assert!(
+        problems.contains("statement CredentialsTagged grants"),
+        "not caught:\n{problems}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Function, rotation and alarm settings both flavours must keep
+// ------------------------------------------------------------------------------------------
+
+fn check_settings_sam(template: &str) -> Vec<String> {
+    let block = |name: &str| {
+        yaml_resource_block(template, name)
+            .map(|b| squeeze(&b.join("\n")))
+            .unwrap_or_default()
+    };
+    let mut problems = Vec::new();
+    let mut need = |ok: bool, what: &str| {
+        if !ok {
+            problems.push(format!("{SAM_TEMPLATE}: {what}"));
+        }
+    };
+    need(
+        block(SAM_FUNCTION).contains("ReservedConcurrentExecutions:1"),
+        "BrokerFunction needs ReservedConcurrentExecutions: 1",
+    );
+    need(
+        block("RotationPermission").contains("SourceArn:!RefTokenSecret"),
+        "RotationPermission needs SourceArn: !Ref TokenSecret",
+    );
+    let alarm = block("TokenExpiryAlarm");
+    need(
+        alarm.contains("MetricName:MinSecondsUntilExpiry") && !alarm.contains("Dimensions:"),
+        "TokenExpiryAlarm must watch the fleet-wide MinSecondsUntilExpiry (no dimension)",
+    );
+    need(
+        alarm.contains("EvaluationPeriods:2") && alarm.contains("DatapointsToAlarm:2"),
+        "TokenExpiryAlarm must need 2 of 2 periods (one late tick must not page)",
+    );
+    for r in ["TokenSecret", "CredentialsSecret"] {
+        let header = template
+            .lines()
+            .skip_while(|l| l.trim() != format!("{r}:"))
+            .take(5)
+            .collect::<String>();
+        need(
+            header.contains("DeletionPolicy: Retain")
+                && header.contains("UpdateReplacePolicy: Retain"),
+            &format!(
+                "{r} must survive a stack deletion (DeletionPolicy/UpdateReplacePolicy: Retain)"
+            ),
+        );
+    }
+    problems
+}
+
+fn check_settings_terraform(main_tf: &str, state_tags: &Names) -> Vec<String> {
+    let src = strip_hcl_comments(main_tf);
+    let block = |h: &str| hcl_block(&src, h).map(|b| squeeze(&b)).unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut need = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("{TF_MAIN}: {what}"));
+        }
+    };
+    need(
+        block(TF_FUNCTION).contains("reserved_concurrent_executions=1"),
+        "the function needs reserved_concurrent_executions = 1".into(),
+    );
+    need(
+        block(r#"resource "aws_lambda_permission" "rotation""#).contains("source_arn="),
+        "the rotation permission needs source_arn".into(),
+    );
+    let alarm = block(r#"resource "aws_cloudwatch_metric_alarm" "token_expiry""#);
+    need(
+        alarm.contains("metric_name=\"MinSecondsUntilExpiry\"") && !alarm.contains("dimensions"),
+        "the expiry alarm must watch the fleet-wide MinSecondsUntilExpiry (no dimension)".into(),
+    );
+    need(
+        alarm.contains("evaluation_periods=2") && alarm.contains("datapoints_to_alarm=2"),
+        "the expiry alarm must need 2 of 2 periods (one late tick must not page)".into(),
+    );
+    for secret in ["token", "integration_token"] {
+        let b = block(&format!(
+            r#"resource "aws_secretsmanager_secret" "{secret}""#
+        ));
+        for tag in state_tags {
+            need(
+                b.contains(&format!("tags[\"{tag}\"]"))
+                    && b.contains(&format!("tags_all[\"{tag}\"]")),
+                format!(
+                    "aws_secretsmanager_secret.{secret} must ignore changes to the broker's state tag {tag}"
+                ),
+            );
+        }
+    }
+    problems
+}
+
+#[test]
+fn both_flavours_keep_concurrency_rotation_scope_alarm_and_state_tags() {
+    let mut problems = check_settings_sam(&read(SAM_TEMPLATE));
+    problems.extend(check_settings_terraform(&read(TF_MAIN), &code_state_tags()));
+    assert_no_problems(problems);
+}
+
+#[test]
+fn settings_checker_catches_concurrency_alarm_and_ignored_tags() {
+    let sam = read(SAM_TEMPLATE)
+        .replace("      ReservedConcurrentExecutions: 1\n", "")
+        .replace(
+            "      EvaluationPeriods: 2\n      DatapointsToAlarm: 2\n",
+            "      EvaluationPeriods: 1\n",
+        );
+    let problems = check_settings_sam(&sam).join("\n");
+    assert!(
+        problems.contains("ReservedConcurrentExecutions"),
+        "{problems}"
+    );
+    assert!(problems.contains("2 of 2 periods"), "{problems}");
+
+    let tf = read(TF_MAIN).replace("      tags[\"iadvize:last-login-attempt\"],\n", "");
+    let problems = check_settings_terraform(&tf, &code_state_tags()).join("\n");
+    assert!(
+        problems
+            .contains("must ignore changes to the broker's state tag iadvize:last-login-attempt"),
+        "{problems}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Durations
+// ------------------------------------------------------------------------------------------
+
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+const DURATION_OR_OFF_PATTERN: &str = "^(off|([0-9]+(ms|s|m|h|d))+)$";
+
+/// DURATION_PATTERN by hand (no regex crate): one or more `<digits><unit>`.
+fn matches_duration_pattern(text: &str) -> bool {
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d"]
+            .iter()
+            .find(|u| rest.starts_with(*u))
+            .map(|u| u.len());
+        match unit {
+            Some(n) => rest = &rest[n..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The duration patterns of a template: every pattern mentioning the units.
+fn duration_patterns(src: &str, sam: bool) -> Vec<String> {
+    src.lines()
+        .filter(|l| l.contains("(ms|s|m|h|d)"))
+        .filter_map(|l| {
+            if sam {
+                l.trim()
+                    .strip_prefix("AllowedPattern:")
+                    .map(|p| p.trim().to_owned())
+            } else {
+                l.split("regex(\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(str::to_owned)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn duration_inputs_accept_what_the_code_accepts() {
+    use iadvize_token_broker::config::parse_duration;
+    for (file, sam) in [
+        (SAM_TEMPLATE, true),
+        ("infra/terraform/variables.tf", false),
+    ] {
+        let patterns = duration_patterns(&read(file), sam);
+        // REFRESH_BEFORE_EXPIRY, MIN_LOGIN_INTERVAL, STUCK_ROTATION_AFTER, HTTP_TIMEOUT,
+        // REFUSED_CREDENTIALS_RETRY.
+        assert_eq!(patterns.len(), 5, "{file}: duration patterns {patterns:?}");
+        for p in &patterns {
+            assert!(
+                p == DURATION_PATTERN || p == DURATION_OR_OFF_PATTERN,
+                "{file}: duration pattern {p} differs from {DURATION_PATTERN}"
+            );
+        }
+    }
+    for good in ["90s", "15m", "4h", "1h30m", "500ms", "2d", "1h30m15s", "0s"] {
+        assert!(matches_duration_pattern(good), "pattern rejects {good}");
+        assert!(parse_duration(good).is_ok(), "code rejects {good}");
+    }
+    // Whatever the pattern accepts, the code accepts (a deploy never fails at start-up).
+    for bad in [
+        "", "4", "h", "4 h", "1.5h", "-1h", "4hours", "1h 30m", "off",
+    ] {
+        assert!(!matches_duration_pattern(bad), "pattern accepts {bad:?}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// README tables
+// ------------------------------------------------------------------------------------------
+
+/// Backticked names in the first cell of each table row under the heading `heading`.
+fn readme_table_names(readme: &str, heading: &str) -> Names {
+    let mut out = Names::new();
+    let mut inside = false;
+    for line in readme.lines() {
+        if line.starts_with('#') {
+            inside = line.trim_start_matches('#').trim() == heading;
+            continue;
+        }
+        if !inside || !line.starts_with('|') {
+            continue;
+        }
+        let first = line.split('|').nth(1).unwrap_or_default();
+        for (i, piece) in first.split('`').enumerate() {
+            if i % 2 == 1 && !piece.is_empty() {
+                out.insert(piece.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `variable "x"` / `output "x"` names of the module's .tf files.
+fn tf_declared(kind: &str) -> Names {
+    let mut out = Names::new();
+    let dir = root().join(TF_MODULE_DIR);
+    for entry in std::fs::read_dir(&dir).expect("module dir").flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            let src = strip_hcl_comments(&std::fs::read_to_string(&path).unwrap_or_default());
+            for line in src.lines() {
+                if let Some(rest) = line.strip_prefix(&format!("{kind} \"")) {
+                    if let Some(name) = rest.split('"').next() {
+                        out.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Top-level keys of a section (`Parameters:`, `Outputs:`) of the SAM template.
+fn sam_section_keys(template: &str, section: &str) -> Names {
+    template
+        .lines()
+        .skip_while(|l| l.trim_end() != format!("{section}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+        .filter(|l| indent(l) == 2 && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().strip_suffix(':').map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn readme_tables_list_every_input_and_output() {
+    let tf_readme = read(TF_README);
+    let infra_readme = read(INFRA_README);
+    let sam = read(SAM_TEMPLATE);
+    // The prebuilt template adds the package parameters.
+    let mut sam_parameters = sam_section_keys(&sam, "Parameters");
+    sam_parameters.extend(sam_section_keys(&read(SAM_PREBUILT_TEMPLATE), "Parameters"));
+    let mut problems = Vec::new();
+    for (what, declared, documented, file) in [
+        (
+            "variable",
+            tf_declared("variable"),
+            readme_table_names(&tf_readme, "Inputs"),
+            TF_README,
+        ),
+        (
+            "output",
+            tf_declared("output"),
+            readme_table_names(&tf_readme, "Outputs"),
+            TF_README,
+        ),
+        (
+            "parameter",
+            sam_parameters,
+            readme_table_names(&infra_readme, "SAM parameters"),
+            INFRA_README,
+        ),
+        (
+            "output",
+            sam_section_keys(&sam, "Outputs"),
+            readme_table_names(&infra_readme, "SAM outputs"),
+            INFRA_README,
+        ),
+    ] {
+        assert!(!declared.is_empty(), "no {what} found for {file}");
+        problems.extend(compare(what, &declared, "the templates", &documented, file));
+    }
+    assert_no_problems(problems);
+}
+
+#[test]
+fn readme_table_reader_sees_a_forgotten_row() {
+    let readme = read(TF_README);
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `fleet_name_prefix` |"))
+        .expect("fleet_name_prefix row");
+    let without = readme.replace(&format!("{row}\n"), "");
+    assert!(readme_table_names(&readme, "Inputs").contains("fleet_name_prefix"));
+    assert!(!readme_table_names(&without, "Inputs").contains("fleet_name_prefix"));
+    // Backticked names of other sections' tables are not documented inputs.
+    assert!(!readme_table_names(&readme, "Inputs").contains("package_build = true"));
+    assert!(readme_table_names(&readme, "Outputs").contains("broker_policy_json"));
 }

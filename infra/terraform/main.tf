@@ -1,6 +1,6 @@
-# iadvize-token-broker: a Lambda that keeps one valid iAdvize API access token in a Secrets
-# Manager secret that every consumer reads. Same features as infra/sam/template.yaml, plus
-# replication of the token secret to other regions.
+# iadvize-token-broker: a Lambda that keeps valid iAdvize API access tokens in Secrets Manager
+# secrets that consumers read. Same features as infra/sam/template.yaml, plus replicas in any
+# number of regions and an `integrations` map for fleets.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -9,8 +9,7 @@ data "aws_caller_identity" "current" {}
 locals {
   region     = data.aws_region.current.id
   account_id = data.aws_caller_identity.current.account_id
-
-  lambda_zip = coalesce(var.lambda_zip_path, "${path.module}/../../target/lambda/iadvize-token-broker/bootstrap.zip")
+  partition  = data.aws_partition.current.partition
 
   token_secret_name  = coalesce(var.token_secret_name, "${var.name}/token")
   create_credentials = var.credentials_secret_arn == null
@@ -26,17 +25,47 @@ locals {
   replica_kms_key_arns = compact(values(var.replica_regions))
 
   # The broker's state tags (DESIGN section 3): written by the function, never by Terraform.
-  state_tag_keys = ["iadvize:last-login-attempt", "iadvize:rejected-credentials-version"]
+  state_tag_keys = [
+    "iadvize:last-login-attempt",
+    "iadvize:rejected-credentials-version",
+    "iadvize:last-refusal-probe",
+  ]
+
+  # Discovery (DESIGN section 11): exact pair on token secrets. Credentials secrets carry
+  # their own tag so that the role can read them without naming each one.
+  managed_tag     = { "iadvize:managed" = "true" }
+  credentials_tag = { "iadvize:credentials" = "true" }
+  # Secrets the broker may touch by tag; fleet_name_prefix narrows them by name too.
+  fleet_secret_arns = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.fleet_name_prefix}*"
+
+  # Every secret the module creates and the broker writes, by key ("" = the built-in one).
+  integration_token_arns       = { for k, s in aws_secretsmanager_secret.integration_token : k => s.arn }
+  integration_credentials_arns = { for k, s in aws_secretsmanager_secret.integration_credentials : k => s.arn }
+  listed_token_arns            = concat([aws_secretsmanager_secret.token.arn], values(local.integration_token_arns))
+  listed_credentials_arns      = concat([local.credentials_secret_arn], values(local.integration_credentials_arns))
+
+  secrets_kms_key_arns = distinct(compact(concat(
+    [var.kms_key_arn],
+    [for i in values(var.integrations) : i.kms_key_arn],
+    var.fleet_kms_key_arns,
+  )))
+
+  alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_topic_arns)
+  role_arn      = var.create_role ? aws_iam_role.broker[0].arn : var.role_arn
+  role_name     = var.create_role ? aws_iam_role.broker[0].name : regex("role/(?:.*/)?([^/]+)$", var.role_arn)[0]
 }
 
 # ------------------------------------------------------------------------------------------
-# Secrets
+# Secrets of the built-in integration
 # ------------------------------------------------------------------------------------------
 
 # The output every consumer reads. No aws_secretsmanager_secret_version on purpose: a
 # placeholder value would be read by consumers as a token. The first tick finds no
 # AWSCURRENT, treats the secret as due and writes the first record.
+# Destroying the module deletes it after recovery_window_in_days (restore-secret brings it
+# back); to keep it across a rename, `terraform state mv` or import it (infra/README.md).
 resource "aws_secretsmanager_secret" "token" {
+  #checkov:skip=CKV2_AWS_57:The broker renews the token on its own schedule (the hourly tick); Secrets Manager rotation is optional (enable_native_rotation).
   name                    = local.token_secret_name
   description             = "iAdvize API access token maintained by iadvize-token-broker. AWSCURRENT is JSON: access_token, token_type, issued_at, expires_at, expires_in. Read-only for consumers."
   kms_key_id              = var.kms_key_arn
@@ -60,8 +89,10 @@ resource "aws_secretsmanager_secret" "token" {
     ignore_changes = [
       tags["iadvize:last-login-attempt"],
       tags["iadvize:rejected-credentials-version"],
+      tags["iadvize:last-refusal-probe"],
       tags_all["iadvize:last-login-attempt"],
       tags_all["iadvize:rejected-credentials-version"],
+      tags_all["iadvize:last-refusal-probe"],
     ]
   }
 }
@@ -81,8 +112,57 @@ resource "aws_secretsmanager_secret" "credentials" {
 }
 
 # ------------------------------------------------------------------------------------------
-# Function role: exactly the Secrets Manager calls src/store.rs makes, on exactly these
-# secrets (tests/infra_drift.rs checks the action list against the code).
+# Fleets: one token and one credentials secret per integration, found by tag (no redeploy,
+# no growing environment variable)
+# ------------------------------------------------------------------------------------------
+
+resource "aws_secretsmanager_secret" "integration_credentials" {
+  #checkov:skip=CKV2_AWS_57:The iAdvize password is owned by the iAdvize administrator and cannot be rotated by AWS; a new value put here is picked up by itself.
+  for_each = var.integrations
+
+  name                    = "${var.name}/${each.key}/credentials"
+  description             = "iAdvize API credentials of integration ${each.key} for iadvize-token-broker, created EMPTY: put {\"username\",\"password\"} with aws secretsmanager put-secret-value. Only the broker reads it."
+  kms_key_id              = each.value.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+  tags                    = merge(var.tags, each.value.tags, local.credentials_tag)
+}
+
+resource "aws_secretsmanager_secret" "integration_token" {
+  #checkov:skip=CKV2_AWS_57:The broker renews the token on its own schedule (the hourly tick); Secrets Manager rotation is optional (enable_native_rotation).
+  for_each = var.integrations
+
+  name                    = "${var.name}/${each.key}/token"
+  description             = "iAdvize API access token of integration ${each.key}, maintained by iadvize-token-broker. Read-only for consumers."
+  kms_key_id              = each.value.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+
+  dynamic "replica" {
+    for_each = each.value.replica_regions
+    content {
+      region     = replica.key
+      kms_key_id = replica.value
+    }
+  }
+
+  tags = merge(var.tags, each.value.tags, local.managed_tag, {
+    "iadvize:credentials-secret-id" = aws_secretsmanager_secret.integration_credentials[each.key].arn
+  })
+
+  lifecycle {
+    ignore_changes = [
+      tags["iadvize:last-login-attempt"],
+      tags["iadvize:rejected-credentials-version"],
+      tags["iadvize:last-refusal-probe"],
+      tags_all["iadvize:last-login-attempt"],
+      tags_all["iadvize:rejected-credentials-version"],
+      tags_all["iadvize:last-refusal-probe"],
+    ]
+  }
+}
+
+# ------------------------------------------------------------------------------------------
+# Function role: exactly the Secrets Manager calls the broker makes (tests/infra_drift.rs
+# checks the action list against src/store.rs), on the secrets it manages.
 # ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "assume" {
@@ -96,8 +176,9 @@ data "aws_iam_policy_document" "assume" {
 }
 
 data "aws_iam_policy_document" "broker" {
+  # The token secrets this module created and lists in IADVIZE_TOKEN_SECRET_IDS.
   statement {
-    sid = "TokenSecretReadWrite"
+    sid = "TokenSecretsListed"
     actions = [
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
@@ -105,28 +186,98 @@ data "aws_iam_policy_document" "broker" {
       "secretsmanager:UpdateSecretVersionStage",
       "secretsmanager:ListSecretVersionIds",
     ]
-    resources = [aws_secretsmanager_secret.token.arn]
+    resources = local.listed_token_arns
   }
 
-  # Broker state lives in two tags; it may set or remove only those.
+  # Token secrets onboarded by tag: exactly those carrying iadvize:managed=true now (the
+  # condition reads the secret's current tags), within fleet_name_prefix.
   statement {
-    sid = "TokenSecretStateTags"
+    sid = "TokenSecretsTagged"
+    actions = [
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:UpdateSecretVersionStage",
+      "secretsmanager:ListSecretVersionIds",
+    ]
+    resources = [local.fleet_secret_arns]
+    condition {
+      test     = "StringEquals"
+      variable = "secretsmanager:ResourceTag/iadvize:managed"
+      values   = ["true"]
+    }
+  }
+
+  # Broker state lives in tags; it may set or remove only those keys, and so can never
+  # enrol a secret (iadvize:managed) or repoint one (iadvize:credentials-secret-id).
+  statement {
+    sid = "TokenSecretStateTagsListed"
     actions = [
       "secretsmanager:TagResource",
       "secretsmanager:UntagResource",
     ]
-    resources = [aws_secretsmanager_secret.token.arn]
+    resources = local.listed_token_arns
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "aws:TagKeys"
       values   = local.state_tag_keys
     }
+    condition {
+      test     = "Null"
+      variable = "aws:TagKeys"
+      values   = ["false"]
+    }
   }
 
   statement {
-    sid       = "CredentialsRead"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.credentials_secret_arn]
+    sid = "TokenSecretStateTagsTagged"
+    actions = [
+      "secretsmanager:TagResource",
+      "secretsmanager:UntagResource",
+    ]
+    resources = [local.fleet_secret_arns]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.state_tag_keys
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:TagKeys"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "secretsmanager:ResourceTag/iadvize:managed"
+      values   = ["true"]
+    }
+  }
+
+  # Discovery lists the tagged secrets and reads up to 20 values a call; both actions only
+  # exist on "*" (BatchGetSecretValue still needs GetSecretValue on each secret it returns).
+  statement {
+    sid       = "Discovery"
+    actions   = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"]
+    resources = ["*"]
+  }
+
+  # Credentials: the value (to log in) and DescribeSecret (status reads the version id,
+  # never the password). The listed ones, and those tagged iadvize:credentials=true.
+  statement {
+    sid       = "CredentialsListed"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = local.listed_credentials_arns
+  }
+
+  statement {
+    sid       = "CredentialsTagged"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [local.fleet_secret_arns]
+    condition {
+      test     = "StringEquals"
+      variable = "secretsmanager:ResourceTag/iadvize:credentials"
+      values   = ["true"]
+    }
   }
 
   statement {
@@ -136,11 +287,11 @@ data "aws_iam_policy_document" "broker" {
   }
 
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = length(local.secrets_kms_key_arns) == 0 ? [] : [1]
     content {
-      sid       = "SecretsKmsKey"
+      sid       = "SecretsKmsKeys"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
+      resources = local.secrets_kms_key_arns
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
@@ -151,16 +302,30 @@ data "aws_iam_policy_document" "broker" {
 }
 
 resource "aws_iam_role" "broker" {
-  name               = "${var.name}-${local.region}"
-  description        = "Execution role of iadvize-token-broker (least privilege)."
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = var.tags
+  count = var.create_role ? 1 : 0
+
+  name                 = "${var.name}-${local.region}"
+  path                 = var.role_path
+  description          = "Execution role of iadvize-token-broker (least privilege)."
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "broker" {
+  count = var.create_role ? 1 : 0
+
   name   = "broker"
-  role   = aws_iam_role.broker.id
+  role   = aws_iam_role.broker[0].id
   policy = data.aws_iam_policy_document.broker.json
+}
+
+# ENIs in the subnets: AWS's own minimal policy for VPC functions.
+resource "aws_iam_role_policy_attachment" "vpc" {
+  count = var.create_role && length(var.subnet_ids) > 0 ? 1 : 0
+
+  role       = aws_iam_role.broker[0].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
 # ------------------------------------------------------------------------------------------
@@ -168,58 +333,98 @@ resource "aws_iam_role_policy" "broker" {
 # ------------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "broker" {
-  #checkov:skip=CKV_AWS_158:The broker never logs tokens, passwords or usernames (DESIGN section 9, tested); the logs need no customer-managed key.
+  #checkov:skip=CKV_AWS_158:Optional (log_kms_key_arn): the broker never logs tokens, passwords or usernames (DESIGN section 9, tested), so the logs need no customer-managed key by default.
   #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days, default 30 days); a year of debug logs for an hourly job is cost without benefit.
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
   tags              = var.tags
 }
 
 resource "aws_lambda_function" "broker" {
-  #checkov:skip=CKV_AWS_115:No reserved concurrency: it fails on accounts at the default low concurrency limit, and the iAdvize rate limit is protected by the per-secret login spacing tag, not by Lambda concurrency.
-  #checkov:skip=CKV_AWS_116:No DLQ: a failed tick carries no data worth replaying (the next tick is the retry); failures raise the Errors and SecondsUntilExpiry alarms instead.
-  #checkov:skip=CKV_AWS_117:Runs outside a VPC: it only talks to the public iAdvize API and Secrets Manager; wrap it in a VPC with NAT or endpoints if your policy requires it.
+  #checkov:skip=CKV_AWS_116:No DLQ: a failed tick carries no data worth replaying (the next tick is the retry); failures raise the Errors and MinSecondsUntilExpiry alarms instead.
+  #checkov:skip=CKV_AWS_117:Optional (subnet_ids): it only talks to the public iAdvize API and Secrets Manager; attach it to a VPC with NAT and a Secrets Manager endpoint if your policy requires it.
   #checkov:skip=CKV_AWS_173:The environment holds configuration only (secret names, durations), no secret.
-  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile this module does not own; the package is built from this repository by `make package`.
-  function_name    = var.name
-  description      = "Keeps one valid iAdvize API access token in Secrets Manager."
-  role             = aws_iam_role.broker.arn
-  filename         = local.lambda_zip
-  source_code_hash = filebase64sha256(local.lambda_zip)
-  handler          = "bootstrap"
-  runtime          = "provided.al2023"
-  architectures    = [var.architecture]
-  memory_size      = var.memory_size
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile this module does not own; the package is a release zip with a SHA256SUMS file.
+  function_name = var.name
+  description   = "Keeps valid iAdvize API access tokens in Secrets Manager."
+  role          = local.role_arn
+
+  filename          = local.package_file
+  source_code_hash  = local.package_hash
+  s3_bucket         = local.package_from_s3 ? var.s3_bucket : null
+  s3_key            = local.package_from_s3 ? var.s3_key : null
+  s3_object_version = local.package_from_s3 ? var.s3_object_version : null
+
+  handler       = "bootstrap"
+  runtime       = "provided.al2023"
+  architectures = [var.architecture]
+  memory_size   = var.memory_size
   # Covers the iAdvize retry budget (4 backoff retries, 10 s per request) with margin.
   timeout = var.timeout
+  # One invocation at a time: ticks, operator refreshes and rotation steps never overlap
+  # inside Lambda (a second one is throttled, and retried by its sender), and the
+  # per-minute login cap (IADVIZE_MAX_LOGINS_PER_MINUTE) is then global for the broker.
+  reserved_concurrent_executions = 1
 
   tracing_config {
     mode = "PassThrough"
   }
 
   logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.broker.name
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.broker.name
+    application_log_level = var.application_log_level
+    system_log_level      = "WARN"
+  }
+
+  dynamic "vpc_config" {
+    for_each = length(var.subnet_ids) > 0 ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
   }
 
   environment {
     variables = {
-      IADVIZE_TOKEN_SECRET_IDS      = local.token_secret_name
-      IADVIZE_CREDENTIALS_SECRET_ID = local.credentials_secret_arn
-      IADVIZE_API_URL               = var.api_url
-      IADVIZE_REFRESH_BEFORE_EXPIRY = var.refresh_before_expiry
-      IADVIZE_MIN_LOGIN_INTERVAL    = var.min_login_interval
-      IADVIZE_STUCK_ROTATION_AFTER  = var.stuck_rotation_after
-      IADVIZE_HTTP_TIMEOUT          = var.http_timeout
-      IADVIZE_VERIFY_TOKEN          = tostring(var.verify_token)
-      IADVIZE_MAX_CONCURRENCY       = tostring(var.max_concurrency)
+      # Only the built-in integration: the others are found by tag (the environment is
+      # capped at 4 KB, a few dozen ARNs).
+      IADVIZE_TOKEN_SECRET_IDS          = local.token_secret_name
+      IADVIZE_CREDENTIALS_SECRET_ID     = local.credentials_secret_arn
+      IADVIZE_API_URL                   = var.api_url
+      IADVIZE_REFRESH_BEFORE_EXPIRY     = var.refresh_before_expiry
+      IADVIZE_MIN_LOGIN_INTERVAL        = var.min_login_interval
+      IADVIZE_STUCK_ROTATION_AFTER      = var.stuck_rotation_after
+      IADVIZE_HTTP_TIMEOUT              = var.http_timeout
+      IADVIZE_VERIFY_TOKEN              = tostring(var.verify_token)
+      IADVIZE_MAX_CONCURRENCY           = tostring(var.max_concurrency)
+      IADVIZE_REFUSED_CREDENTIALS_RETRY = var.refused_credentials_retry
+      IADVIZE_MAX_LOGINS_PER_MINUTE     = tostring(var.max_logins_per_minute)
+      IADVIZE_PER_SECRET_METRICS        = tostring(var.per_secret_metrics)
     }
   }
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = length(var.subnet_ids) == 0 || length(var.security_group_ids) > 0
+      error_message = "subnet_ids needs security_group_ids (outbound 443 to iAdvize and Secrets Manager)."
+    }
+    precondition {
+      condition     = var.create_role != (var.role_arn != null)
+      error_message = "Set either create_role = true (the module creates the role) or create_role = false with role_arn (your own role)."
+    }
+    precondition {
+      condition     = var.s3_bucket == null || var.s3_key != null
+      error_message = "s3_bucket needs s3_key."
+    }
+  }
+
   # The role must be able to write logs before the first invocation.
-  depends_on = [aws_iam_role_policy.broker]
+  # The package is built first when it comes from source.
+  depends_on = [aws_iam_role_policy.broker, aws_iam_role_policy_attachment.vpc, terraform_data.package_build]
 }
 
 # The next scheduled tick is the retry; the broker already retries iAdvize inside one
@@ -229,7 +434,7 @@ resource "aws_lambda_function_event_invoke_config" "broker" {
   maximum_retry_attempts = 0
 }
 
-# An EventBridge "Scheduled Event": the broker runs a refresh tick over IADVIZE_TOKEN_SECRET_IDS.
+# An EventBridge "Scheduled Event": the broker runs a refresh tick over its token secrets.
 resource "aws_cloudwatch_event_rule" "tick" {
   name                = "${var.name}-tick"
   description         = "iadvize-token-broker refresh tick"
@@ -251,25 +456,30 @@ resource "aws_lambda_permission" "tick" {
 }
 
 # ------------------------------------------------------------------------------------------
-# Optional Secrets Manager native rotation
+# Optional Secrets Manager native rotation (the built-in token secret and the integrations')
 # ------------------------------------------------------------------------------------------
 
-resource "aws_lambda_permission" "rotation" {
-  count = var.enable_native_rotation ? 1 : 0
+locals {
+  rotated_token_arns = var.enable_native_rotation ? merge({ "" = aws_secretsmanager_secret.token.arn }, local.integration_token_arns) : {}
+}
 
-  statement_id  = "AllowSecretsManagerRotation"
+resource "aws_lambda_permission" "rotation" {
+  for_each = local.rotated_token_arns
+
+  statement_id  = each.key == "" ? "AllowSecretsManagerRotation" : "AllowSecretsManagerRotation-${each.key}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.broker.function_name
   principal     = "secretsmanager.amazonaws.com"
-  # Only Secrets Manager acting for this account may invoke it (the confused-deputy guard
+  # Only Secrets Manager rotating this secret, for this account (the confused-deputy guard
   # AWS documents for rotation functions).
   source_account = local.account_id
+  source_arn     = each.value
 }
 
 resource "aws_secretsmanager_secret_rotation" "token" {
-  count = var.enable_native_rotation ? 1 : 0
+  for_each = local.rotated_token_arns
 
-  secret_id           = aws_secretsmanager_secret.token.id
+  secret_id           = each.value
   rotation_lambda_arn = aws_lambda_function.broker.arn
   # Do not rotate during the apply: the credentials are usually not there yet.
   rotate_immediately = false
@@ -315,32 +525,34 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   threshold           = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
-  alarm_actions       = aws_sns_topic.alarms[*].arn
-  ok_actions          = aws_sns_topic.alarms[*].arn
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = var.tags
 }
 
-# The token consumers read expires in less than 2 h, or the broker stopped reporting
-# (missing data is breaching): consumers are about to fail.
+# Fleet-wide: the least time left on any managed token (0 when one has no valid token).
+# Two consecutive hourly periods must breach, so one late tick (an empty period, which
+# counts as breaching) does not page; a broker that stopped pages within 2 h of its first
+# missed tick. The 3 h threshold then means under ~2 h left when it fires.
 resource "aws_cloudwatch_metric_alarm" "token_expiry" {
   alarm_name          = "${var.name}-token-expiry"
-  alarm_description   = "The iAdvize token in ${local.token_secret_name} expires within 2 hours, or the broker has not reported for an hour. Consumers will soon get 401s. See infra/README.md \"Alarms\"."
+  alarm_description   = "A token managed by iadvize-token-broker expires within about 2 hours, or the broker has not reported for 2 hours. Consumers will soon get 401s. See infra/README.md \"Alarms\"."
   namespace           = "IadvizeTokenBroker"
-  metric_name         = "SecondsUntilExpiry"
-  dimensions          = { SecretName = local.token_secret_name }
+  metric_name         = "MinSecondsUntilExpiry"
   statistic           = "Minimum"
   period              = 3600
-  evaluation_periods  = 1
-  threshold           = 7200
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = 10800
   comparison_operator = "LessThanThreshold"
   treat_missing_data  = "breaching"
-  alarm_actions       = aws_sns_topic.alarms[*].arn
-  ok_actions          = aws_sns_topic.alarms[*].arn
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = var.tags
 }
 
 # ------------------------------------------------------------------------------------------
-# What consumers attach to read the token (here and in the replica regions)
+# What consumers attach to read a token (here and in the replica regions)
 # ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "consumer" {
@@ -369,5 +581,42 @@ resource "aws_iam_policy" "consumer" {
   name        = "${var.name}-read-token-${local.region}"
   description = "Read the iAdvize access token kept by iadvize-token-broker."
   policy      = data.aws_iam_policy_document.consumer.json
+  tags        = var.tags
+}
+
+# One per integration: a consumer of integration A cannot read B's token.
+data "aws_iam_policy_document" "integration_consumer" {
+  for_each = var.integrations
+
+  statement {
+    sid     = "ReadToken"
+    actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = concat([aws_secretsmanager_secret.integration_token[each.key].arn], [
+      for r in keys(each.value.replica_regions) :
+      replace(aws_secretsmanager_secret.integration_token[each.key].arn, ":secretsmanager:${local.region}:", ":secretsmanager:${r}:")
+    ])
+  }
+
+  dynamic "statement" {
+    for_each = each.value.kms_key_arn == null && length(compact(values(each.value.replica_regions))) == 0 ? [] : [1]
+    content {
+      sid       = "DecryptToken"
+      actions   = ["kms:Decrypt"]
+      resources = compact(concat([each.value.kms_key_arn], values(each.value.replica_regions)))
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [for r in concat([local.region], keys(each.value.replica_regions)) : "secretsmanager.${r}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_policy" "integration_consumer" {
+  for_each = var.integrations
+
+  name        = "${var.name}-read-token-${each.key}-${local.region}"
+  description = "Read the iAdvize access token of integration ${each.key} kept by iadvize-token-broker."
+  policy      = data.aws_iam_policy_document.integration_consumer[each.key].json
   tags        = var.tags
 }

@@ -13,8 +13,19 @@ variable "name" {
   }
 }
 
+variable "local_existing_package" {
+  description = "Path of a prebuilt Lambda zip (a `make dist` output such as dist/iadvize-token-broker-0.1.0-arm64.zip, or a downloaded release asset). null = use s3_bucket/s3_key, or build from source (see package_build)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.local_existing_package == null || can(regex("\\.zip$", var.local_existing_package))
+    error_message = "local_existing_package must name a .zip file containing the `bootstrap` binary."
+  }
+}
+
 variable "lambda_zip_path" {
-  description = "Path of the Lambda package (`make package` writes target/lambda/iadvize-token-broker/bootstrap.zip). null = that file, relative to this module inside the repository."
+  description = "Deprecated alias of local_existing_package (kept so existing configurations keep working)."
   type        = string
   default     = null
 
@@ -22,6 +33,30 @@ variable "lambda_zip_path" {
     condition     = var.lambda_zip_path == null || can(regex("\\.zip$", var.lambda_zip_path))
     error_message = "lambda_zip_path must name a .zip file containing the `bootstrap` binary."
   }
+}
+
+variable "s3_bucket" {
+  description = "S3 bucket holding the Lambda zip (a release asset you uploaded). Used when local_existing_package is null; needs s3_key."
+  type        = string
+  default     = null
+}
+
+variable "s3_key" {
+  description = "S3 key of the Lambda zip in s3_bucket."
+  type        = string
+  default     = null
+}
+
+variable "s3_object_version" {
+  description = "Version of the S3 object (versioned buckets): a new version redeploys the code. null = the key alone (change the key to redeploy)."
+  type        = string
+  default     = null
+}
+
+variable "package_build" {
+  description = "Only when neither local_existing_package nor s3_bucket is set: build the package from the repository this module sits in (works from a git source: the whole repository is checked out under .terraform/modules) with `make package ARCH=<architecture>`, which needs Rust, Python 3 and make. false = fail at plan with a message asking for a package."
+  type        = bool
+  default     = true
 }
 
 variable "architecture" {
@@ -170,19 +205,19 @@ variable "refresh_before_expiry" {
   default     = "4h"
 
   validation {
-    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.refresh_before_expiry))
-    error_message = "refresh_before_expiry must be a duration such as 4h."
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.refresh_before_expiry))
+    error_message = "refresh_before_expiry must be a duration such as 4h or 1h30m (units ms, s, m, h, d)."
   }
 }
 
 variable "min_login_interval" {
-  description = "Minimum spacing between two login attempts per token secret (IADVIZE_MIN_LOGIN_INTERVAL)."
+  description = "Minimum spacing between two login attempts per iAdvize user (credentials secret) (IADVIZE_MIN_LOGIN_INTERVAL)."
   type        = string
   default     = "10s"
 
   validation {
-    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.min_login_interval))
-    error_message = "min_login_interval must be a duration such as 10s."
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.min_login_interval))
+    error_message = "min_login_interval must be a duration such as 10s or 1m30s (units ms, s, m, h, d)."
   }
 }
 
@@ -192,8 +227,8 @@ variable "stuck_rotation_after" {
   default     = "15m"
 
   validation {
-    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.stuck_rotation_after))
-    error_message = "stuck_rotation_after must be a duration such as 15m."
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.stuck_rotation_after))
+    error_message = "stuck_rotation_after must be a duration such as 15m or 1h30m (units ms, s, m, h, d)."
   }
 }
 
@@ -203,8 +238,8 @@ variable "http_timeout" {
   default     = "10s"
 
   validation {
-    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.http_timeout))
-    error_message = "http_timeout must be a duration such as 10s."
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.http_timeout))
+    error_message = "http_timeout must be a duration such as 10s or 1m30s (units ms, s, m, h, d)."
   }
 }
 
@@ -222,6 +257,45 @@ variable "max_concurrency" {
   validation {
     condition     = var.max_concurrency >= 1 && var.max_concurrency <= 32 && floor(var.max_concurrency) == var.max_concurrency
     error_message = "max_concurrency must be an integer between 1 and 32."
+  }
+}
+
+variable "refused_credentials_retry" {
+  description = "While iAdvize refuses a credentials version, one probe login per this duration; \"off\" = never probe (IADVIZE_REFUSED_CREDENTIALS_RETRY)."
+  type        = string
+  default     = "6h"
+
+  validation {
+    condition     = can(regex("^(off|([0-9]+(ms|s|m|h|d))+)$", var.refused_credentials_retry))
+    error_message = "refused_credentials_retry must be a duration such as 6h or 1h30m, or \"off\"."
+  }
+}
+
+variable "max_logins_per_minute" {
+  description = "Logins the whole broker may start in any rolling minute (IADVIZE_MAX_LOGINS_PER_MINUTE); iAdvize allows 100 per minute per IP. Global because the function has reserved concurrency 1."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.max_logins_per_minute >= 1 && var.max_logins_per_minute <= 100 && floor(var.max_logins_per_minute) == var.max_logins_per_minute
+    error_message = "max_logins_per_minute must be an integer between 1 and 100."
+  }
+}
+
+variable "per_secret_metrics" {
+  description = "Also emit per-secret metrics (dimension SecretName) (IADVIZE_PER_SECRET_METRICS). Each series is a billed custom metric; the alarms use the fleet-wide series."
+  type        = bool
+  default     = false
+}
+
+variable "application_log_level" {
+  description = "Lambda application log level (sets AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.application_log_level)
+    error_message = "application_log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
   }
 }
 
@@ -255,4 +329,122 @@ variable "rotation_schedule_expression" {
     condition     = can(regex("^(rate|cron)\\(.+\\)$", var.rotation_schedule_expression))
     error_message = "rotation_schedule_expression must be rate(...) or cron(...)."
   }
+}
+
+variable "alarm_topic_arns" {
+  description = "Existing SNS topics (PagerDuty, Chatbot, ...) the alarms notify, in addition to the alarm_email topic."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:.+$", a))])
+    error_message = "alarm_topic_arns must be SNS topic ARNs."
+  }
+}
+
+# ------------------------------------------------------------------------------------------
+# Locked-down accounts: role, network, logs
+# ------------------------------------------------------------------------------------------
+
+variable "create_role" {
+  description = "Create the execution role. false = bring your own (role_arn); a bool, not role_arn == null, so that plans work when your role is created in the same apply."
+  type        = bool
+  default     = true
+}
+
+variable "role_arn" {
+  description = "Your own execution role (with create_role = false). It needs the statements of the broker_policy_json output (and AWSLambdaVPCAccessExecutionRole with subnet_ids)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.role_arn))
+    error_message = "role_arn must be an IAM role ARN."
+  }
+}
+
+variable "role_path" {
+  description = "Path of the created role (e.g. /service-roles/)."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9+=,.@_-]+/)*$", var.role_path))
+    error_message = "role_path must start and end with / (e.g. /service-roles/)."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of the created role. null = none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Run the function in these VPC subnets (private, with a NAT to reach iAdvize and a route or an interface endpoint to Secrets Manager). [] = outside any VPC."
+  type        = list(string)
+  default     = []
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the function in the VPC (needs outbound 443). Required with subnet_ids."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the log group. null = CloudWatch Logs' own encryption. The key policy must allow logs.<region>.amazonaws.com."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.log_kms_key_arn))
+    error_message = "log_kms_key_arn must be a KMS key ARN."
+  }
+}
+
+# ------------------------------------------------------------------------------------------
+# Fleets: many integrations, one broker
+# ------------------------------------------------------------------------------------------
+
+variable "integrations" {
+  description = "More integrations served by the same broker: name => options. Each gets a token secret <name>/<integration>/token (tagged iadvize:managed=true and iadvize:credentials-secret-id, so the broker discovers it by tag: no redeploy needed to add more by hand) and an empty credentials secret <name>/<integration>/credentials (tagged iadvize:credentials=true), plus a consumer policy. Options: tags, kms_key_arn (both secrets), replica_regions (region => KMS key ARN or null, token secret only)."
+  type = map(object({
+    tags            = optional(map(string), {})
+    kms_key_arn     = optional(string)
+    replica_regions = optional(map(string), {})
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.integrations) : can(regex("^[A-Za-z0-9_.-]{1,64}$", k))])
+    error_message = "integrations keys must be 1-64 letters, digits, '.', '-' or '_'."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.integrations) : i.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", i.kms_key_arn))])
+    error_message = "integrations[*].kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "fleet_name_prefix" {
+  description = "Secrets the broker may manage by tag must also be named with this prefix (token secrets tagged iadvize:managed=true, credentials secrets tagged iadvize:credentials=true). \"\" = any name: then anyone who may tag secrets can enrol any secret (see infra/README.md \"Fleets and IAM\")."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_+=.@-]*$", var.fleet_name_prefix))
+    error_message = "fleet_name_prefix may contain only letters, digits and /_+=.@-."
+  }
+}
+
+variable "fleet_kms_key_arns" {
+  description = "Customer-managed KMS keys of secrets onboarded by tag (outside this module); the role may use them through Secrets Manager only."
+  type        = list(string)
+  default     = []
 }

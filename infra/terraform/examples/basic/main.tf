@@ -1,7 +1,9 @@
-# Example root module: deploys the broker with its defaults.
+# Example root module: deploys the broker with its defaults, from a release zip you
+# downloaded (or built once with `make dist`): no Rust toolchain needed.
 #
-#   make package                       # builds target/lambda/iadvize-token-broker/bootstrap.zip
-#   terraform init && terraform apply
+#   curl -LO https://…/releases/download/v0.1.0/iadvize-token-broker-0.1.0-x86_64.zip
+#   sha256sum -c SHA256SUMS --ignore-missing
+#   terraform init && terraform apply -var package=iadvize-token-broker-0.1.0-x86_64.zip
 #   aws secretsmanager put-secret-value --secret-id "$(terraform output -raw credentials_secret_arn)" \
 #       --secret-string file://creds.json
 #
@@ -45,7 +47,8 @@ module "broker" {
   source = "../.."
 
   name                    = var.name
-  lambda_zip_path         = var.lambda_zip_path
+  local_existing_package  = var.package
+  architecture            = var.architecture
   alarm_email             = var.alarm_email
   replica_regions         = var.replica_regions
   recovery_window_in_days = var.recovery_window_in_days

@@ -10,10 +10,15 @@ variable "name" {
   default     = "iadvize-token-broker"
 }
 
-variable "lambda_zip_path" {
-  description = "Lambda package built by `make package`; null = target/lambda/iadvize-token-broker/bootstrap.zip in this repository."
+variable "package" {
+  description = "The release zip: iadvize-token-broker-<version>-<arch>.zip (a release asset, or `make dist` output in dist/)."
   type        = string
-  default     = null
+}
+
+variable "architecture" {
+  description = "Architecture of the release zip: x86_64 or arm64."
+  type        = string
+  default     = "x86_64"
 }
 
 variable "alarm_email" {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Checks the tools a make target needs before anything else runs, and stops with one line that
+# says what to install. Debian packages that exist (nodejs, npm, jq, curl, python3-venv) are
+# installed with apt-get when running as root on a machine that has it (CI containers).
+#
+# usage: scripts/prereqs.sh TARGET TOOL...
+#   TOOL: cargo python3 terraform node npm jq curl
+set -euo pipefail
+target=$1
+shift
+
+# How to get each tool: a Debian package name (installable by apt-get), or a hint.
+apt_package() {
+  case $1 in
+    node) echo nodejs ;;
+    npm) echo npm ;;
+    jq) echo jq ;;
+    curl) echo curl ;;
+    python3-venv) echo python3-venv ;;
+    *) echo "" ;;
+  esac
+}
+hint() {
+  case $1 in
+    cargo) echo "Rust 1.85+ with clippy and rustfmt (https://rustup.rs)" ;;
+    clippy | rustfmt) echo "rustup component add clippy rustfmt" ;;
+    python3) echo "Python 3.11+ (Debian: apt-get install python3 python3-venv)" ;;
+    python3-venv) echo "the Python venv module (Debian: apt-get install python3-venv)" ;;
+    terraform) echo "Terraform 1.5+ (https://developer.hashicorp.com/terraform/install)" ;;
+    node) echo "Node.js 18+ (Debian: apt-get install nodejs)" ;;
+    *) echo "$1 (Debian: apt-get install $1)" ;;
+  esac
+}
+
+missing=()
+for tool in "$@"; do
+  case $tool in
+    cargo)
+      command -v cargo >/dev/null || { missing+=(cargo); continue; }
+      if [ "$target" = test ] || [ "$target" = lint ]; then
+        cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+        cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+      fi
+      ;;
+    python3)
+      # tomllib (scripts/dist.sh) and the pinned moto/SAM CLI/checkov need 3.11.
+      if ! command -v python3 >/dev/null || ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        missing+=(python3)
+      elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        missing+=(python3-venv)
+      fi
+      ;;
+    *) command -v "$tool" >/dev/null || missing+=("$tool") ;;
+  esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+# Install what Debian has, when allowed to; the rest is for the user.
+packages=()
+for tool in "${missing[@]}"; do
+  p=$(apt_package "$tool")
+  [ -n "$p" ] && packages+=("$p")
+done
+if [ ${#packages[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${PREREQS_NO_APT:-}" != 1 ]; then
+  echo "prereqs: installing ${packages[*]} with apt-get (apt-get update first; about a minute)" >&2
+  if DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null; then
+    PREREQS_NO_APT=1 exec "$0" "$target" "$@"
+  fi
+  echo "prereqs: apt-get could not install ${packages[*]}" >&2
+fi
+
+line=""
+for tool in "${missing[@]}"; do line+="${line:+; }$(hint "$tool")"; done
+echo "make $target: missing prerequisites, install: $line" >&2
+exit 2
