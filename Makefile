@@ -23,7 +23,7 @@ PREREQS := scripts/prereqs.sh
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools test lint deny fmt test-rust demo build package dist bench clean
+.PHONY: help tools test lint deny fmt test-rust demo build package dist bench bench-fleet clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort | expand -t 24
@@ -86,6 +86,9 @@ demo: prereqs-demo tools ## the broker's main job end to end on local stand-ins 
 
 bench: tools ## cost of a tick and of a rotation: Secrets Manager calls, iAdvize calls, wall time
 	$(WITH_MOTO) cargo run --release --quiet --example bench
+
+bench-fleet: tools ## one broker for 10/100/500 integrations: first fill, fresh-tick cost, a simulated day (minutes)
+	$(WITH_MOTO) cargo run --release --quiet --example bench_fleet
 
 build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
 	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker

@@ -29,6 +29,7 @@ pub struct Broker {
     pub(crate) store: SecretStore,
     pub(crate) iadvize: IadvizeClient,
     pub(crate) metrics: Metrics,
+    pub(crate) pacer: crate::pacing::Pacer,
 }
 
 impl Broker {
@@ -51,11 +52,13 @@ impl Broker {
                     message: format!("the HTTP client could not be built: {e}"),
                 })
             })?;
+        let metrics = metrics.per_secret(config.per_secret_metrics);
         Ok(Broker {
             config,
             store,
             iadvize,
             metrics,
+            pacer: crate::pacing::Pacer::default(),
         })
     }
 
@@ -95,8 +98,7 @@ impl Broker {
             Event::Scheduled => self.tick(None, false, deadline).await,
             Event::Refresh { force, secret_ids } => self.tick(secret_ids, force, deadline).await,
             Event::Status => {
-                let ids = self.managed_secret_ids(None)?;
-                let report = self.status(&ids).await;
+                let report = self.status_fleet().await?;
                 Ok(serde_json::to_value(report).unwrap_or(Value::Null))
             }
         }
@@ -108,8 +110,14 @@ impl Broker {
         force: bool,
         deadline: Instant,
     ) -> Result<Value> {
-        let ids = self.managed_secret_ids(ids)?;
-        let report = self.refresh(&ids, force, deadline).await;
+        let report = match ids {
+            Some(ids) => {
+                let ids = self.managed_secret_ids(Some(ids))?;
+                self.refresh(&ids, force, deadline).await
+            }
+            // The listed secrets plus the ones tagged iadvize:managed=true (DESIGN §11).
+            None => self.refresh_fleet(force, deadline).await?,
+        };
         let value = serde_json::to_value(&report).unwrap_or(Value::Null);
         match report.failure() {
             None => {
@@ -191,15 +199,8 @@ impl Broker {
                 }
             }
         }
-        if let Some(since) = since_last_login(secret, now) {
-            if since < self.config.min_login_interval {
-                return Err(Error::LoginSpacing {
-                    secret_id: secret.name.clone(),
-                    since,
-                    interval: self.config.min_login_interval,
-                });
-            }
-        }
+        // Per-user spacing and the per-minute cap (pacing.rs); may wait for a slot.
+        let now = self.pace_login(secret, credentials_id, deadline).await?;
 
         self.store
             .set_tag(
@@ -264,7 +265,7 @@ impl Broker {
 
 /// Time since the last login attempt started, from the tag (ignored if unreadable or in
 /// the future, so a bad tag cannot block logins forever).
-fn since_last_login(secret: &SecretInfo, now: OffsetDateTime) -> Option<Duration> {
+pub(crate) fn since_last_login(secret: &SecretInfo, now: OffsetDateTime) -> Option<Duration> {
     let last = parse_rfc3339(secret.tag(TAG_LAST_LOGIN_ATTEMPT)?)?;
     (now - last).try_into().ok()
 }

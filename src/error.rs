@@ -104,6 +104,18 @@ pub enum Error {
         interval: Duration,
     },
 
+    /// Login pacing (per-user spacing, per-minute cap) has no free slot early enough for this
+    /// invocation to finish the rotation.
+    #[error(
+        "secret {secret_id}: not logging in: the next free login slot (IADVIZE_MIN_LOGIN_INTERVAL per iAdvize user, IADVIZE_MAX_LOGINS_PER_MINUTE for the broker) is {wait:?} away, too late for this invocation; the next tick takes it first"
+    )]
+    LoginPaced {
+        /// The token secret.
+        secret_id: String,
+        /// How long until the slot.
+        wait: Duration,
+    },
+
     /// Talking to iAdvize failed.
     #[error("secret {secret_id}: {source}")]
     Iadvize {
@@ -162,6 +174,7 @@ impl Error {
             Error::CredentialsRefused { .. } => "CredentialsRefused",
             Error::CredentialsBlocked { .. } => "CredentialsBlocked",
             Error::LoginSpacing { .. } => "LoginSpacing",
+            Error::LoginPaced { .. } => "LoginPaced",
             Error::Iadvize { .. } => "IadvizeError",
             Error::TestFailed { .. } => "TestSecretFailed",
             Error::NewTokenRejected { .. } => "NewTokenRejected",

@@ -476,6 +476,13 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+impl IadvizeClient {
+    /// The time kept free after iAdvize's calls for the Secrets Manager writes.
+    pub fn safety_margin(&self) -> Duration {
+        self.retry.safety_margin
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod iadvize;
 pub mod logging;
 pub mod metrics;
 pub mod operator;
+pub mod pacing;
 pub mod refresh;
 pub mod rotation;
 pub mod status;

@@ -1,7 +1,12 @@
-//! CloudWatch Embedded Metric Format lines (namespace `IadvizeTokenBroker`, dimension
-//! `SecretName`). Lambda sends stdout to CloudWatch Logs, which turns these lines into metrics.
+//! CloudWatch Embedded Metric Format lines (namespace `IadvizeTokenBroker`). Lambda sends
+//! stdout to CloudWatch Logs, which turns these lines into metrics.
+//!
+//! Fleet-wide series have no dimension and are emitted once per tick ([`FleetMetrics`]); they
+//! drive the alarms. Per-secret series (dimension `SecretName`) are opt-in
+//! (`IADVIZE_PER_SECRET_METRICS`): CloudWatch bills every series, ~$0.30 a month each.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -15,6 +20,27 @@ pub const DIMENSION: &str = "SecretName";
 #[derive(Clone, Default)]
 pub struct Metrics {
     sink: Sink,
+    /// Whether per-secret series are written.
+    per_secret: bool,
+    /// Login requests sent so far (the fleet-wide `LoginAttempts` of a tick is a difference).
+    login_attempts: Arc<AtomicU64>,
+}
+
+/// The fleet-wide series of one tick (no dimension).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetMetrics {
+    /// Least time left on any managed token; 0 when any has no valid token.
+    pub min_seconds_until_expiry: u64,
+    /// Token secrets the tick managed.
+    pub managed: u64,
+    /// Secrets that got a new token (refreshed or resumed).
+    pub refreshed: u64,
+    /// Secrets that failed.
+    pub failed: u64,
+    /// Secrets left for the next tick.
+    pub deferred: u64,
+    /// Login requests sent to iAdvize during the tick (retries included).
+    pub login_attempts: u64,
 }
 
 #[derive(Clone, Default)]
@@ -35,26 +61,61 @@ impl std::fmt::Debug for Metrics {
             Sink::Memory(_) => "memory",
             Sink::Off => "off",
         };
-        f.debug_struct("Metrics").field("sink", &sink).finish()
+        f.debug_struct("Metrics")
+            .field("sink", &sink)
+            .field("per_secret", &self.per_secret)
+            .finish()
     }
 }
 
 impl Metrics {
     /// Metrics written to standard output, one JSON object a line.
     pub fn stdout() -> Self {
-        Metrics { sink: Sink::Stdout }
+        Metrics {
+            sink: Sink::Stdout,
+            ..Metrics::default()
+        }
     }
 
     /// Metrics collected in memory; read them with [`Metrics::lines`].
     pub fn memory() -> Self {
         Metrics {
             sink: Sink::Memory(Arc::default()),
+            ..Metrics::default()
         }
     }
 
     /// No metrics.
     pub fn off() -> Self {
-        Metrics { sink: Sink::Off }
+        Metrics::default()
+    }
+
+    /// The same sink, with per-secret series on or off (`IADVIZE_PER_SECRET_METRICS`).
+    pub fn per_secret(mut self, on: bool) -> Self {
+        self.per_secret = on;
+        self
+    }
+
+    /// Login requests sent so far by this process.
+    pub fn login_attempts(&self) -> u64 {
+        self.login_attempts.load(Ordering::Relaxed)
+    }
+
+    /// The fleet-wide series of one tick, as one EMF line without a dimension.
+    pub fn fleet(&self, fleet: &FleetMetrics) {
+        let values = [
+            (
+                "MinSecondsUntilExpiry",
+                fleet.min_seconds_until_expiry as f64,
+                "Seconds",
+            ),
+            ("SecretsManaged", fleet.managed as f64, "Count"),
+            ("SecretsRefreshed", fleet.refreshed as f64, "Count"),
+            ("SecretsFailed", fleet.failed as f64, "Count"),
+            ("SecretsDeferred", fleet.deferred as f64, "Count"),
+            ("LoginAttempts", fleet.login_attempts as f64, "Count"),
+        ];
+        self.write(emf_line(None, &values, now_millis()));
     }
 
     /// The lines collected so far by a memory sink.
@@ -67,6 +128,8 @@ impl Metrics {
 
     /// Login requests sent to iAdvize (retries included) and whether the credentials were refused.
     pub fn logins(&self, secret_name: &str, attempts: u32, refused: bool) {
+        self.login_attempts
+            .fetch_add(u64::from(attempts), Ordering::Relaxed);
         self.emit(
             secret_name,
             &[
@@ -97,10 +160,17 @@ impl Metrics {
     }
 
     fn emit(&self, secret_name: &str, values: &[(&str, f64, &str)]) {
+        if !self.per_secret {
+            return;
+        }
+        self.write(emf_line(Some(secret_name), values, now_millis()));
+    }
+
+    fn write(&self, doc: Value) {
         if matches!(self.sink, Sink::Off) {
             return;
         }
-        let line = emf_line(secret_name, values, now_millis()).to_string();
+        let line = doc.to_string();
         match &self.sink {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -124,8 +194,9 @@ fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// One EMF document: the `_aws` metadata, the dimension and the values at the top level.
-fn emf_line(secret_name: &str, values: &[(&str, f64, &str)], timestamp: u64) -> Value {
+/// One EMF document: the `_aws` metadata, the dimension (if any) and the values at the top
+/// level.
+fn emf_line(secret_name: Option<&str>, values: &[(&str, f64, &str)], timestamp: u64) -> Value {
     let definitions: Vec<Value> = values
         .iter()
         .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -135,12 +206,14 @@ fn emf_line(secret_name: &str, values: &[(&str, f64, &str)], timestamp: u64) -> 
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [[DIMENSION]],
+                "Dimensions": if secret_name.is_some() { json!([[DIMENSION]]) } else { json!([[]]) },
                 "Metrics": definitions,
             }],
         },
-        DIMENSION: secret_name,
     });
+    if let Some(name) = secret_name {
+        doc[DIMENSION] = json!(name);
+    }
     for (name, value, _) in values {
         doc[*name] = json!(value);
     }
@@ -153,7 +226,7 @@ mod tests {
 
     #[test]
     fn lines_are_embedded_metric_format() {
-        let metrics = Metrics::memory();
+        let metrics = Metrics::memory().per_secret(true);
         metrics.logins("tok", 3, false);
         metrics.seconds_until_expiry("tok", 86_000);
         let lines = metrics.lines();
@@ -178,6 +251,37 @@ mod tests {
             expiry["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Seconds"
         );
+    }
+
+    #[test]
+    fn per_secret_series_are_opt_in_and_fleet_series_have_no_dimension() {
+        let metrics = Metrics::memory();
+        metrics.logins("tok", 2, false);
+        metrics.rotation("tok", true);
+        metrics.seconds_until_expiry("tok", 10);
+        assert!(metrics.lines().is_empty(), "no per-secret line by default");
+        assert_eq!(metrics.login_attempts(), 2, "logins are still counted");
+        metrics.fleet(&FleetMetrics {
+            min_seconds_until_expiry: 3600,
+            managed: 500,
+            refreshed: 3,
+            failed: 1,
+            deferred: 2,
+            login_attempts: 4,
+        });
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1);
+        let doc: Value = serde_json::from_str(&lines[0]).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([[]]));
+        assert!(doc.get(DIMENSION).is_none());
+        assert_eq!(doc["MinSecondsUntilExpiry"], 3600.0);
+        assert_eq!(doc["SecretsManaged"], 500.0);
+        assert_eq!(doc["SecretsRefreshed"], 3.0);
+        assert_eq!(doc["SecretsFailed"], 1.0);
+        assert_eq!(doc["SecretsDeferred"], 2.0);
+        assert_eq!(doc["LoginAttempts"], 4.0);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 6);
     }
 
     #[test]

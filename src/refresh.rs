@@ -1,5 +1,9 @@
-//! The refresh tick (DESIGN §6): for each managed token secret, leave a fresh token alone,
-//! rotate a token that is due, and resume a rotation that got stuck.
+//! The refresh tick (DESIGN §6, §11): for each managed token secret, leave a fresh token
+//! alone, rotate a token that is due, and resume a rotation that got stuck.
+//!
+//! The fleet tick costs few Secrets Manager calls: `ListSecrets` finds the tagged secrets with
+//! their tags and version stages, `BatchGetSecretValue` reads 20 AWSCURRENT values a call;
+//! only due, stuck or unreadable secrets take the per-secret path, most urgent first.
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -7,10 +11,13 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::broker::Broker;
+use std::collections::HashMap;
+
+use crate::broker::{Broker, TAG_LAST_LOGIN_ATTEMPT};
 use crate::error::{Error, Result};
-use crate::store::{AWSCURRENT, SecretInfo, Version};
-use crate::token::{TokenRecord, rfc3339};
+use crate::metrics::FleetMetrics;
+use crate::store::{AWSCURRENT, BATCH_GET_MAX, BatchValue, SecretInfo, Version};
+use crate::token::{TokenRecord, parse_rfc3339, rfc3339};
 
 /// What a tick did with one secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,6 +31,9 @@ pub enum Outcome {
     InProgress,
     /// A stuck rotation was finished.
     Resumed,
+    /// Not started: it could not finish before the invocation's deadline (or no login slot
+    /// comes early enough). The next tick takes it first.
+    Deferred,
     /// Something failed; see `error`.
     Failed,
 }
@@ -46,17 +56,25 @@ pub struct SecretResult {
 /// The tick's answer: `{"results": [...]}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefreshReport {
-    /// One entry per secret, in the order given.
+    /// One entry per secret, in the order given (listed secrets first, then discovered ones).
     pub results: Vec<SecretResult>,
+    /// Why discovery (`ListSecrets`) failed, if it did: the tagged secrets were not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_error: Option<String>,
 }
 
 impl RefreshReport {
     /// The error to return when any secret failed (so Lambda's error metric fires).
     pub fn failure(&self) -> Option<Error> {
-        let failed: Vec<String> = self
+        // A deferred secret carries an error only when its token is expired or expires before
+        // the next tick.
+        let mut failed: Vec<String> = self
             .results
             .iter()
-            .filter(|r| r.outcome == Outcome::Failed)
+            .filter(|r| {
+                r.outcome == Outcome::Failed
+                    || (r.outcome == Outcome::Deferred && r.error.is_some())
+            })
             .map(|r| {
                 format!(
                     "{}: {}",
@@ -65,12 +83,84 @@ impl RefreshReport {
                 )
             })
             .collect();
+        if let Some(error) = &self.discovery_error {
+            failed.push(format!("discovery: {error}"));
+        }
         (!failed.is_empty()).then(|| Error::TickFailed {
             failed: failed.len(),
             total: self.results.len(),
             summary: failed.join("; "),
         })
     }
+}
+
+/// The schedule the IaC sets up: a deferred token must last until the next tick.
+pub const NEXT_TICK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// AWSCURRENT as read: `None` when there is no value, `Some(Err)` when it is not a record.
+pub(crate) type Stored = Option<Result<TokenRecord, crate::token::RecordError>>;
+
+/// What the tick already knows about a secret, so the per-secret path does not read it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    /// From `ListSecrets` (discovered) or `DescribeSecret` (listed).
+    pub info: SecretInfo,
+    /// AWSCURRENT, when the tick read it (`None`: not read).
+    pub current: Option<Stored>,
+}
+
+/// One secret the tick manages.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// As listed, or the name of a discovered secret.
+    pub secret_id: String,
+    pub known: Option<Known>,
+}
+
+impl Target {
+    fn listed(id: &str) -> Self {
+        Target {
+            secret_id: id.to_owned(),
+            known: None,
+        }
+    }
+
+    /// The current record when the secret needs nothing this tick: read, fresh, and no
+    /// rotation in progress.
+    fn fresh_record(
+        &self,
+        now: OffsetDateTime,
+        refresh_before_expiry: std::time::Duration,
+        force: bool,
+    ) -> Option<TokenRecord> {
+        let known = self.known.as_ref()?;
+        if known.info.pending_rotation().is_some() {
+            return None;
+        }
+        let stored = known.current.as_ref()?;
+        if due_reason(stored.as_ref(), now, refresh_before_expiry, force).is_some() {
+            return None;
+        }
+        stored.as_ref()?.as_ref().ok().cloned()
+    }
+
+    /// Sort key, most urgent first: seconds left on the current token; 0 for a missing,
+    /// unreadable or expired one, a rotation in progress, or a value the tick could not read.
+    fn urgency(&self, now: OffsetDateTime) -> u64 {
+        self.known
+            .as_ref()
+            .and_then(|k| k.current.as_ref())
+            .and_then(|c| c.as_ref())
+            .and_then(|r| r.as_ref().ok())
+            .map_or(0, |r| r.remaining(now).as_secs())
+    }
+}
+
+pub(crate) fn no_secret_to_manage() -> Error {
+    Error::Config(crate::config::ConfigError {
+        variable: "IADVIZE_TOKEN_SECRET_IDS",
+        message: "no token secret to manage; set it to a comma-separated list of secret names or ARNs, or tag token secrets iadvize:managed=true".into(),
+    })
 }
 
 /// Why a token is due for refresh, or `None` when it is fresh.
@@ -93,32 +183,318 @@ pub fn due_reason(
 }
 
 impl Broker {
-    /// Refreshes the given token secrets, a few at a time. Never fails as a whole: each
-    /// secret's failure is in its result (see [`RefreshReport::failure`]).
+    /// Refreshes exactly the given token secrets (an operator's list). Never fails as a
+    /// whole: each secret's failure is in its result (see [`RefreshReport::failure`]).
     pub async fn refresh(
         &self,
         secret_ids: &[String],
         force: bool,
         deadline: Instant,
     ) -> RefreshReport {
-        let results = futures::stream::iter(secret_ids)
-            .map(|id| {
-                let span = tracing::info_span!("refresh", secret_id = %id);
-                self.refresh_one(id, force, deadline).instrument(span)
+        let mut seen = std::collections::HashSet::new();
+        let targets = secret_ids
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .map(|id| Target::listed(id))
+            .collect();
+        self.run_tick(targets, force, deadline).await
+    }
+
+    /// The scheduled tick: every secret of `IADVIZE_TOKEN_SECRET_IDS` plus every secret tagged
+    /// `iadvize:managed` = `true`, each once. Fails only when there is nothing to manage.
+    pub async fn refresh_fleet(&self, force: bool, deadline: Instant) -> Result<RefreshReport> {
+        let (targets, discovery_error) = self.fleet_targets().await;
+        if targets.is_empty() {
+            return Err(match discovery_error {
+                Some(e) => e,
+                None => no_secret_to_manage(),
+            });
+        }
+        let mut report = self.run_tick(targets, force, deadline).await;
+        report.discovery_error = discovery_error.map(|e| e.to_string());
+        Ok(report)
+    }
+
+    /// The managed secrets: the listed ones (to describe) and the discovered ones (known from
+    /// `ListSecrets`), each once, matched by ARN and name.
+    pub(crate) async fn fleet_targets(&self) -> (Vec<Target>, Option<Error>) {
+        let (discovered, error) = match self.store.list_managed().await {
+            Ok(found) => (found, None),
+            Err(e) => {
+                tracing::error!(error = %e, "discovery of tagged token secrets failed");
+                (Vec::new(), Some(e))
+            }
+        };
+        let mut targets: Vec<Target> = Vec::new();
+        for id in &self.config.token_secret_ids {
+            let duplicate = discovered.iter().any(|d| d.arn == *id || d.name == *id)
+                || targets.iter().any(|t| t.secret_id == *id);
+            if !duplicate {
+                targets.push(Target::listed(id));
+            }
+        }
+        let listed = targets.len();
+        targets.extend(discovered.into_iter().map(|info| Target {
+            secret_id: info.name.clone(),
+            known: Some(Known {
+                info,
+                current: None,
+            }),
+        }));
+        tracing::info!(
+            listed,
+            discovered = targets.len() - listed,
+            "managed token secrets"
+        );
+        (targets, error)
+    }
+
+    async fn run_tick(
+        &self,
+        mut targets: Vec<Target>,
+        force: bool,
+        deadline: Instant,
+    ) -> RefreshReport {
+        let logins_before = self.metrics.login_attempts();
+        self.describe_listed(&mut targets).await;
+        self.read_batched(&mut targets).await;
+        for target in &targets {
+            if let Some(known) = &target.known {
+                self.observe_login_tag(&known.info);
+            }
+        }
+
+        // Fresh secrets are done; the rest go through the per-secret path, most urgent first.
+        let now = OffsetDateTime::now_utc();
+        let mut results: Vec<Option<SecretResult>> = vec![None; targets.len()];
+        let mut queue = Vec::new();
+        for (index, target) in targets.into_iter().enumerate() {
+            match target.fresh_record(now, self.config.refresh_before_expiry, force) {
+                Some(record) => {
+                    self.metrics
+                        .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
+                    results[index] = Some(SecretResult {
+                        secret_id: target.secret_id,
+                        outcome: Outcome::Fresh,
+                        expires_at: Some(rfc3339(record.expires_at)),
+                        error: None,
+                    });
+                }
+                None => queue.push((target.urgency(now), index, target)),
+            }
+        }
+        queue.sort_by_key(|(urgency, index, _)| (*urgency, *index));
+
+        let done: Vec<(usize, SecretResult)> = futures::stream::iter(queue)
+            .map(|(_, index, target)| {
+                let span = tracing::info_span!("refresh", secret_id = %target.secret_id);
+                async move { (index, self.refresh_one(target, force, deadline).await) }
+                    .instrument(span)
             })
             .buffered(self.config.max_concurrency.get())
             .collect()
             .await;
-        RefreshReport { results }
+        for (index, result) in done {
+            results[index] = Some(result);
+        }
+        let results: Vec<SecretResult> = results.into_iter().flatten().collect();
+        self.emit_fleet_metrics(&results, logins_before);
+        RefreshReport {
+            results,
+            discovery_error: None,
+        }
     }
 
-    async fn refresh_one(&self, secret_id: &str, force: bool, deadline: Instant) -> SecretResult {
+    /// DescribeSecret for the targets not known from discovery (a failure is left for the
+    /// per-secret path, which reports it).
+    async fn describe_listed(&self, targets: &mut [Target]) {
+        let described: Vec<Option<SecretInfo>> = futures::stream::iter(targets.iter())
+            .map(|t| async move {
+                match &t.known {
+                    Some(_) => None,
+                    None => self.store.describe(&t.secret_id).await.ok(),
+                }
+            })
+            .buffered(self.config.max_concurrency.get().max(8))
+            .collect()
+            .await;
+        for (target, info) in targets.iter_mut().zip(described) {
+            if let Some(info) = info {
+                target.known = Some(Known {
+                    info,
+                    current: None,
+                });
+            }
+        }
+    }
+
+    /// Reads AWSCURRENT of every known secret without a rotation in progress,
+    /// [`BATCH_GET_MAX`] per `BatchGetSecretValue` call. A secret without an AWSCURRENT
+    /// version has no value to read. What the batch could not read, the per-secret path reads.
+    async fn read_batched(&self, targets: &mut [Target]) {
+        let mut to_read = Vec::new();
+        for target in targets.iter_mut() {
+            let Some(known) = &mut target.known else {
+                continue;
+            };
+            if known.info.pending_rotation().is_some() {
+                continue;
+            }
+            if known.info.version_with(AWSCURRENT).is_none() {
+                known.current = Some(None);
+            } else {
+                to_read.push(known.info.arn.clone());
+            }
+        }
+        let chunks: Vec<Vec<String>> = to_read
+            .chunks(BATCH_GET_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
+        let answers: Vec<HashMap<String, BatchValue>> = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                match self.store.batch_current(&chunk).await {
+                    Ok(values) => values,
+                    Err(e) => {
+                        tracing::warn!(error = %e, secrets = chunk.len(), "a batch read failed; reading those secrets one by one");
+                        HashMap::new()
+                    }
+                }
+            })
+            .buffer_unordered(self.config.max_concurrency.get())
+            .collect()
+            .await;
+        let mut values: HashMap<String, BatchValue> = answers.into_iter().flatten().collect();
+        for target in targets.iter_mut() {
+            let Some(known) = &mut target.known else {
+                continue;
+            };
+            match values.remove(&known.info.arn) {
+                // The value must be the version the listing called AWSCURRENT: a rotation may
+                // have moved the label in between (and moto 5.2's batch can return a stale
+                // version after UpdateSecretVersionStage); otherwise it is read alone.
+                Some(BatchValue::Value(value))
+                    if known.info.version_with(AWSCURRENT) == Some(value.version_id.as_str()) =>
+                {
+                    known.current = Some(Some(TokenRecord::parse(value.expose())));
+                }
+                Some(BatchValue::Value(_)) => {
+                    tracing::info!(secret_id = %known.info.name, "the batch returned another version than AWSCURRENT; reading it alone");
+                }
+                Some(BatchValue::Error(message)) => {
+                    tracing::warn!(secret_id = %known.info.name, error = %message, "the batch could not read this secret; reading it alone");
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Feeds a secret's `iadvize:last-login-attempt` tag to the login pacing (its user's
+    /// spacing and the broker's per-minute cap count logins of earlier ticks too).
+    fn observe_login_tag(&self, info: &SecretInfo) {
+        let Some(at) = info.tag(TAG_LAST_LOGIN_ATTEMPT).and_then(parse_rfc3339) else {
+            return;
+        };
+        if let Ok(user) = self.credentials_secret_id(info) {
+            self.pacer.observe(user, &info.arn, at);
+        }
+    }
+
+    fn emit_fleet_metrics(&self, results: &[SecretResult], logins_before: u64) {
+        let now = OffsetDateTime::now_utc();
+        let count =
+            |f: &dyn Fn(&SecretResult) -> bool| results.iter().filter(|r| f(r)).count() as u64;
+        let min_seconds_until_expiry = results
+            .iter()
+            .map(|r| {
+                r.expires_at
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .map_or(0, |at| {
+                        u64::try_from((at - now).whole_seconds()).unwrap_or(0)
+                    })
+            })
+            .min()
+            .unwrap_or(0);
+        self.metrics.fleet(&FleetMetrics {
+            min_seconds_until_expiry,
+            managed: results.len() as u64,
+            refreshed: count(&|r| matches!(r.outcome, Outcome::Refreshed | Outcome::Resumed)),
+            failed: count(&|r| r.outcome == Outcome::Failed),
+            deferred: count(&|r| r.outcome == Outcome::Deferred),
+            login_attempts: self.metrics.login_attempts() - logins_before,
+        });
+    }
+
+    /// Books the login slot of a secret that is due (so slots go in urgency order), or says
+    /// it must wait for the next tick: its rotation could not finish before `deadline`, or its
+    /// user's next slot comes too late. `Ok` when it may go on (booked, or no login known to
+    /// be needed yet).
+    fn book_or_defer(
+        &self,
+        target: &Target,
+        force: bool,
+        deadline: Instant,
+    ) -> std::result::Result<(), std::time::Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(slack) = left.checked_sub(self.rotation_budget()) else {
+            return Err(std::time::Duration::ZERO);
+        };
+        let Some(known) = &target.known else {
+            return Ok(());
+        };
+        let Some(stored) = &known.current else {
+            return Ok(());
+        };
+        let now = OffsetDateTime::now_utc();
+        if known.info.pending_rotation().is_some()
+            || due_reason(
+                stored.as_ref(),
+                now,
+                self.config.refresh_before_expiry,
+                force,
+            )
+            .is_none()
+        {
+            return Ok(());
+        }
+        let Ok(user) = self.credentials_secret_id(&known.info) else {
+            return Ok(());
+        };
+        // This very secret's login started moments ago (another invocation): the login path
+        // reports that (in progress while the token is valid), not the pacing.
+        if crate::broker::since_last_login(&known.info, now)
+            .is_some_and(|since| since < self.config.min_login_interval)
+        {
+            return Ok(());
+        }
+        self.pacer
+            .book(user, &known.info.arn, now, now + slack, self.login_limits())
+            .map(drop)
+            .map_err(|at| (at - now).try_into().unwrap_or_default())
+    }
+
+    async fn refresh_one(&self, target: Target, force: bool, deadline: Instant) -> SecretResult {
+        let secret_id = target.secret_id.clone();
+        // A due token needs a login: never start one that cannot finish.
+        if let Err(wait) = self.book_or_defer(&target, force, deadline) {
+            return self.deferred(&target, wait);
+        }
+        let arn = target.known.as_ref().map(|k| k.info.arn.clone());
+        let known = target.known.clone();
         // What AWSCURRENT holds after the tick, for the result and the expiry metric.
         let mut current: Option<TokenRecord> = None;
         let mut name = None;
         let outcome = self
-            .check(secret_id, force, deadline, &mut current, &mut name)
+            .check(&secret_id, known, force, deadline, &mut current, &mut name)
             .await;
+        if let Some(arn) = &arn {
+            self.pacer.cancel_booking(arn);
+        }
+        // No login slot came early enough once the login was ready (a booking made without
+        // the tick's knowledge): the next tick takes it first.
+        if let Err(Error::LoginPaced { wait, .. }) = &outcome {
+            return self.deferred(&target, *wait);
+        }
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &name {
             let seconds = current.as_ref().map_or(0, |r| r.remaining(now).as_secs());
@@ -129,7 +505,7 @@ impl Broker {
             Ok(outcome) => {
                 tracing::info!(outcome = ?outcome, expires_at = expires_at.as_deref().unwrap_or("unknown"), "secret checked");
                 SecretResult {
-                    secret_id: secret_id.to_owned(),
+                    secret_id,
                     outcome,
                     expires_at,
                     error: None,
@@ -138,7 +514,7 @@ impl Broker {
             Err(e) => {
                 tracing::error!(error = %e, "refresh failed");
                 SecretResult {
-                    secret_id: secret_id.to_owned(),
+                    secret_id,
                     outcome: Outcome::Failed,
                     expires_at,
                     error: Some(e.to_string()),
@@ -147,17 +523,73 @@ impl Broker {
         }
     }
 
+    /// The result of a secret left for the next tick: a failure only when its token is
+    /// expired (or missing) or expires before the next tick.
+    fn deferred(&self, target: &Target, wait: std::time::Duration) -> SecretResult {
+        let now = OffsetDateTime::now_utc();
+        let record = target
+            .known
+            .as_ref()
+            .and_then(|k| k.current.as_ref())
+            .and_then(|c| c.as_ref())
+            .and_then(|r| r.as_ref().ok());
+        let expires_at = record.map(|r| rfc3339(r.expires_at));
+        let lasts = record.is_some_and(|r| r.remaining(now) > NEXT_TICK);
+        let error = (!lasts).then(|| {
+            "deferred: no time left in this invocation for its rotation, and its token is missing, expired or expires before the next tick".to_owned()
+        });
+        if lasts {
+            tracing::warn!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick: not enough time left for a rotation"
+            );
+        } else {
+            tracing::error!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick, but the token will not last until then"
+            );
+        }
+        if let Some(record) = record {
+            self.metrics
+                .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
+        }
+        SecretResult {
+            secret_id: target.secret_id.clone(),
+            outcome: Outcome::Deferred,
+            expires_at,
+            error,
+        }
+    }
+
     async fn check(
         &self,
         secret_id: &str,
+        known: Option<Known>,
         force: bool,
         deadline: Instant,
         current: &mut Option<TokenRecord>,
         name: &mut Option<String>,
     ) -> Result<Outcome> {
-        let secret = self.store.describe(secret_id).await?;
+        // What the tick already read (discovery, the batch) is not read again.
+        let (secret, stored) = match known {
+            Some(Known {
+                info,
+                current: Some(stored),
+            }) => (info, stored),
+            Some(Known {
+                info,
+                current: None,
+            }) => {
+                let stored = self.read_current(&info).await?;
+                (info, stored)
+            }
+            None => {
+                let info = self.store.describe(secret_id).await?;
+                let stored = self.read_current(&info).await?;
+                (info, stored)
+            }
+        };
         *name = Some(secret.name.clone());
-        let stored = self.read_current(&secret).await?;
         *current = stored.as_ref().and_then(|r| r.as_ref().ok()).cloned();
 
         if let Some(pending) = secret.pending_rotation() {

@@ -60,11 +60,91 @@ pub struct RotationStatus {
 /// The answer of `{"action": "status"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The counts over the whole list, first.
+    pub summary: StatusSummary,
     /// One entry per secret.
     pub secrets: Vec<SecretStatus>,
 }
 
+/// Counts over a status report: `fresh`, `due` and `failed` split the managed secrets;
+/// `blocked` counts those whose credentials iAdvize refused (they are also in one of the
+/// others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusSummary {
+    /// Token secrets in the report.
+    pub managed: usize,
+    /// A valid token with more than `IADVIZE_REFRESH_BEFORE_EXPIRY` left.
+    pub fresh: usize,
+    /// The next tick refreshes it: no token yet, not a token record, or inside the refresh
+    /// window.
+    pub due: usize,
+    /// The token has expired, or the secret could not be read.
+    pub failed: usize,
+    /// No login until the credentials secret gets a new value (except the probes).
+    pub blocked: usize,
+}
+
+impl StatusSummary {
+    /// Counts `secrets`; `refresh_before_expiry` separates fresh from due.
+    pub fn of(secrets: &[SecretStatus], refresh_before_expiry: std::time::Duration) -> Self {
+        let mut summary = StatusSummary {
+            managed: secrets.len(),
+            ..StatusSummary::default()
+        };
+        for s in secrets {
+            match s.token {
+                "valid"
+                    if s.error.is_none()
+                        && s.remaining_seconds
+                            .is_some_and(|left| left > refresh_before_expiry.as_secs()) =>
+                {
+                    summary.fresh += 1
+                }
+                "valid" | "missing" | "invalid" if s.error.is_none() => summary.due += 1,
+                _ => summary.failed += 1,
+            }
+            if s.credentials_blocked {
+                summary.blocked += 1;
+            }
+        }
+        summary
+    }
+}
+
+impl std::fmt::Display for StatusSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} managed: {} fresh, {} due, {} failed, {} blocked",
+            self.managed, self.fresh, self.due, self.failed, self.blocked
+        )
+    }
+}
+
 impl Broker {
+    /// The whole fleet's state: the secrets of `IADVIZE_TOKEN_SECRET_IDS` plus the ones tagged
+    /// `iadvize:managed` = `true` (by name), each once. Fails only when there is nothing to
+    /// report on.
+    pub async fn status_fleet(&self) -> Result<StatusReport> {
+        let (targets, error) = self.fleet_targets().await;
+        if targets.is_empty() {
+            return Err(error.unwrap_or_else(crate::refresh::no_secret_to_manage));
+        }
+        let ids: Vec<String> = targets.into_iter().map(|t| t.secret_id).collect();
+        let mut report = self.status(&ids).await;
+        if let Some(e) = error {
+            // The listed secrets are reported; the tagged ones could not be found.
+            report.secrets.push(SecretStatus {
+                secret_id: "(discovery of tagged secrets)".into(),
+                token: "error",
+                error: Some(e.to_string()),
+                ..SecretStatus::default()
+            });
+            report.summary = StatusSummary::of(&report.secrets, self.config.refresh_before_expiry);
+        }
+        Ok(report)
+    }
+
     /// Reads the state of each secret.
     pub async fn status(&self, secret_ids: &[String]) -> StatusReport {
         let secrets = futures::stream::iter(secret_ids)
@@ -80,9 +160,12 @@ impl Broker {
                 status
             })
             .buffered(self.config.max_concurrency.get())
-            .collect()
+            .collect::<Vec<_>>()
             .await;
-        StatusReport { secrets }
+        StatusReport {
+            summary: StatusSummary::of(&secrets, self.config.refresh_before_expiry),
+            secrets,
+        }
     }
 
     async fn fill_status(&self, secret_id: &str, status: &mut SecretStatus) -> Result<()> {

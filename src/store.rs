@@ -321,3 +321,128 @@ impl SecretStore {
         Ok(())
     }
 }
+
+/// The tag that puts a token secret under the broker's management (discovery, DESIGN §11).
+pub const TAG_MANAGED: &str = "iadvize:managed";
+
+/// Most ids `BatchGetSecretValue` takes in one call.
+pub const BATCH_GET_MAX: usize = 20;
+
+/// One secret's AWSCURRENT value as `BatchGetSecretValue` read it, or why it could not.
+#[derive(Debug)]
+pub enum BatchValue {
+    /// The AWSCURRENT value.
+    Value(SecretValue),
+    /// This secret could not be read in the batch (its error code and message); the caller
+    /// reads it alone.
+    Error(String),
+}
+
+impl SecretStore {
+    /// Every token secret tagged exactly `iadvize:managed` = `true`, with what `ListSecrets`
+    /// returns about it (ARN, name, rotation, versions and stages, tags), so no
+    /// `DescribeSecret` is needed. `ListSecrets`' `tag-key` and `tag-value` filters are
+    /// separate prefix matches (`iadvize:managed=false` plus `team=true` passes them), so the
+    /// exact pair is checked here.
+    pub async fn list_managed(&self) -> Result<Vec<SecretInfo>> {
+        use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            self.count();
+            let out = self
+                .client
+                .list_secrets()
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::TagKey)
+                        .values(TAG_MANAGED)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::TagValue)
+                        .values("true")
+                        .build(),
+                )
+                .max_results(100)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| failed("(discovery)", "ListSecrets", e))?;
+            for entry in out.secret_list() {
+                let (Some(arn), Some(name)) = (entry.arn(), entry.name()) else {
+                    continue;
+                };
+                let tags: HashMap<String, String> = entry
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+                    .collect();
+                if tags.get(TAG_MANAGED).map(String::as_str) != Some("true") {
+                    continue;
+                }
+                found.push(SecretInfo {
+                    arn: arn.to_owned(),
+                    name: name.to_owned(),
+                    rotation_enabled: entry.rotation_enabled().unwrap_or(false),
+                    versions: entry
+                        .secret_versions_to_stages()
+                        .cloned()
+                        .unwrap_or_default(),
+                    tags,
+                });
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The AWSCURRENT values of up to [`BATCH_GET_MAX`] secrets (ARNs) in one
+    /// `BatchGetSecretValue` call (more if Secrets Manager pages the answer). Keyed by ARN;
+    /// a secret missing from the answer was not read. A failure of the whole call is an `Err`.
+    pub async fn batch_current(&self, arns: &[String]) -> Result<HashMap<String, BatchValue>> {
+        let mut values = HashMap::new();
+        let mut next_token = None;
+        loop {
+            self.count();
+            let out = self
+                .client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(arns.to_vec()))
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| failed("(batch)", "BatchGetSecretValue", e))?;
+            for entry in out.secret_values() {
+                let Some(arn) = entry.arn() else { continue };
+                values.insert(
+                    arn.to_owned(),
+                    BatchValue::Value(SecretValue {
+                        version_id: entry.version_id().unwrap_or_default().to_owned(),
+                        string: entry
+                            .secret_string()
+                            .map(|s| SecretString::from(s.to_owned())),
+                    }),
+                );
+            }
+            for error in out.errors() {
+                let Some(id) = error.secret_id() else {
+                    continue;
+                };
+                let message = format!(
+                    "{}: {}",
+                    error.error_code().unwrap_or("error"),
+                    error.message().unwrap_or("")
+                );
+                values.insert(id.to_owned(), BatchValue::Error(message));
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(values),
+            }
+        }
+    }
+}

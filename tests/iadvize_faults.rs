@@ -300,7 +300,7 @@ async fn an_unreachable_iadvize_is_a_clear_error() {
         api_url: "http://127.0.0.1:9".parse().unwrap(),
         ..world.config()
     });
-    let err = broker.handle(&force(), deadline(6)).await.unwrap_err();
+    let err = broker.handle(&force(), deadline(10)).await.unwrap_err();
     assert!(err.to_string().contains("connection failed"), "{err}");
     assert!(world.current().await.is_none());
 }

@@ -301,8 +301,9 @@ async fn a_tick_refresh_publishes_with_one_write_and_no_pending_version() {
     let calls = broker.store().calls();
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
-    // DescribeSecret, GetSecretValue (token, credentials), TagResource, PutSecretValue.
-    assert_eq!(broker.store().calls() - calls, 5);
+    // ListSecrets (discovery), DescribeSecret, BatchGetSecretValue, GetSecretValue
+    // (credentials), TagResource, PutSecretValue.
+    assert_eq!(broker.store().calls() - calls, 6);
     let stages = world.stages().await;
     assert_eq!(stages[&first], ["AWSPREVIOUS"], "{stages:?}");
     assert!(
@@ -375,12 +376,18 @@ async fn the_status_action_reports_each_secret() {
 #[tokio::test]
 async fn a_tick_emits_embedded_metrics_with_the_right_values() {
     let world = World::new().await;
-    world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    // Per-secret series are opt-in; the fleet-wide line (no dimension) is tests/fleet.rs's.
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        per_secret_metrics: true,
+        ..world.config()
+    });
+    broker.handle(&tick(), deadline(30)).await.unwrap();
     let lines: Vec<Value> = world
         .metrics
         .lines()
         .iter()
-        .map(|l| serde_json::from_str(l).expect("each metric line is JSON"))
+        .map(|l| serde_json::from_str::<Value>(l).expect("each metric line is JSON"))
+        .filter(|l| l.get("SecretsManaged").is_none())
         .collect();
     let find = |name: &str| {
         lines

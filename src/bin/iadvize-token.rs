@@ -195,18 +195,24 @@ async fn get(secret_id: &str) -> u8 {
 }
 
 async fn status(broker: &Broker, given: Vec<String>, json: bool) -> u8 {
-    let ids = match secret_ids(broker, given) {
-        Ok(ids) => ids,
-        Err(code) => return code,
+    // No SECRET_ID: the whole fleet (listed and tagged iadvize:managed=true).
+    let report = if given.is_empty() {
+        match broker.status_fleet().await {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        broker.status(&given).await
     };
-    let report = broker.status(&ids).await;
     if json {
         print_json(&report);
     } else {
-        for (i, secret) in report.secrets.iter().enumerate() {
-            if i > 0 {
-                println!();
-            }
+        println!("{}", report.summary);
+        for secret in &report.secrets {
+            println!();
             print_status(secret);
         }
     }
@@ -322,7 +328,11 @@ async fn refresh(
                 result.secret_id, result.secret_id
             ),
             Outcome::Resumed => format!("{}: finished a stuck rotation{expires}", result.secret_id),
-            Outcome::Failed => {
+            Outcome::Deferred if result.error.is_none() => format!(
+                "{}: deferred (no time left for its rotation; its token lasts until the next tick){expires}",
+                result.secret_id
+            ),
+            Outcome::Deferred | Outcome::Failed => {
                 failed.push(result.secret_id.clone());
                 eprintln!(
                     "error: {}: {}",
