@@ -564,11 +564,19 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
                     eprintln!("sm proxy: call {seq} could not be applied before the kill: {error}");
                 }
             }
+            // Logged before the kill, so whoever sees the process die also finds the record.
+            lock(&state).log.push(CallRecord {
+                seq,
+                operation: request.operation,
+                op_seq,
+                delay,
+                outcome: Outcome::Killed { point, pid },
+            });
             if let Err(error) = kill_and_wait(pid).await {
                 eprintln!("sm proxy: {error}");
             }
             reset(&client);
-            Outcome::Killed { point, pid }
+            return;
         }
     };
     let _ = client.shutdown().await;
