@@ -297,6 +297,16 @@ impl SmProxy {
         self.lock().per_op.get(operation).copied().unwrap_or(0)
     }
 
+    /// Calls of `operation` whose handling is over (answered, failed or killed): unlike
+    /// [`SmProxy::calls`], a forwarded call counted here has been applied.
+    pub fn completed(&self, operation: &str) -> u64 {
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| r.operation == operation)
+            .count() as u64
+    }
+
     /// Calls seen so far.
     pub fn total_calls(&self) -> u64 {
         self.lock().seq
