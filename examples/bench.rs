@@ -72,7 +72,7 @@ async fn main() -> Fallible<()> {
             .measure(&store, &standin, || broker.handle(&force, deadline()))
             .await?;
     }
-    forced.print("tick, token due (inline rotation)");
+    forced.print("tick, token due (inline refresh)");
 
     let mut rotation = Sample::default();
     for _ in 0..RUNS {

@@ -170,13 +170,27 @@ impl Broker {
         let credentials_id = self.credentials_secret_id(secret)?;
         let credentials = self.load_credentials(credentials_id).await?;
 
-        if secret.tag(TAG_REJECTED_CREDENTIALS) == Some(credentials.version_id.as_str()) {
-            return Err(Error::CredentialsBlocked {
-                credentials_secret_id: credentials_id.to_owned(),
-                version_id: credentials.version_id,
-            });
-        }
         let now = OffsetDateTime::now_utc();
+        if secret.tag(TAG_REJECTED_CREDENTIALS) == Some(credentials.version_id.as_str()) {
+            match self.next_probe_at(secret) {
+                Some(at) if at <= now => {
+                    tracing::warn!(secret_id = %secret.name, credentials_version = %credentials.version_id, "iAdvize refused these credentials before; one probe login to see whether they work again");
+                }
+                next => {
+                    return Err(Error::CredentialsBlocked {
+                        credentials_secret_id: credentials_id.to_owned(),
+                        version_id: credentials.version_id,
+                        next_probe: next.map_or_else(
+                            || {
+                                "IADVIZE_REFUSED_CREDENTIALS_RETRY is off: no probe login"
+                                    .to_owned()
+                            },
+                            |at| format!("next probe login at {}", crate::token::rfc3339(at)),
+                        ),
+                    });
+                }
+            }
+        }
         if let Some(since) = since_last_login(secret, now) {
             if since < self.config.min_login_interval {
                 return Err(Error::LoginSpacing {
@@ -231,6 +245,20 @@ impl Broker {
                 source: e,
             }),
         }
+    }
+}
+
+impl Broker {
+    /// While iAdvize's refusal of a credentials version stands: when the next probe login may
+    /// start (`IADVIZE_REFUSED_CREDENTIALS_RETRY` after the last attempt), `None` when probing
+    /// is off. Probes are login attempts too, so the last-attempt tag is the probe clock.
+    pub fn next_probe_at(&self, secret: &SecretInfo) -> Option<OffsetDateTime> {
+        let retry = self.config.refused_credentials_retry?;
+        let last = secret
+            .tag(TAG_LAST_LOGIN_ATTEMPT)
+            .and_then(parse_rfc3339)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Some(last + retry)
     }
 }
 

@@ -77,15 +77,18 @@ pub enum Error {
         version_id: String,
     },
 
-    /// iAdvize refused this credentials version earlier: the broker does not try again.
+    /// iAdvize refused this credentials version earlier: no login until the value changes,
+    /// except one probe per `IADVIZE_REFUSED_CREDENTIALS_RETRY`.
     #[error(
-        "not logging in: iAdvize already refused the credentials in secret {credentials_secret_id} (version {version_id}); put a corrected value to retry"
+        "not logging in: iAdvize already refused the credentials in secret {credentials_secret_id} (version {version_id}); put a corrected value to retry ({next_probe})"
     )]
     CredentialsBlocked {
         /// The credentials secret.
         credentials_secret_id: String,
         /// The refused VersionId, still AWSCURRENT.
         version_id: String,
+        /// When the next probe login is due, in words.
+        next_probe: String,
     },
 
     /// A login for this token secret started too recently.
@@ -122,6 +125,17 @@ pub enum Error {
         message: String,
     },
 
+    /// iAdvize rejected the token it had just issued; it was not stored.
+    #[error(
+        "secret {secret_id}: iAdvize /_authenticated rejected the token it just issued ({reason}); nothing was stored and AWSCURRENT is unchanged"
+    )]
+    NewTokenRejected {
+        /// The token secret.
+        secret_id: String,
+        /// iAdvize's error code.
+        reason: String,
+    },
+
     /// One or more secrets failed during a refresh tick.
     #[error("refresh failed for {failed} of {total} secret(s): {summary}")]
     TickFailed {
@@ -150,8 +164,17 @@ impl Error {
             Error::LoginSpacing { .. } => "LoginSpacing",
             Error::Iadvize { .. } => "IadvizeError",
             Error::TestFailed { .. } => "TestSecretFailed",
+            Error::NewTokenRejected { .. } => "NewTokenRejected",
             Error::TickFailed { .. } => "RefreshFailed",
         }
+    }
+}
+
+impl Error {
+    /// Whether a login was held back on purpose (spacing, pacing): another login for the same
+    /// user started moments ago, so this is no failure while the current token still works.
+    pub fn is_held_back(&self) -> bool {
+        matches!(self, Error::LoginSpacing { .. })
     }
 }
 

@@ -17,6 +17,44 @@ use crate::token::{AccessToken, Credentials, TokenRecord};
 /// Longest token lifetime the broker believes (`expires_in` above this is absurd).
 pub const MAX_EXPIRES_IN: u64 = 30 * 24 * 3600;
 
+/// The most the broker reads of any iAdvize answer; a larger answer is a failure.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// RFC 6749 §5.2 error codes that mean the credentials themselves are refused.
+const REFUSAL_CODES: [&str; 4] = [
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "access_denied",
+];
+
+fn is_refusal(code: &str) -> bool {
+    REFUSAL_CODES.contains(&code)
+}
+
+/// Reads a body chunk by chunk, failing as soon as it passes [`MAX_ANSWER_BYTES`] (a
+/// `Content-Length` is not trusted: the limit holds for chunked answers too).
+async fn read_limited(mut response: Response, what: &'static str) -> Result<Vec<u8>, IadvizeError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(IadvizeError::TooLarge { what });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(IadvizeError::BadResponse(format!(
+                    "the body could not be read ({})",
+                    without_url(&e)
+                )));
+            }
+        }
+    }
+}
+
 /// Longest `Retry-After` the broker believes; a larger value counts as absent.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -83,6 +121,21 @@ pub enum IadvizeError {
         status: u16,
         /// OAuth error code, if the body had one.
         error: Option<String>,
+    },
+    /// A 4xx of the login that is not a refusal of the credentials (no RFC 6749
+    /// bad-credentials code): transient, never blocks the credentials.
+    #[error("login: iAdvize (or a proxy in front of it) answered HTTP {status}{} without an OAuth bad-credentials error; not treated as refused credentials, the next tick tries again", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    NotRefused {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, if the body had one.
+        error: Option<String>,
+    },
+    /// An answer larger than [`MAX_ANSWER_BYTES`].
+    #[error("{what}: the answer is larger than {MAX_ANSWER_BYTES} bytes; not read further")]
+    TooLarge {
+        /// `login` or `token verification`.
+        what: &'static str,
     },
     /// A 200 that cannot be used.
     #[error("iAdvize answered the login with an unusable response: {0}; nothing was stored")]
@@ -173,45 +226,30 @@ impl IadvizeClient {
         };
         let sent = self.send(request, deadline, "login").await?;
         let status = sent.response.status();
-        let body = sent.response.bytes().await.map_err(|e| {
-            IadvizeError::BadResponse(format!("the body could not be read ({})", without_url(&e)))
-        })?;
-        match status {
-            StatusCode::OK => {
+        let body = read_limited(sent.response, "login").await?;
+        match status.as_u16() {
+            200 => {
                 let record = parse_login(&body, sent.issued_at)?;
                 Ok(Login {
                     record,
                     attempts: sent.attempts,
                 })
             }
-            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                let error = oauth_error(&body);
-                let refused = status == StatusCode::UNAUTHORIZED
-                    || matches!(
-                        error.as_deref(),
-                        Some(
-                            "invalid_grant"
-                                | "invalid_client"
-                                | "unauthorized_client"
-                                | "access_denied"
-                        )
-                    );
-                if refused {
-                    Err(IadvizeError::Refused {
-                        status: status.as_u16(),
-                        error: error.unwrap_or_else(|| "no error code".to_owned()),
-                    })
-                } else {
-                    Err(IadvizeError::UnexpectedStatus {
-                        what: "login",
-                        status: status.as_u16(),
-                        error,
-                    })
-                }
+            status @ (400 | 401) if oauth_error(&body).as_deref().is_some_and(is_refusal) => {
+                Err(IadvizeError::Refused {
+                    status,
+                    error: oauth_error(&body).unwrap_or_default(),
+                })
             }
+            // A 401/403 from a proxy or WAF, or an OAuth error that says nothing about the
+            // credentials: transient, so nothing is blocked and the next tick tries again.
+            status @ 400..=499 => Err(IadvizeError::NotRefused {
+                status,
+                error: oauth_error(&body),
+            }),
             other => Err(IadvizeError::UnexpectedStatus {
                 what: "login",
-                status: other.as_u16(),
+                status: other,
                 error: oauth_error(&body),
             }),
         }
@@ -227,7 +265,7 @@ impl IadvizeClient {
         let request = || self.http.get(url.clone()).bearer_auth(token.expose());
         let sent = self.send(request, deadline, "token verification").await?;
         let status = sent.response.status();
-        let body = sent.response.bytes().await.unwrap_or_default();
+        let body = read_limited(sent.response, "token verification").await?;
         parse_verification(status.as_u16(), &body)
     }
 
@@ -294,7 +332,9 @@ impl IadvizeClient {
             if attempts > self.retry.max_retries {
                 return Err(give_up("after the last allowed retry"));
             }
-            let wait = retry_after.unwrap_or_else(|| self.backoff(attempts));
+            // Retry-After may lengthen a wait, never shorten it below the backoff step.
+            let backoff = self.backoff(attempts);
+            let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
             if Instant::now() + wait >= give_up_at {
                 return Err(give_up(
                     "because the next retry would pass the invocation deadline",

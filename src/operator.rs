@@ -103,9 +103,7 @@ impl Broker {
             return Ok(Resumed::NothingToResume);
         };
         tracing::warn!(secret_id = %secret.name, version = %version_id, "resuming an unfinished rotation on request");
-        let record = self
-            .rotate_inline(&secret, Some(&version_id), deadline)
-            .await?;
+        let record = self.resume_rotation(&secret, &version_id, deadline).await?;
         Ok(Resumed::Finished { version_id, record })
     }
 }

@@ -178,22 +178,70 @@ impl Broker {
                 version = pending,
                 "resuming a rotation that has not finished"
             );
-            *current = Some(self.rotate_inline(&secret, Some(pending), deadline).await?);
+            *current = Some(self.resume_rotation(&secret, pending, deadline).await?);
             return Ok(Outcome::Resumed);
         }
 
         let now = OffsetDateTime::now_utc();
-        match due_reason(
+        let Some(reason) = due_reason(
             stored.as_ref(),
             now,
             self.config.refresh_before_expiry,
             force,
-        ) {
-            None => Ok(Outcome::Fresh),
-            Some(reason) => {
-                tracing::info!(reason, "token is due; rotating");
-                *current = Some(self.rotate_inline(&secret, None, deadline).await?);
+        ) else {
+            return Ok(Outcome::Fresh);
+        };
+        tracing::info!(reason, "token is due; refreshing");
+        match self.refresh_inline(&secret, deadline).await {
+            Ok(record) => {
+                *current = Some(record);
                 Ok(Outcome::Refreshed)
+            }
+            // Another invocation started a login for this user moments ago: while the current
+            // token still works, that is not a failure (DESIGN §6.6).
+            Err(e) if e.is_held_back() && current.as_ref().is_some_and(|r| !r.is_expired(now)) => {
+                tracing::info!(error = %e, "login held back; the current token is still valid");
+                Ok(Outcome::InProgress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tick's refresh: log in, verify the new token in memory, then publish it with one
+    /// `PutSecretValue(VersionStages=["AWSCURRENT"])`. A token iAdvize rejects is never
+    /// written, and there is no AWSPENDING window for a crash to leave behind.
+    pub(crate) async fn refresh_inline(
+        &self,
+        secret: &SecretInfo,
+        deadline: Instant,
+    ) -> Result<TokenRecord> {
+        let record = self
+            .login(secret, self.login_deadline(deadline, true))
+            .await?;
+        if let Err(reason) = self
+            .verify_new_token(&secret.name, &record, deadline)
+            .await?
+        {
+            self.metrics.rotation(&secret.name, false);
+            return Err(Error::NewTokenRejected {
+                secret_id: secret.name.clone(),
+                reason,
+            });
+        }
+        let version = uuid::Uuid::new_v4().to_string();
+        match self
+            .store
+            .put_current(&secret.arn, &version, &record.to_json())
+            .await
+        {
+            Ok(()) => {
+                self.metrics.rotation(&secret.name, true);
+                tracing::info!(version = %version, expires_at = %rfc3339(record.expires_at), "new token published as AWSCURRENT");
+                Ok(record)
+            }
+            Err(e) => {
+                self.metrics.rotation(&secret.name, false);
+                Err(e)
             }
         }
     }

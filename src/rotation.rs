@@ -2,6 +2,8 @@
 //! tick runs with them. Every step is idempotent: Secrets Manager and Lambda retry steps,
 //! and a retry must never cost a second login.
 
+use std::time::Duration;
+
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -59,11 +61,9 @@ impl Broker {
         };
         if stages.iter().any(|s| s == AWSCURRENT) {
             tracing::info!("version is already AWSCURRENT; nothing to do");
-            if event.step == Step::FinishSecret && stages.iter().any(|s| s == AWSPENDING) {
+            if event.step == Step::FinishSecret {
                 // A retried finishSecret whose first run stopped between its two updates.
-                self.store
-                    .move_stage(&secret.arn, AWSPENDING, None, Some(token))
-                    .await?;
+                self.remove_pending(&secret, token).await?;
             }
             return Ok(());
         }
@@ -75,13 +75,7 @@ impl Broker {
         }
         match event.step {
             Step::CreateSecret => self
-                .create_secret(
-                    &secret,
-                    token,
-                    event.rotation_token.as_ref(),
-                    false,
-                    deadline,
-                )
+                .create_secret(&secret, token, event.rotation_token.as_ref(), deadline)
                 .await
                 .map(drop),
             Step::SetSecret => {
@@ -95,22 +89,21 @@ impl Broker {
 
     /// createSecret: writes a freshly logged-in token as version `token` with AWSPENDING,
     /// unless that version already holds a token record.
-    /// `new_version`: the caller just made `token` up, so there is nothing to look for.
     pub(crate) async fn create_secret(
         &self,
         secret: &SecretInfo,
         token: &str,
         rotation_token: Option<&secrecy::SecretString>,
-        new_version: bool,
         deadline: Instant,
     ) -> Result<TokenRecord> {
-        if !new_version {
-            if let Some(record) = self.existing_record(secret, token).await? {
-                tracing::info!(expires_at = %rfc3339(record.expires_at), "AWSPENDING already holds a token; not logging in again");
-                return Ok(record);
-            }
+        if let Some(record) = self.existing_record(secret, token).await? {
+            tracing::info!(expires_at = %rfc3339(record.expires_at), "AWSPENDING already holds a token; not logging in again");
+            return Ok(record);
         }
-        let record = self.login(secret, deadline).await?;
+        // Verification comes in testSecret, a later invocation with its own deadline.
+        let record = self
+            .login(secret, self.login_deadline(deadline, false))
+            .await?;
         match self
             .store
             .put_pending(&secret.arn, token, &record.to_json(), rotation_token)
@@ -200,29 +193,64 @@ impl Broker {
                 rfc3339(record.expires_at)
             )));
         }
-        if self.config.verify_token {
-            match self.iadvize.verify(&record.access_token, deadline).await {
-                Ok(Verification::Authenticated) => tracing::info!("iAdvize accepts the new token"),
-                Ok(Verification::Rejected(reason)) => {
-                    return Err(failed(format!(
-                        "iAdvize /_authenticated rejected it ({reason})"
-                    )));
-                }
-                Err(source) => {
-                    return Err(Error::Iadvize {
-                        secret_id: secret.name.clone(),
-                        source,
-                    });
-                }
-            }
+        if let Err(reason) = self
+            .verify_new_token(&secret.name, &record, deadline)
+            .await?
+        {
+            return Err(failed(format!(
+                "iAdvize /_authenticated rejected it ({reason})"
+            )));
         }
         Ok(())
+    }
+
+    /// Asks iAdvize whether it accepts a new token, when `IADVIZE_VERIFY_TOKEN` is on.
+    /// `Ok(Err(reason))`: iAdvize rejects it; `Err`: iAdvize could not be asked.
+    pub(crate) async fn verify_new_token(
+        &self,
+        secret_name: &str,
+        record: &TokenRecord,
+        deadline: Instant,
+    ) -> Result<std::result::Result<(), String>> {
+        if !self.config.verify_token {
+            return Ok(Ok(()));
+        }
+        match self.iadvize.verify(&record.access_token, deadline).await {
+            Ok(Verification::Authenticated) => {
+                tracing::info!("iAdvize accepts the new token");
+                Ok(Ok(()))
+            }
+            Ok(Verification::Rejected(reason)) => {
+                tracing::error!(reason = %reason, "iAdvize rejects the new token");
+                Ok(Err(reason))
+            }
+            Err(source) => Err(Error::Iadvize {
+                secret_id: secret_name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The deadline a login must keep to, so that the verification that follows it in this
+    /// invocation (when `then_verify`) still has a whole request timeout. The Secrets Manager
+    /// writes after both are covered by the retry policy's safety margin.
+    pub(crate) fn login_deadline(&self, deadline: Instant, then_verify: bool) -> Instant {
+        let verification = if then_verify && self.config.verify_token {
+            self.config.http_timeout
+        } else {
+            Duration::ZERO
+        };
+        deadline.checked_sub(verification).unwrap_or(deadline)
     }
 
     /// finishSecret: AWSCURRENT moves to `token` (the old current becomes AWSPREVIOUS), then
     /// AWSPENDING is removed so no rotation looks in progress. Refuses a version that does not
     /// hold a token record, so AWSCURRENT never loses a working token.
     /// `tested` is the record testSecret just checked, when the caller has it (inline).
+    ///
+    /// Another invocation may move the labels at the same time (a tick publishing a token, a
+    /// second finishSecret): a move that fails re-reads the stages and acts on what it finds,
+    /// and no label is removed from a version that no longer carries it.
     pub(crate) async fn finish_secret(
         &self,
         secret: &SecretInfo,
@@ -241,58 +269,97 @@ impl Broker {
                     ),
                 })?,
         };
-        // The first version of a secret is made AWSCURRENT by Secrets Manager itself.
-        let already_current = secret
-            .stages(token)
-            .is_some_and(|stages| stages.iter().any(|s| s == AWSCURRENT));
-        let current = secret.version_with(AWSCURRENT).filter(|v| *v != token);
-        if !already_current {
-            self.store
+        let mut secret = std::borrow::Cow::Borrowed(secret);
+        let mut previous = None;
+        // Two tries: the second acts on the stages re-read after a lost race.
+        for attempt in 1..=2 {
+            if carries(&secret, token, AWSCURRENT) {
+                // The first version of a secret is made AWSCURRENT by Secrets Manager itself;
+                // or another invocation finished this rotation first.
+                break;
+            }
+            let current = secret.version_with(AWSCURRENT).filter(|v| *v != token);
+            match self
+                .store
                 .move_stage(&secret.arn, AWSCURRENT, Some(token), current)
-                .await?;
+                .await
+            {
+                Ok(()) => {
+                    previous = current.map(str::to_owned);
+                    break;
+                }
+                Err(e) => {
+                    let reread = self.store.describe(&secret.arn).await?;
+                    if attempt == 2 || reread.stages(token).is_none() {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "the stages changed under this finishSecret; re-read them");
+                    secret = std::borrow::Cow::Owned(reread);
+                }
+            }
         }
-        self.store
-            .move_stage(&secret.arn, AWSPENDING, None, Some(token))
-            .await?;
+        self.remove_pending(&secret, token).await?;
         self.metrics.rotation(&secret.name, true);
-        tracing::info!(previous = current.unwrap_or("none"), expires_at = %rfc3339(record.expires_at), "new token is AWSCURRENT");
+        tracing::info!(previous = previous.as_deref().unwrap_or("none"), expires_at = %rfc3339(record.expires_at), "new token is AWSCURRENT");
         Ok(record)
     }
 
-    /// Runs the four steps in order without Secrets Manager: with a new version id, or with
-    /// `resume` (the id of an unfinished rotation's version). If it fails after AWSPENDING was
-    /// written, AWSPENDING is removed again so the next tick starts afresh.
-    pub async fn rotate_inline(
+    /// Removes AWSPENDING from `token` if it still carries it. A removal that fails because
+    /// another invocation removed it first is not an error.
+    async fn remove_pending(&self, secret: &SecretInfo, token: &str) -> Result<()> {
+        if !carries(secret, token, AWSPENDING) {
+            return Ok(());
+        }
+        match self
+            .store
+            .move_stage(&secret.arn, AWSPENDING, None, Some(token))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let reread = self.store.describe(&secret.arn).await?;
+                if carries(&reread, token, AWSPENDING) {
+                    Err(e)
+                } else {
+                    tracing::info!("AWSPENDING was already removed by another invocation");
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Resumes a rotation that Secrets Manager started and did not finish: the four steps
+    /// with that version's id. If it fails after AWSPENDING holds a token (verification
+    /// fails, finishSecret cannot run), AWSPENDING is removed from that version, whose value
+    /// can never change, so the next tick refreshes inline instead.
+    pub async fn resume_rotation(
         &self,
         secret: &SecretInfo,
-        resume: Option<&str>,
+        token: &str,
         deadline: Instant,
     ) -> Result<TokenRecord> {
-        let token = resume.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let span = tracing::info_span!("inline_rotation", secret_id = %secret.name, token = %token, resumed = resume.is_some());
+        let span =
+            tracing::info_span!("resumed_rotation", secret_id = %secret.name, token = %token);
         async {
-            let created = self
-                .create_secret(secret, &token, None, resume.is_none(), deadline)
-                .await;
-            let result = match created {
+            let result = match self.create_secret(secret, token, None, deadline).await {
                 Ok(record) => {
                     self.set_secret();
-                    let finished = match self.test_secret(secret, &token, deadline).await {
-                        // Fresh stages: createSecret added a version (perhaps the first).
+                    let finished = match self.test_secret(secret, token, deadline).await {
+                        // Fresh stages: createSecret may have written the version.
                         Ok(()) => match self.store.describe(&secret.arn).await {
-                            Ok(secret) => self.finish_secret(&secret, &token, Some(record)).await,
+                            Ok(secret) => self.finish_secret(&secret, token, Some(record)).await,
                             Err(e) => Err(e),
                         },
                         Err(e) => Err(e),
                     };
                     if finished.is_err() {
-                        self.abandon(secret, &token).await;
+                        self.abandon(secret, token).await;
                     }
                     finished
                 }
-                // A resumed version that holds something unusable can never be finished.
-                Err(e @ Error::Guard { .. }) if resume.is_some() => {
-                    self.abandon(secret, &token).await;
+                // A version that holds something unusable can never be finished.
+                Err(e @ Error::Guard { .. }) => {
+                    self.abandon(secret, token).await;
                     Err(e)
                 }
                 Err(e) => Err(e),
@@ -307,18 +374,25 @@ impl Broker {
         .await
     }
 
-    /// Removes AWSPENDING from a version whose rotation failed. Best effort: the failure
-    /// that led here is the one to report.
+    /// Removes AWSPENDING from a version whose rotation failed, after re-reading the stages.
+    /// Best effort: the failure that led here is the one to report.
     async fn abandon(&self, secret: &SecretInfo, token: &str) {
-        match self
-            .store
-            .move_stage(&secret.arn, AWSPENDING, None, Some(token))
-            .await
-        {
+        let result = match self.store.describe(&secret.arn).await {
+            Ok(fresh) => self.remove_pending(&fresh, token).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => tracing::warn!("removed AWSPENDING from the failed version"),
             Err(e) => {
                 tracing::error!(error = %e, "could not remove AWSPENDING from the failed version")
             }
         }
     }
+}
+
+/// Whether version `token` of the secret carries `stage`.
+fn carries(secret: &SecretInfo, token: &str, stage: &str) -> bool {
+    secret
+        .stages(token)
+        .is_some_and(|stages| stages.iter().any(|s| s == stage))
 }

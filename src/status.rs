@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::broker::{Broker, TAG_LAST_LOGIN_ATTEMPT, TAG_REJECTED_CREDENTIALS};
 use crate::error::Result;
+use crate::store::AWSCURRENT;
 use crate::token::rfc3339;
 
 /// The state of one token secret.
@@ -33,8 +34,12 @@ pub struct SecretStatus {
     /// The credentials secret in use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials_secret_id: Option<String>,
-    /// Whether iAdvize refused the credentials' current version (no login until it changes).
+    /// Whether iAdvize refused the credentials' current version (no login until it changes,
+    /// except one probe per `IADVIZE_REFUSED_CREDENTIALS_RETRY`).
     pub credentials_blocked: bool,
+    /// While blocked: when the next probe login is due (absent when probing is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_probe_at: Option<String>,
     /// What could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -108,10 +113,18 @@ impl Broker {
                 }
             }
         };
-        let credentials_id = self.credentials_secret_id(&secret)?.to_owned();
+        // Without a credentials secret (none configured, no tag) the token is still reported:
+        // a consumer may only know the token secret.
+        let Ok(credentials_id) = self.credentials_secret_id(&secret).map(str::to_owned) else {
+            return Ok(());
+        };
         if let Some(rejected) = secret.tag(TAG_REJECTED_CREDENTIALS) {
-            let credentials = self.load_credentials(&credentials_id).await?;
-            status.credentials_blocked = credentials.version_id == rejected;
+            // The version id comes from DescribeSecret: status never reads the password.
+            let credentials = self.store.describe(&credentials_id).await?;
+            status.credentials_blocked = credentials.version_with(AWSCURRENT) == Some(rejected);
+            if status.credentials_blocked {
+                status.next_probe_at = self.next_probe_at(&secret).map(rfc3339);
+            }
         }
         status.credentials_secret_id = Some(credentials_id);
         Ok(())

@@ -225,6 +225,22 @@ impl SecretStore {
         }
     }
 
+    /// `PutSecretValue` of a new version labelled AWSCURRENT: one atomic publication (Secrets
+    /// Manager moves AWSCURRENT off the old version and labels it AWSPREVIOUS by itself).
+    pub async fn put_current(&self, secret_id: &str, version_id: &str, value: &str) -> Result<()> {
+        self.count();
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(version_id)
+            .secret_string(value)
+            .version_stages(AWSCURRENT)
+            .send()
+            .await
+            .map_err(|e| failed(secret_id, "PutSecretValue", e))?;
+        Ok(())
+    }
+
     /// `UpdateSecretVersionStage`: moves `stage` to `move_to` and/or removes it from `remove_from`.
     pub async fn move_stage(
         &self,

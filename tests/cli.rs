@@ -313,6 +313,48 @@ async fn verify_says_whether_iadvize_accepts_the_current_token() {
 }
 
 #[tokio::test]
+async fn verify_exits_3_when_iadvize_answers_200_invalid_token() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    world
+        .standin
+        .push_verify_faults(iadvize_standin::Fault::InvalidTokenOk, 1);
+    let output = cli(&world, &["verify", "--json", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["outcome"], "rejected");
+}
+
+#[tokio::test]
+async fn status_needs_no_credentials_to_report_a_valid_token() {
+    // A consumer who only knows the token secret: no IADVIZE_CREDENTIALS_SECRET_ID, no tag.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let output = cli(
+        &world,
+        &["status", &world.token_id],
+        &[("IADVIZE_CREDENTIALS_SECRET_ID", "")],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    assert!(
+        stdout(&output).contains("credentials:         unknown"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = cli(
+        &world,
+        &["status", "--json", &world.token_id],
+        &[("IADVIZE_CREDENTIALS_SECRET_ID", "")],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["secrets"][0]["token"], "valid", "{json}");
+}
+
+#[tokio::test]
 async fn verify_exits_3_when_there_is_no_token_to_verify() {
     let world = World::new().await;
     let output = cli(&world, &["verify", &world.token_id], &[]).await;

@@ -304,3 +304,239 @@ async fn an_unreachable_iadvize_is_a_clear_error() {
     assert!(err.to_string().contains("connection failed"), "{err}");
     assert!(world.current().await.is_none());
 }
+
+#[tokio::test]
+async fn a_bare_401_or_403_from_a_proxy_is_transient_and_blocks_nothing() {
+    for status in [401, 403] {
+        let world = World::new().await;
+        world.put_record(1).await;
+        let before = world.current().await;
+        let logins = world.logins();
+        world.standin.push_login_faults(Fault::Html(status), 1);
+        let broker = world.broker();
+        let err = broker.handle(&force(), deadline(30)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("HTTP {status}"))
+                && text.contains("not treated as refused credentials"),
+            "{text}"
+        );
+        assert!(!world.is_blocked().await, "HTTP {status} set no block");
+        assert_unchanged(&world, &before).await;
+
+        // The next tick simply logs in.
+        let answer = broker.handle(&force(), deadline(30)).await.unwrap();
+        assert_eq!(answer["results"][0]["outcome"], "refreshed");
+        assert_eq!(world.logins() - logins, 2);
+    }
+}
+
+/// Moves the token secret's last-login-attempt tag into the past.
+async fn last_login_hours_ago(world: &World, hours: i64) {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::hours(hours);
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:last-login-attempt",
+        &iadvize_token_broker::token::rfc3339_precise(at),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refused_credentials_are_probed_once_per_retry_interval_and_heal_by_themselves() {
+    let world = World::new().await;
+    world.put_record(1).await;
+    let logins = world.logins();
+    let refused = world
+        .put_credentials(&world.username, "changed-password-7a1c")
+        .await;
+    let broker = world.broker();
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+
+    let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
+    assert_eq!(err.kind(), "RefreshFailed");
+    assert!(world.is_blocked().await);
+    assert_eq!(world.logins() - logins, 1);
+
+    // Within the retry interval: blocked, and status says when the probe comes.
+    let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("next probe login at"), "{err}");
+    assert_eq!(world.logins() - logins, 1);
+    let status = broker
+        .handle(&json!({"action": "status"}), deadline(30))
+        .await
+        .unwrap();
+    let entry = &status["secrets"][0];
+    assert_eq!(entry["credentials_blocked"], true, "{status}");
+    let next = entry["next_probe_at"].as_str().expect("a probe time");
+    let next =
+        time::OffsetDateTime::parse(next, &time::format_description::well_known::Rfc3339).unwrap();
+    let wait = next - time::OffsetDateTime::now_utc();
+    assert!(
+        wait > time::Duration::hours(5) && wait <= time::Duration::hours(6),
+        "{wait}"
+    );
+
+    // Six hours later: one probe, still refused, still blocked.
+    last_login_hours_ago(&world, 7).await;
+    let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    assert_eq!(world.logins() - logins, 2, "exactly one probe");
+    assert_eq!(
+        world.tags().await["iadvize:rejected-credentials-version"],
+        refused
+    );
+    let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("already refused"), "{err}");
+    assert_eq!(world.logins() - logins, 2);
+
+    // iAdvize accepts the user again: the next probe heals it without an operator.
+    world
+        .standin
+        .set_password(&world.username, "changed-password-7a1c");
+    last_login_hours_ago(&world, 7).await;
+    let answer = broker.handle(&tick, deadline(30)).await.unwrap();
+    assert_eq!(answer["results"][0]["outcome"], "refreshed");
+    assert!(!world.is_blocked().await);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn with_probing_off_refused_credentials_wait_for_a_new_value() {
+    let world = World::new().await;
+    world.put_record(1).await;
+    let logins = world.logins();
+    world
+        .put_credentials(&world.username, "changed-password-7a1c")
+        .await;
+    let broker = world.broker_with(Config {
+        refused_credentials_retry: None,
+        ..world.config()
+    });
+    broker.handle(&force(), deadline(30)).await.unwrap_err();
+    last_login_hours_ago(&world, 48).await;
+    let err = broker.handle(&force(), deadline(30)).await.unwrap_err();
+    assert!(err.to_string().contains("no probe login"), "{err}");
+    assert_eq!(world.logins() - logins, 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_of_zero_does_not_shorten_the_backoff() {
+    let world = World::new().await;
+    world
+        .standin
+        .push_login_faults(Fault::TooManyRequests(RetryAfter::Seconds(0)), 3);
+    let broker = world.broker_with_retry(
+        world.config(),
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(200),
+            safety_margin: Duration::from_secs(1),
+        },
+    );
+    let started = Instant::now();
+    broker.handle(&force(), deadline(30)).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(200 + 400 + 800),
+        "backed off 1.4 s at least: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(world.logins(), 4);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_retry_after_that_is_not_sane_counts_as_absent() {
+    for raw in ["99999999999999999999", "-5", "soon", "1e9"] {
+        let world = World::new().await;
+        world
+            .standin
+            .push_login_faults(Fault::TooManyRequests(RetryAfter::Raw(raw)), 1);
+        let broker = world.broker_with_retry(
+            world.config(),
+            RetryPolicy {
+                max_retries: 4,
+                base_delay: Duration::from_millis(100),
+                safety_margin: Duration::from_secs(1),
+            },
+        );
+        let started = Instant::now();
+        broker.handle(&force(), deadline(30)).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100), "{raw}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{raw}");
+        assert_eq!(world.logins(), 2, "{raw}");
+    }
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_cut_off_and_nothing_is_stored() {
+    let world = World::new().await;
+    world.put_record(1).await;
+    let before = world.current().await;
+    // 256 MiB, chunked, no Content-Length.
+    world
+        .standin
+        .push_login_faults(Fault::HugeBody(256 << 20), 1);
+    let err = world
+        .broker()
+        .handle(&force(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+    assert_unchanged(&world, &before).await;
+
+    world
+        .standin
+        .push_verify_faults(Fault::HugeBody(256 << 20), 1);
+    let err = world
+        .broker()
+        .handle(&force(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+    assert_unchanged(&world, &before).await;
+}
+
+#[tokio::test]
+async fn a_200_invalid_token_verification_answer_is_a_rejection() {
+    let world = World::new().await;
+    world.put_record(1).await;
+    let before = world.current().await;
+    world.standin.push_verify_faults(Fault::InvalidTokenOk, 1);
+    let err = world
+        .broker()
+        .handle(&force(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("rejected the token it just issued (invalid_token)"),
+        "{err}"
+    );
+    assert_unchanged(&world, &before).await;
+
+    // testSecret of a Secrets Manager rotation fails as a rejection too.
+    let pending = world.start_sm_rotation().await;
+    let broker = world.broker();
+    broker
+        .handle(
+            &step_event("createSecret", &world.token_id, &pending),
+            deadline(30),
+        )
+        .await
+        .unwrap();
+    world.standin.push_verify_faults(Fault::InvalidTokenOk, 1);
+    let err = broker
+        .handle(
+            &step_event("testSecret", &world.token_id, &pending),
+            deadline(30),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "TestSecretFailed");
+    assert!(
+        err.to_string().contains("rejected it (invalid_token)"),
+        "{err}"
+    );
+}

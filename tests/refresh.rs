@@ -185,7 +185,7 @@ async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
 }
 
 #[tokio::test]
-async fn login_spacing_stops_a_second_login_too_soon() {
+async fn a_login_held_back_by_the_spacing_is_in_progress_while_the_token_is_valid() {
     let world = World::new().await;
     let broker = world.broker_with(iadvize_token_broker::Config {
         min_login_interval: Duration::from_secs(60),
@@ -194,12 +194,10 @@ async fn login_spacing_stops_a_second_login_too_soon() {
     let force = json!({"action": "refresh", "force": true});
     broker.handle(&force, deadline(30)).await.unwrap();
     let before = world.current().await;
-    let err = broker.handle(&force, deadline(30)).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("less than IADVIZE_MIN_LOGIN_INTERVAL"),
-        "{err}"
-    );
+
+    // Another invocation just logged in: not a failure, the token still works.
+    let answer = broker.handle(&force, deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "in_progress", "{answer}");
     assert_eq!(world.logins(), 1);
     assert_eq!(world.current().await, before);
     assert!(
@@ -211,32 +209,149 @@ async fn login_spacing_stops_a_second_login_too_soon() {
 }
 
 #[tokio::test]
-async fn a_rotation_whose_token_fails_verification_leaves_no_pending_version() {
+async fn a_login_held_back_by_the_spacing_fails_when_no_valid_token_is_left() {
+    let world = World::new().await;
+    world.put_record(-1).await;
+    let logins = world.logins();
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:last-login-attempt",
+        &iadvize_token_broker::token::rfc3339_precise(time::OffsetDateTime::now_utc()),
+    )
+    .await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        min_login_interval: Duration::from_secs(60),
+        ..world.config()
+    });
+    let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("less than IADVIZE_MIN_LOGIN_INTERVAL"),
+        "{err}"
+    );
+    assert_eq!(world.logins(), logins);
+}
+
+#[tokio::test]
+async fn a_refreshed_token_that_iadvize_rejects_is_never_written() {
     let world = World::new().await;
     world.put_record(2).await;
     let before = world.current().await;
+    let versions_before = world.stages().await.len();
     world.standin.push_verify_faults(Fault::Unauthorized, 1);
     let err = world
         .broker()
         .handle(&tick(), deadline(30))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("failed its test"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rejected the token it just issued (invalid_token); nothing was stored"),
+        "{err}"
+    );
     assert_eq!(
         world.current().await,
         before,
         "AWSCURRENT keeps the working token"
     );
     let stages = world.stages().await;
-    assert!(
-        !stages.values().flatten().any(|s| s == "AWSPENDING"),
-        "{stages:?}"
+    assert_eq!(
+        stages.len(),
+        versions_before,
+        "no version was written: {stages:?}"
     );
 
     // The next tick starts afresh and succeeds.
     let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn the_first_token_is_verified_before_it_is_published() {
+    // A secret created without a value (as SAM and Terraform do): its first version becomes
+    // AWSCURRENT at once, so verifying after writing would be too late.
+    let world = World::new().await;
+    world.standin.push_verify_faults(Fault::Unauthorized, 1);
+    let err = world
+        .broker()
+        .handle(&tick(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing was stored"), "{err}");
+    assert_eq!(
+        world.current().await,
+        None,
+        "no rejected token was published"
+    );
+    assert!(world.stages().await.is_empty());
+
+    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_tick_refresh_publishes_with_one_write_and_no_pending_version() {
+    let world = World::new().await;
+    let first = world.put_record(2).await;
+    let logins = world.logins();
+    let broker = world.broker();
+    let calls = broker.store().calls();
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed");
+    // DescribeSecret, GetSecretValue (token, credentials), TagResource, PutSecretValue.
+    assert_eq!(broker.store().calls() - calls, 5);
+    let stages = world.stages().await;
+    assert_eq!(stages[&first], ["AWSPREVIOUS"], "{stages:?}");
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
+    assert_eq!((world.logins() - logins, world.verifications()), (1, 1));
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_login_that_succeeds_late_still_leaves_its_verification_a_whole_timeout() {
+    // iAdvize is slow: the login's retries must stop early enough that a token it obtains
+    // can still be verified, instead of being thrown away (a wasted login on every tick).
+    let world = World::new().await;
+    world.put_record(2).await;
+    let broker = world.broker_with_retry(
+        iadvize_token_broker::Config {
+            http_timeout: Duration::from_secs(1),
+            ..world.config()
+        },
+        iadvize_token_broker::iadvize::RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(200),
+            safety_margin: Duration::from_secs(1),
+        },
+    );
+    // Each login attempt times out, until one answers; every verification takes 600 ms.
+    world
+        .standin
+        .push_login_faults(Fault::Slow(Duration::from_millis(1500)), 2);
+    world
+        .standin
+        .push_verify_faults(Fault::Slow(Duration::from_millis(600)), 1);
+    match broker.handle(&tick(), deadline(4)).await {
+        Ok(answer) => {
+            assert_eq!(outcome(&answer, 0), "refreshed");
+            assert_valid_current(&world).await;
+        }
+        // Giving up is fine, but on the login: never on the verification of a token that
+        // cost a login.
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("login") && !text.contains("verification"),
+                "{text}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod support;
 
+use serde_json::json;
 use support::*;
 
 #[tokio::test]
@@ -311,4 +312,57 @@ async fn a_rotation_token_is_passed_through_to_put_secret_value() {
     event["RotationToken"] = serde_json::json!("rotation-token-value");
     world.broker().handle(&event, deadline(30)).await.unwrap();
     assert!(world.stages().await[&token].contains(&"AWSPENDING".to_owned()));
+}
+
+#[tokio::test]
+async fn two_finish_secrets_racing_on_one_version_both_succeed() {
+    // Secrets Manager retries a step whose first attempt is still running; or a tick resumes a
+    // rotation while Secrets Manager finishes it. The loser re-reads and reports success.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    for step in ["createSecret", "setSecret", "testSecret"] {
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap();
+    }
+    let other = world.broker();
+    let finish = step_event("finishSecret", &world.token_id, &token);
+    let (a, b) = tokio::join!(
+        broker.handle(&finish, deadline(30)),
+        other.handle(&finish, deadline(30))
+    );
+    assert!(a.is_ok() && b.is_ok(), "{a:?} / {b:?}");
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn a_tick_and_an_operator_refresh_racing_on_a_due_secret_both_succeed() {
+    let world = World::new().await;
+    world.put_record(2).await;
+    let config = iadvize_token_broker::Config {
+        min_login_interval: std::time::Duration::from_secs(10),
+        ..world.config()
+    };
+    let (tick, refresh) = (world.broker_with(config.clone()), world.broker_with(config));
+    let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let forced = json!({"action": "refresh", "force": true});
+    let (a, b) = tokio::join!(
+        tick.handle(&scheduled, deadline(30)),
+        refresh.handle(&forced, deadline(30))
+    );
+    for answer in [&a, &b] {
+        let answer = answer.as_ref().expect("neither invocation fails");
+        let outcome = answer["results"][0]["outcome"].as_str().unwrap();
+        assert!(["refreshed", "in_progress"].contains(&outcome), "{answer}");
+    }
+    let stages = world.stages().await;
+    assert!(
+        !stages.values().flatten().any(|s| s == "AWSPENDING"),
+        "{stages:?}"
+    );
+    assert_valid_current(&world).await;
 }

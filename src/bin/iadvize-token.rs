@@ -251,13 +251,23 @@ fn print_status(s: &SecretStatus) {
         "  last login attempt:  {}",
         s.last_login_attempt.as_deref().unwrap_or("none recorded")
     );
-    if let Some(credentials) = &s.credentials_secret_id {
-        let state = if s.credentials_blocked {
-            "BLOCKED: iAdvize refused its current version"
-        } else {
-            "ok"
-        };
-        println!("  credentials:         {credentials} ({state})");
+    match &s.credentials_secret_id {
+        Some(credentials) => {
+            let state = match (s.credentials_blocked, &s.next_probe_at) {
+                (false, _) => "ok".to_owned(),
+                (true, Some(at)) => {
+                    format!(
+                        "BLOCKED: iAdvize refused its current version; next probe login at {at}"
+                    )
+                }
+                (true, None) => "BLOCKED: iAdvize refused its current version".to_owned(),
+            };
+            println!("  credentials:         {credentials} ({state})");
+        }
+        None if s.error.is_none() => println!(
+            "  credentials:         unknown (no iadvize:credentials-secret-id tag and no IADVIZE_CREDENTIALS_SECRET_ID)"
+        ),
+        None => {}
     }
     if let Some(error) = &s.error {
         println!("  error:               {error}");

@@ -143,6 +143,12 @@ pub enum Fault {
     TooManyRequests(RetryAfter),
     /// Login: `401 {"error":"invalid_client"}`. Verification: `401 {"error":"invalid_token"}`.
     Unauthorized,
+    /// This status with an HTML body and no OAuth error, as a proxy or WAF answers.
+    Html(u16),
+    /// `200` with a chunked body of this many bytes (no `Content-Length`).
+    HugeBody(usize),
+    /// `200 {"error":"invalid_token", …}`: the error body of DESIGN §1 with a success status.
+    InvalidTokenOk,
 }
 
 /// The `Retry-After` header of a [`Fault::TooManyRequests`].
@@ -154,6 +160,8 @@ pub enum RetryAfter {
     Seconds(u64),
     /// `Retry-After: <HTTP date>`.
     HttpDate(SystemTime),
+    /// `Retry-After` with this text as-is (for values that are not sane).
+    Raw(&'static str),
 }
 
 /// A running stand-in server. Dropping it stops the server (see also [`Standin::shutdown`]).
@@ -518,11 +526,39 @@ fn too_many_requests(retry_after: &RetryAfter) -> Response {
         RetryAfter::None => None,
         RetryAfter::Seconds(seconds) => Some(seconds.to_string()),
         RetryAfter::HttpDate(at) => Some(httpdate::fmt_http_date(*at)),
+        RetryAfter::Raw(text) => Some((*text).to_owned()),
     };
     if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+fn html_response(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html><body><h1>Request blocked</h1></body></html>",
+    )
+        .into_response()
+}
+
+/// A streamed body of `bytes` bytes (JSON whitespace), chunked, so a client that trusts
+/// `Content-Length` cannot see it coming.
+fn huge_response(bytes: usize) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let chunk = Bytes::from(vec![b' '; CHUNK]);
+    let stream = futures_util::stream::iter((0..bytes.div_ceil(CHUNK)).map(move |i| {
+        let len = CHUNK.min(bytes - i * CHUNK);
+        Ok::<_, std::convert::Infallible>(chunk.slice(..len))
+    }));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 fn invalid_token(description: &str) -> Response {
@@ -595,6 +631,14 @@ async fn login(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 Some("Client authentication failed"),
+            );
+        }
+        Some(Fault::Html(code)) => return html_response(code),
+        Some(Fault::HugeBody(bytes)) => return huge_response(bytes),
+        Some(Fault::InvalidTokenOk) => {
+            return json_response(
+                StatusCode::OK,
+                json!({"error": "invalid_token", "error_description": "stand-in fault: token refused"}),
             );
         }
     }
@@ -674,6 +718,14 @@ async fn authenticated(State(shared): State<Shared>, headers: HeaderMap) -> Resp
         Some(Fault::MissingAccessToken) => return json_response(StatusCode::OK, json!({})),
         Some(Fault::TooManyRequests(retry_after)) => return too_many_requests(&retry_after),
         Some(Fault::Unauthorized) => return invalid_token("stand-in fault: token refused"),
+        Some(Fault::Html(code)) => return html_response(code),
+        Some(Fault::HugeBody(bytes)) => return huge_response(bytes),
+        Some(Fault::InvalidTokenOk) => {
+            return json_response(
+                StatusCode::OK,
+                json!({"error": "invalid_token", "error_description": "stand-in fault: token refused"}),
+            );
+        }
     }
 
     let checked = shared.lock().check_bearer(&headers);

@@ -122,6 +122,15 @@ impl World {
         Broker::new(config, store, self.metrics.clone()).expect("broker")
     }
 
+    pub fn broker_with_retry(
+        &self,
+        config: Config,
+        retry: iadvize_token_broker::iadvize::RetryPolicy,
+    ) -> Broker {
+        let store = iadvize_token_broker::SecretStore::new(self.sm.clone());
+        Broker::with_retry_policy(config, store, self.metrics.clone(), retry).expect("broker")
+    }
+
     /// AWSCURRENT of the token secret, parsed as JSON (None when there is no value).
     pub async fn current(&self) -> Option<Value> {
         current_of(&self.sm, &self.token_id).await
