@@ -128,7 +128,7 @@ impl EndState {
     /// One short line for reports (no token).
     pub fn describe(&self) -> String {
         let token = match &self.token {
-            Ok(expires_at) => format!("fresh token (expires {expires_at})"),
+            Ok(_) => "fresh".to_owned(),
             Err(reason) => reason.clone(),
         };
         if self.pending.is_empty() {
