@@ -8,10 +8,15 @@
 //! [`rotation`] (the four Secrets Manager steps), [`refresh`] (the scheduled tick),
 //! [`iadvize`] (login and verification), [`token`] (the stored record), [`store`]
 //! (Secrets Manager), [`metrics`] (CloudWatch EMF), [`error`].
+//!
+//! The token record schema and [`TokenSource`] live in the small `iadvize-token-consumer`
+//! crate (`consumer/`), which Rust consumers depend on instead of this one; they are
+//! re-exported here ([`consumer`], [`token`]).
 
 pub mod broker;
 pub mod config;
-pub mod consumer;
+/// Reading the token, for Rust consumers: the consumer crate's [`TokenSource`], re-exported.
+pub use iadvize_token_consumer::source as consumer;
 pub mod error;
 pub mod events;
 pub mod iadvize;

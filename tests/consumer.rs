@@ -2,16 +2,29 @@
 //! shared by concurrent callers, re-read on request after a 401, clear errors, no logins.
 //!
 //! Reads are counted twice: by the source's own counter and by a proxy in front of moto.
+//! Failed reads come from an endpoint that makes `GetSecretValue` fail on demand.
+//!
+//! The source is used as a Rust service would, from the small consumer crate.
 
+#[path = "support/flaky_sm.rs"]
+mod flaky_sm;
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use iadvize_token_broker::TokenSource;
-use iadvize_token_broker::consumer::TokenError;
-use iadvize_token_broker::token::AccessToken;
+use flaky_sm::FlakySm;
+use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
 use support::*;
+
+/// Puts a record whose token (a real one from the stand-in) expires in `secs` seconds.
+async fn put_record_expiring_in(world: &World, secs: i64) -> time::OffsetDateTime {
+    let token = world.login_directly().await;
+    let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs - 86400);
+    let record = TokenRecord::new(AccessToken::new(token), issued, 86400);
+    world.put_current(&record.to_json()).await;
+    record.expires_at
+}
 
 /// What a consumer does with the token: one GraphQL request.
 async fn graphql_status(world: &World, token: &AccessToken) -> u16 {
@@ -215,6 +228,8 @@ async fn a_secret_the_broker_has_not_filled_yet_is_a_clear_error() {
     );
 
     world.put_current("{}").await;
+    // A new source: the first one answers from its failed read until its backoff ends.
+    let source = TokenSource::new(sm_client(), &world.token_id);
     let error = source.token().await.unwrap_err();
     assert!(
         matches!(error, TokenError::NotFilled { .. }),
@@ -241,7 +256,9 @@ async fn a_malformed_secret_is_a_clear_error_that_does_not_echo_the_value() {
 async fn an_expired_token_is_an_error_and_is_not_cached() {
     let world = World::new().await;
     world.put_record(-1).await;
-    let source = TokenSource::new(sm_client(), &world.token_id);
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .retry_backoff(Duration::from_millis(300), Duration::from_millis(300))
+        .build();
     let error = source.token().await.unwrap_err();
     assert!(matches!(error, TokenError::Expired { .. }), "{error:?}");
     assert!(
@@ -250,6 +267,7 @@ async fn an_expired_token_is_an_error_and_is_not_cached() {
     );
 
     world.put_record(20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let token = source.token().await.unwrap();
     assert_eq!(graphql_status(&world, &token).await, 200);
     assert_eq!(source.reads(), 2);
@@ -322,4 +340,142 @@ async fn debug_output_of_the_source_and_its_tokens_does_not_show_the_token() {
     let debug = format!("{source:?} {record:?} {:?}", source.token().await.unwrap());
     assert_no_secrets(&debug, &[&token]);
     assert!(debug.contains(&world.token_id), "{debug}");
+}
+
+#[tokio::test]
+async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expires() {
+    let world = World::new().await;
+    let expires_at = put_record_expiring_in(&world, 4).await;
+    let sm = FlakySm::start().await;
+    // The token is inside the 5-minute margin: due for a new read every 200 ms.
+    let source = TokenSource::builder(sm.client(), &world.token_id)
+        .recheck_interval(Duration::from_millis(200))
+        .retry_backoff(Duration::from_millis(200), Duration::from_millis(800))
+        .build();
+    let cached = source.token().await.unwrap();
+
+    sm.fail_reads(Some("ThrottlingException"));
+    let mut served = 0;
+    let error = loop {
+        match source.token().await {
+            Ok(token) => {
+                assert_eq!(token.expose(), cached.expose());
+                served += 1;
+            }
+            Err(error) => break error,
+        }
+        assert!(served < 1000, "never failed, even after expiry");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failed_at = time::OffsetDateTime::now_utc();
+
+    println!(
+        "{served} calls served the cached token while {} re-reads failed; then: {error}",
+        sm.failed_reads()
+    );
+    assert!(
+        failed_at >= expires_at,
+        "failed at {failed_at}, before the token expired at {expires_at}"
+    );
+    assert!(
+        matches!(&error, TokenError::SecretsManager { message, .. } if message.contains("ThrottlingException")),
+        "{error:?}"
+    );
+    assert!(served > 50, "{served}");
+    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(
+        sm.failed_reads() * 5 < served,
+        "backoff, not a read per call: {} reads for {served} calls",
+        sm.failed_reads()
+    );
+    assert_eq!(graphql_status(&world, &cached).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
+    let world = World::new().await;
+    put_record_expiring_in(&world, 120).await;
+    let sm = FlakySm::start().await;
+    let source = Arc::new(
+        TokenSource::builder(sm.client(), &world.token_id)
+            .recheck_interval(Duration::ZERO)
+            .build(),
+    );
+    let cached = source.token().await.unwrap();
+    sm.fail_reads(Some("ThrottlingException"));
+
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.token().await })
+        })
+        .collect();
+    for joined in futures::future::join_all(calls).await {
+        assert_eq!(joined.unwrap().unwrap().expose(), cached.expose());
+    }
+    assert_eq!(
+        sm.failed_reads(),
+        1,
+        "one read for 50 callers, then a backoff"
+    );
+    assert_eq!(source.reads(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on_every_call() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let sm = FlakySm::start().await;
+    let source = TokenSource::builder(sm.client(), &world.token_id)
+        .retry_backoff(Duration::from_millis(500), Duration::from_secs(2))
+        .build();
+    sm.fail_reads(Some("AccessDeniedException"));
+
+    for _ in 0..20 {
+        let error = source.token().await.unwrap_err();
+        assert!(
+            error.to_string().contains("AccessDeniedException"),
+            "the caller sees why: {error}"
+        );
+    }
+    assert_eq!(
+        sm.failed_reads(),
+        1,
+        "20 calls within the backoff, one read"
+    );
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(source.token().await.is_err());
+    assert_eq!(sm.failed_reads(), 2, "read again once the backoff ran out");
+
+    // Secrets Manager answers again: the next read after the (now doubled) backoff works.
+    sm.fail_reads(None);
+    assert!(source.token().await.is_err(), "still inside the backoff");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let token = source.token().await.unwrap();
+    assert_eq!(graphql_status(&world, &token).await, 200);
+    assert_eq!(sm.reads(), 3);
+}
+
+#[tokio::test]
+async fn after_a_401_the_token_is_read_again_at_once_even_during_a_backoff() {
+    let world = World::new().await;
+    put_record_expiring_in(&world, 120).await;
+    let sm = FlakySm::start().await;
+    let source = TokenSource::builder(sm.client(), &world.token_id)
+        .recheck_interval(Duration::ZERO)
+        .retry_backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .build();
+    let old = source.token().await.unwrap();
+    sm.fail_reads(Some("ThrottlingException"));
+    assert_eq!(source.token().await.unwrap().expose(), old.expose());
+    assert_eq!(sm.failed_reads(), 1);
+
+    // The broker rotated; iAdvize refuses the old token.
+    sm.fail_reads(None);
+    world.put_record(20).await;
+    source.invalidate_token(&old);
+    let new = source.token().await.unwrap();
+    assert_ne!(new.expose(), old.expose());
+    assert_eq!(graphql_status(&world, &new).await, 200);
 }

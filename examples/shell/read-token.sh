@@ -2,42 +2,148 @@
 # Reads the iAdvize access token that iadvize-token-broker keeps in AWS Secrets Manager, and
 # calls the iAdvize GraphQL API with it. Never logs in to iAdvize. Needs the AWS CLI, jq, curl.
 #
-# Rules: read AWSCURRENT; cache the token until expires_at minus a margin (here in a file only
-# you can read, shared by your runs); after a 401, read the secret again once, then give up.
+# Rules: read AWSCURRENT; cache the token until expires_at minus a margin (here in a private
+# directory shared by your runs); when a read fails (throttling, network, access denied), keep
+# using the cached token until it actually expires and read again after a backoff, not on
+# every run; after a 401, read the secret again once, then give up.
 #
 #   export IADVIZE_TOKEN_SECRET_ID=iadvize/token
 #   examples/shell/read-token.sh token     # print the token (TOKEN=$(... token))
 #   examples/shell/read-token.sh           # GraphQL { me { username } }
 set -euo pipefail
+umask 077 # the cache holds a token
 
 secret_id=${IADVIZE_TOKEN_SECRET_ID:?set IADVIZE_TOKEN_SECRET_ID to the token secret name or ARN}
 api_url=${IADVIZE_API_URL:-https://api.iadvize.com}
-margin=300 # read again 5 minutes before expiry
-cache=${IADVIZE_TOKEN_CACHE:-${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/iadvize-token-$(id -u)-${secret_id//[^A-Za-z0-9._-]/_}.json}
+margin=300                                       # read again 5 minutes before expiry
+recheck=${IADVIZE_TOKEN_RECHECK_SECONDS:-30}     # a token already inside the margin: read again after this
+backoff=${IADVIZE_TOKEN_RETRY_SECONDS:-1}       # after a failed read: wait 1 s, doubling, ...
+max_backoff=30                                   # ... at most 30 s
 
-# Prints the token, from the cache file while it is fresh; $1: a token iAdvize just refused.
-token() {
-  local rejected=${1:-} expires tmp
-  if [ -f "$cache" ] && [ -O "$cache" ] && expires=$(jq -er '.expires_at | fromdateiso8601' "$cache" 2>/dev/null) &&
-    [ $((expires - margin)) -gt "$(date +%s)" ] && [ "$(jq -r .access_token "$cache")" != "$rejected" ]; then
-    jq -r .access_token "$cache"
+# A directory of your own, mode 0700: nobody else can create, replace or read what is in it.
+# Not a fixed name in a shared /tmp, which another user could create first: mktemp -d makes it
+# with a random name, and later runs find it again by owner and mode.
+private_dir() {
+  [ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] && [ "$(ls -ld "$1" | cut -c1-10)" = drwx------ ]
+}
+cache_dir() {
+  local dir base
+  if [ -n "${IADVIZE_TOKEN_CACHE_DIR:-}" ]; then
+    dir=$IADVIZE_TOKEN_CACHE_DIR
+    [ -e "$dir" ] || mkdir -p -m 700 "$dir"
+  else
+    base=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}
+    for dir in "$base/iadvize-token-$(id -u)".*; do
+      private_dir "$dir" && break
+    done
+    private_dir "$dir" || dir=$(mktemp -d "$base/iadvize-token-$(id -u).XXXXXXXX")
+  fi
+  if ! private_dir "$dir"; then
+    echo "the token cache $dir must be a directory of yours with mode 700 (not a link)" >&2
+    return 1
+  fi
+  printf '%s\n' "$dir"
+}
+dir=$(cache_dir)
+name=${secret_id//[^A-Za-z0-9._-]/_}
+cache=$dir/$name.json     # the record, plus the time to read it again
+failed=$dir/$name.failed  # after a failed read: "retry_at failures_in_a_row", then the error
+
+# GNU mv -T: never move into a directory that happens to have the target's name.
+replace() { if mv --version >/dev/null 2>&1; then mv -f -T "$1" "$2"; else mv -f "$1" "$2"; fi; }
+
+cached_token() { jq -r .access_token "$cache" 2>/dev/null; }
+# Whether the cached token is due neither for a new read ($1 = read_again_at) nor expired.
+fresh() { [ -f "$cache" ] && [ "$(jq -r .read_again_at "$cache")" -gt "$(date +%s)" ]; }
+usable() { [ -f "$cache" ] && [ "$(jq -r '.expires_at | fromdateiso8601' "$cache")" -gt "$(date +%s)" ]; }
+backing_off() { [ -f "$failed" ] && [ "$(head -n 1 "$failed" | cut -d' ' -f1)" -gt "$(date +%s)" ]; }
+
+# The answer when no read is due: prints the token, or the last error during its backoff.
+without_reading() {
+  if fresh || { backing_off && usable; }; then
+    cached_token
+  elif backing_off; then
+    tail -n +2 "$failed" >&2
+    return 2
+  else
+    return 1
+  fi
+}
+
+# Records a failed read ($1: what went wrong) and prints the cached token if it still works.
+read_failed() {
+  local in_a_row=1 wait now expires
+  now=$(date +%s)
+  [ -f "$failed" ] && in_a_row=$(($(head -n 1 "$failed" | cut -d' ' -f2) + 1))
+  wait=$((backoff << (in_a_row - 1)))
+  [ "$wait" -le "$max_backoff" ] && [ "$in_a_row" -lt 16 ] || wait=$max_backoff
+  if usable; then
+    expires=$(jq -r '.expires_at | fromdateiso8601' "$cache")
+    [ $((now + wait)) -le "$expires" ] || wait=$((expires - now)) # try again at expiry
+  fi
+  printf '%s %s\n%s\n' $((now + wait)) "$in_a_row" "$1" >"$failed.tmp" && replace "$failed.tmp" "$failed"
+  if usable; then
+    echo "$1; using the cached token until it expires" >&2
+    cached_token
+  else
+    echo "$1" >&2
+    return 1
+  fi
+}
+
+# One GetSecretValue of AWSCURRENT into the cache.
+read_secret() {
+  local tmp expires now read_again_at error
+  tmp=$(mktemp "$dir/.read.XXXXXX")
+  if ! aws secretsmanager get-secret-value --secret-id "$secret_id" --version-stage AWSCURRENT \
+    --query SecretString --output text >"$tmp" 2>"$tmp.err"; then
+    error="reading $secret_id from Secrets Manager failed: $(tr -s '\n' ' ' <"$tmp.err")"
+    rm -f "$tmp" "$tmp.err"
+    read_failed "$error"
     return
   fi
-  tmp=$(mktemp "$cache.XXXXXX") # mode 0600
-  aws secretsmanager get-secret-value --secret-id "$secret_id" --version-stage AWSCURRENT \
-    --query SecretString --output text >"$tmp"
+  rm -f "$tmp.err"
   if ! expires=$(jq -er 'select(.access_token) | .expires_at | fromdateiso8601' "$tmp" 2>/dev/null); then
     rm -f "$tmp"
-    echo "secret $secret_id holds no token record yet; is the broker running?" >&2
-    return 1
+    read_failed "secret $secret_id holds no token record yet; is the broker running?"
+    return
   fi
-  if [ "$expires" -le "$(date +%s)" ]; then
+  now=$(date +%s)
+  if [ "$expires" -le "$now" ]; then
     rm -f "$tmp"
-    echo "the token in $secret_id has expired; is the broker running?" >&2
-    return 1
+    read_failed "the token in $secret_id has expired; is the broker running?"
+    return
   fi
-  mv -f "$tmp" "$cache"
-  jq -r .access_token "$cache"
+  read_again_at=$((expires - margin))
+  if [ "$read_again_at" -le "$now" ]; then
+    read_again_at=$((now + recheck < expires ? now + recheck : expires))
+  fi
+  jq -c --argjson at "$read_again_at" '. + {read_again_at: $at}' "$tmp" >"$tmp.json"
+  rm -f "$tmp" "$failed"
+  replace "$tmp.json" "$cache"
+  cached_token
+}
+
+# Prints the token; $1: a token iAdvize just refused (read again at once, never reuse it).
+token() {
+  local rejected=${1:-} status=0
+  if [ -n "$rejected" ] && [ "$(cached_token)" = "$rejected" ]; then
+    rm -f "$cache" "$failed"
+  fi
+  without_reading || status=$?
+  [ "$status" = 1 ] || return "$status"
+  # One run reads; concurrent runs wait for it, or use a token that still works meanwhile.
+  if command -v flock >/dev/null; then
+    exec 9>"$dir/$name.lock"
+    if ! flock -n 9; then
+      if usable; then cached_token && return; fi
+      flock 9
+    fi
+    status=0
+    without_reading || status=$?
+    [ "$status" = 1 ] || return "$status"
+  fi
+  read_secret
 }
 
 # POST $api_url/graphql with the token (kept off the command line); prints "body\nstatus".
@@ -53,7 +159,8 @@ graphql() {
   token=$(token)
   answer=$(post "$token" "$(jq -cn --arg q "$1" '{query: $q}')")
   if [ "${answer##*$'\n'}" = 401 ]; then
-    answer=$(post "$(token "$token")" "$(jq -cn --arg q "$1" '{query: $q}')")
+    token=$(token "$token")
+    answer=$(post "$token" "$(jq -cn --arg q "$1" '{query: $q}')")
   fi
   if [ "${answer##*$'\n'}" != 200 ]; then
     echo "iAdvize GraphQL answered HTTP ${answer##*$'\n'}" >&2

@@ -5,9 +5,12 @@
 //!
 //! - read the token secret, never log in to iAdvize yourself;
 //! - cache the token until `expires_at` minus a margin, not per request;
+//! - when a read fails (throttling, network), keep using the cached token while it has not
+//!   expired, and read again after a backoff, not on every call;
 //! - after a `401` from iAdvize, read the secret again once (the broker may have rotated the
 //!   token); if the new token is refused too, fail: do not loop.
 
+use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,9 +18,12 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
-use crate::store::AWSCURRENT;
 use crate::token::{AccessToken, RecordError, TokenRecord, rfc3339};
+
+/// The stage consumers read: the token the broker published last.
+pub const AWSCURRENT: &str = "AWSCURRENT";
 
 /// Default time before `expires_at` at which a cached token is read again.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -26,31 +32,29 @@ pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// (the broker is late; reading on every call would not make it earlier).
 pub const DEFAULT_RECHECK_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Default wait after a failed read before the next one; it doubles with each failure in a
+/// row, up to [`DEFAULT_MAX_RETRY_BACKOFF`].
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Default longest wait between two reads while reads keep failing.
+pub const DEFAULT_MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Why no usable token could be read. Messages name the secret, never its value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
     /// The secret does not exist (or the caller may not see it).
-    #[error(
-        "token secret {secret_id} was not found; check the name/ARN, the region and that this role may call secretsmanager:GetSecretValue on it"
-    )]
     NotFound {
         /// The secret asked for.
         secret_id: String,
     },
 
     /// The secret exists but the broker has not stored a token in it yet.
-    #[error(
-        "token secret {secret_id} holds no token yet: the broker has not filled it; check the broker's logs or run `iadvize-token refresh {secret_id}`"
-    )]
     NotFilled {
         /// The secret asked for.
         secret_id: String,
     },
 
     /// The AWSCURRENT value is not a token record.
-    #[error(
-        "token secret {secret_id}: the AWSCURRENT value is {reason}; only the broker should write this secret (run `iadvize-token refresh --force {secret_id}` to replace it)"
-    )]
     Malformed {
         /// The secret asked for.
         secret_id: String,
@@ -59,9 +63,6 @@ pub enum TokenError {
     },
 
     /// The stored token has already expired: the broker has not refreshed it in time.
-    #[error(
-        "token secret {secret_id}: the stored token expired at {expires_at}; the broker is not refreshing it (run `iadvize-token status {secret_id}`)"
-    )]
     Expired {
         /// The secret asked for.
         secret_id: String,
@@ -70,7 +71,6 @@ pub enum TokenError {
     },
 
     /// Secrets Manager could not be asked (network, permissions, throttling, …).
-    #[error("token secret {secret_id}: Secrets Manager GetSecretValue failed: {message}")]
     SecretsManager {
         /// The secret asked for.
         secret_id: String,
@@ -79,6 +79,38 @@ pub enum TokenError {
     },
 }
 
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::NotFound { secret_id } => write!(
+                f,
+                "token secret {secret_id} was not found; check the name/ARN, the region and that this role may call secretsmanager:GetSecretValue on it"
+            ),
+            TokenError::NotFilled { secret_id } => write!(
+                f,
+                "token secret {secret_id} holds no token yet: the broker has not filled it; check the broker's logs or run `iadvize-token refresh {secret_id}`"
+            ),
+            TokenError::Malformed { secret_id, reason } => write!(
+                f,
+                "token secret {secret_id}: the AWSCURRENT value is {reason}; only the broker should write this secret (run `iadvize-token refresh --force {secret_id}` to replace it)"
+            ),
+            TokenError::Expired {
+                secret_id,
+                expires_at,
+            } => write!(
+                f,
+                "token secret {secret_id}: the stored token expired at {expires_at}; the broker is not refreshing it (run `iadvize-token status {secret_id}`)"
+            ),
+            TokenError::SecretsManager { secret_id, message } => write!(
+                f,
+                "token secret {secret_id}: Secrets Manager GetSecretValue failed: {message}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
 /// What the cache holds: the record and when to read the secret again.
 #[derive(Clone)]
 struct Cached {
@@ -86,28 +118,65 @@ struct Cached {
     read_again_at: OffsetDateTime,
 }
 
+/// The last read failed: its error, how many reads in a row failed, and when to try again.
+struct Failure {
+    error: TokenError,
+    in_a_row: u32,
+    retry_at: Instant,
+}
+
 #[derive(Default)]
 struct State {
     cached: Option<Cached>,
+    failure: Option<Failure>,
     /// Completed reads (successful or not), to tell waiters that a read happened meanwhile.
     reads_done: u64,
-    /// The error of the last read, when it failed, with the `reads_done` it belongs to.
-    last_error: Option<(u64, TokenError)>,
+}
+
+impl State {
+    /// The answer when no read is due: the cached token while it is fresh, or, while a failed
+    /// read's backoff runs, the cached token if it has not expired, else that read's error.
+    fn without_reading(
+        &self,
+        now: OffsetDateTime,
+        clock: Instant,
+    ) -> Option<Result<TokenRecord, TokenError>> {
+        if let Some(cached) = &self.cached {
+            if now < cached.read_again_at {
+                return Some(Ok(cached.record.clone()));
+            }
+        }
+        let failure = self.failure.as_ref().filter(|f| clock < f.retry_at)?;
+        Some(match self.usable(now) {
+            Some(record) => Ok(record),
+            None => Err(failure.error.clone()),
+        })
+    }
+
+    /// The cached token if it has not expired yet, even when it is due for a new read.
+    fn usable(&self, now: OffsetDateTime) -> Option<TokenRecord> {
+        self.cached
+            .as_ref()
+            .filter(|c| !c.record.is_expired(now))
+            .map(|c| c.record.clone())
+    }
 }
 
 /// A cached, single-flight reader of one token secret.
 ///
 /// One Secrets Manager read per token lifetime: the record is kept until `expires_at` minus
 /// the margin (default 5 minutes). Concurrent callers on a cold or stale cache share one
-/// read. It never logs in to iAdvize. Share one `TokenSource` per process (it is `Send +
-/// Sync`; wrap it in an `Arc` or a `static`).
+/// read. When a read fails (throttling, network, permissions), the cached token keeps being
+/// served until it actually expires, and the secret is read again after a backoff (1 s,
+/// doubling, at most 30 s by default), never once per caller. It never logs in to iAdvize.
+/// Share one `TokenSource` per process (it is `Send + Sync`; wrap it in an `Arc` or a
+/// `static`).
 ///
 /// ```no_run
-/// use iadvize_token_broker::TokenSource;
+/// use iadvize_token_consumer::TokenSource;
 ///
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-/// let tokens = TokenSource::new(aws_sdk_secretsmanager::Client::new(&aws), "iadvize/token");
+/// let tokens = TokenSource::from_env("iadvize/token").await;
 ///
 /// let http = reqwest::Client::new();
 /// let query = serde_json::json!({"query": "{ me { username } }"});
@@ -137,7 +206,7 @@ struct State {
 /// The token's `Debug` output never shows it:
 ///
 /// ```
-/// use iadvize_token_broker::token::AccessToken;
+/// use iadvize_token_consumer::AccessToken;
 /// let token = AccessToken::new("s3cr3t");
 /// assert_eq!(format!("{token:?}"), "AccessToken([REDACTED])");
 /// ```
@@ -146,14 +215,17 @@ pub struct TokenSource {
     secret_id: String,
     margin: Duration,
     recheck_interval: Duration,
+    retry_backoff: Duration,
+    max_retry_backoff: Duration,
     state: Mutex<State>,
-    /// Held by the one caller that reads the secret; the others wait on it.
+    /// Held by the one caller that reads the secret; the others wait on it (or, while a
+    /// token that has not expired is cached, take that instead of waiting).
     read_gate: tokio::sync::Mutex<()>,
     reads: AtomicU64,
 }
 
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSource")
             .field("secret_id", &self.secret_id)
             .field("margin", &self.margin)
@@ -169,6 +241,8 @@ pub struct TokenSourceBuilder {
     secret_id: String,
     margin: Duration,
     recheck_interval: Duration,
+    retry_backoff: Duration,
+    max_retry_backoff: Duration,
 }
 
 impl TokenSourceBuilder {
@@ -185,6 +259,16 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// After a failed read, how long to wait before the next one (`first`, default 1 s),
+    /// doubling with each failure in a row up to `max` (default 30 s), plus up to 25 % so
+    /// that many processes do not retry in step. Meanwhile callers get the cached token while
+    /// it has not expired, else the failed read's error.
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.retry_backoff = first;
+        self.max_retry_backoff = max.max(first);
+        self
+    }
+
     /// The source.
     pub fn build(self) -> TokenSource {
         TokenSource {
@@ -192,6 +276,8 @@ impl TokenSourceBuilder {
             secret_id: self.secret_id,
             margin: self.margin,
             recheck_interval: self.recheck_interval,
+            retry_backoff: self.retry_backoff,
+            max_retry_backoff: self.max_retry_backoff,
             state: Mutex::new(State::default()),
             read_gate: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
@@ -205,18 +291,21 @@ impl TokenSource {
         Self::builder(client, secret_id).build()
     }
 
-    /// A builder, to change the margin.
+    /// A builder, to change the margin or the backoff.
     pub fn builder(client: Client, secret_id: impl Into<String>) -> TokenSourceBuilder {
         TokenSourceBuilder {
             client,
             secret_id: secret_id.into(),
             margin: DEFAULT_MARGIN,
             recheck_interval: DEFAULT_RECHECK_INTERVAL,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            max_retry_backoff: DEFAULT_MAX_RETRY_BACKOFF,
         }
     }
 
-    /// A source using the normal AWS configuration chain (region, credentials,
-    /// `AWS_ENDPOINT_URL`, …).
+    /// A source using the normal AWS configuration chain (region, credentials, SSO and
+    /// profiles, `AWS_ENDPOINT_URL`, …). Needs the `from-env` feature (on by default).
+    #[cfg(feature = "from-env")]
     pub async fn from_env(secret_id: impl Into<String>) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Self::new(Client::new(&config), secret_id)
@@ -247,53 +336,79 @@ impl TokenSource {
     pub async fn record(&self) -> Result<TokenRecord, TokenError> {
         let seen = {
             let state = self.lock_state();
-            if let Some(record) = fresh(&state, OffsetDateTime::now_utc()) {
-                return Ok(record);
+            if let Some(answer) = state.without_reading(OffsetDateTime::now_utc(), Instant::now()) {
+                return answer;
             }
             state.reads_done
         };
-        let _gate = self.read_gate.lock().await;
+        let _gate = match self.read_gate.try_lock() {
+            Ok(gate) => gate,
+            Err(_) => {
+                // Another caller is reading: a token that has not expired is good enough
+                // meanwhile (Secrets Manager may be slow or retrying).
+                if let Some(record) = self.lock_state().usable(OffsetDateTime::now_utc()) {
+                    return Ok(record);
+                }
+                self.read_gate.lock().await
+            }
+        };
         {
             // Whoever held the gate before us may have just read the secret.
             let state = self.lock_state();
-            if let Some(record) = fresh(&state, OffsetDateTime::now_utc()) {
-                return Ok(record);
+            if let Some(answer) = state.without_reading(OffsetDateTime::now_utc(), Instant::now()) {
+                return answer;
             }
             if state.reads_done != seen {
-                if let Some((at, error)) = &state.last_error {
-                    if *at == state.reads_done {
-                        return Err(error.clone());
-                    }
+                if let Some(failure) = &state.failure {
+                    return Err(failure.error.clone());
                 }
             }
         }
         let result = self.read().await;
         let mut state = self.lock_state();
         state.reads_done += 1;
-        match &result {
+        match result {
             Ok(cached) => {
                 state.cached = Some(cached.clone());
-                state.last_error = None;
+                state.failure = None;
+                Ok(cached.record)
             }
             Err(error) => {
-                state.cached = None;
-                state.last_error = Some((state.reads_done, error.clone()));
+                let now = OffsetDateTime::now_utc();
+                let in_a_row = state.failure.as_ref().map_or(1, |f| f.in_a_row + 1);
+                let mut wait = self.backoff(in_a_row);
+                if let Some(record) = state.usable(now) {
+                    // Try once more right at expiry rather than fail for a whole backoff.
+                    wait = wait.min(record.remaining(now));
+                }
+                state.failure = Some(Failure {
+                    error: error.clone(),
+                    in_a_row,
+                    retry_at: Instant::now() + wait,
+                });
+                match state.usable(now) {
+                    Some(record) => Ok(record),
+                    None => {
+                        state.cached = None;
+                        Err(error)
+                    }
+                }
             }
         }
-        result.map(|cached| cached.record)
     }
 
-    /// Forgets the cached token: the next call reads the secret again. Call it after iAdvize
-    /// answered `401` to the token; it never logs in. Prefer
+    /// Forgets the cached token and any failed read: the next call reads the secret again.
+    /// Call it after iAdvize answered `401` to the token; it never logs in. Prefer
     /// [`TokenSource::invalidate_token`] when many requests may fail at once.
     pub fn invalidate(&self) {
         let mut state = self.lock_state();
         state.cached = None;
-        state.last_error = None;
+        state.failure = None;
     }
 
     /// Forgets the cached token only if it is `rejected`, so that many requests refused with
-    /// the same old token cause one read, not one each.
+    /// the same old token cause one read, not one each. The next call reads the secret at
+    /// once, even during a failed read's backoff.
     pub fn invalidate_token(&self, rejected: &AccessToken) {
         let mut state = self.lock_state();
         if state
@@ -302,6 +417,7 @@ impl TokenSource {
             .is_some_and(|c| c.record.access_token.expose() == rejected.expose())
         {
             state.cached = None;
+            state.failure = None;
         }
     }
 
@@ -311,6 +427,15 @@ impl TokenSource {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The wait after the `in_a_row`-th failed read in a row.
+    fn backoff(&self, in_a_row: u32) -> Duration {
+        lengthen(backoff(
+            self.retry_backoff,
+            self.max_retry_backoff,
+            in_a_row,
+        ))
     }
 
     /// One `GetSecretValue` of AWSCURRENT, parsed and checked.
@@ -379,13 +504,20 @@ impl TokenSource {
     }
 }
 
-/// The cached record, if there is one and it is not due for a new read at `now`.
-fn fresh(state: &State, now: OffsetDateTime) -> Option<TokenRecord> {
-    state
-        .cached
-        .as_ref()
-        .filter(|c| now < c.read_again_at)
-        .map(|c| c.record.clone())
+/// `first` doubled for each failed read in a row after the first, at most `max`.
+fn backoff(first: Duration, max: Duration, in_a_row: u32) -> Duration {
+    first
+        .saturating_mul(1 << in_a_row.saturating_sub(1).min(16))
+        .min(max)
+}
+
+/// `wait` plus up to 25 %, from the clock's nanoseconds: enough to keep processes that failed
+/// together from retrying in step, without a random number crate.
+fn lengthen(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    wait + wait.mul_f64(f64::from(nanos % 1000) / 4000.0)
 }
 
 /// When to read the secret again: `expires_at - margin`; for a token already inside the
@@ -438,6 +570,83 @@ mod tests {
         let r = record(10, now);
         let at = read_again_at(&r, now, DEFAULT_MARGIN, DEFAULT_RECHECK_INTERVAL);
         assert_eq!(at, r.expires_at);
+    }
+
+    fn state(record: TokenRecord, read_again_at: OffsetDateTime) -> State {
+        State {
+            cached: Some(Cached {
+                record,
+                read_again_at,
+            }),
+            ..State::default()
+        }
+    }
+
+    fn throttled(retry_at: Instant) -> Failure {
+        Failure {
+            error: TokenError::SecretsManager {
+                secret_id: "s".into(),
+                message: "ThrottlingException".into(),
+            },
+            in_a_row: 1,
+            retry_at,
+        }
+    }
+
+    #[test]
+    fn a_fresh_token_is_served_without_reading() {
+        let now = OffsetDateTime::now_utc();
+        let s = state(record(86400, now), now + Duration::from_secs(60));
+        assert!(matches!(
+            s.without_reading(now, Instant::now()),
+            Some(Ok(_))
+        ));
+    }
+
+    #[test]
+    fn a_due_token_is_read_again_when_no_read_failed() {
+        let now = OffsetDateTime::now_utc();
+        let s = state(record(86400, now), now);
+        assert!(s.without_reading(now, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn during_a_failed_reads_backoff_a_due_token_that_has_not_expired_is_served() {
+        let now = OffsetDateTime::now_utc();
+        let clock = Instant::now();
+        let mut s = state(record(86400, now), now);
+        s.failure = Some(throttled(clock + Duration::from_secs(1)));
+        assert!(matches!(s.without_reading(now, clock), Some(Ok(_))));
+        // Once the backoff has run out, read again.
+        assert!(
+            s.without_reading(now, clock + Duration::from_secs(2))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn during_a_failed_reads_backoff_an_expired_token_gives_that_reads_error() {
+        let issued = OffsetDateTime::now_utc() - Duration::from_secs(100);
+        let r = record(10, issued);
+        let clock = Instant::now();
+        let mut s = state(r.clone(), r.expires_at);
+        s.failure = Some(throttled(clock + Duration::from_secs(1)));
+        let answer = s.without_reading(OffsetDateTime::now_utc(), clock);
+        assert!(
+            matches!(&answer, Some(Err(TokenError::SecretsManager { message, .. })) if message == "ThrottlingException"),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_maximum() {
+        let first = Duration::from_secs(1);
+        let max = Duration::from_secs(30);
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(first, max, n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff(first, max, u32::MAX), max);
+        let jittered = lengthen(Duration::from_secs(4));
+        assert!(jittered >= Duration::from_secs(4) && jittered <= Duration::from_secs(5));
     }
 
     #[test]
