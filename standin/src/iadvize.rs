@@ -235,6 +235,12 @@ impl Standin {
             .insert(username.to_owned(), password.to_owned());
     }
 
+    /// A handle that tells, in process and without counting as a request, whether
+    /// `/_authenticated` would accept a token (for tests that watch what consumers read).
+    pub fn token_checker(&self) -> TokenChecker {
+        TokenChecker(self.shared.clone())
+    }
+
     /// Revokes every token issued so far; later logins issue valid tokens again.
     pub fn revoke_all_tokens(&self) {
         self.shared.lock().tokens.clear();
@@ -314,6 +320,27 @@ impl Drop for Standin {
 impl fmt::Debug for Standin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Standin").field("addr", &self.addr).finish()
+    }
+}
+
+/// See [`Standin::token_checker`]; cheap to clone and usable after the [`Standin`] moved.
+#[derive(Clone)]
+pub struct TokenChecker(Shared);
+
+impl TokenChecker {
+    /// Whether the token was issued by this stand-in and is neither expired nor revoked.
+    pub fn accepts(&self, token: &str) -> bool {
+        self.0
+            .lock()
+            .tokens
+            .get(token)
+            .is_some_and(|issued| issued.expires_at > Instant::now())
+    }
+}
+
+impl fmt::Debug for TokenChecker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenChecker")
     }
 }
 

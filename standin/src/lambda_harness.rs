@@ -103,6 +103,7 @@ pub struct LambdaHarness {
     server_task: Option<JoinHandle<()>>,
     kill: Option<oneshot::Sender<()>>,
     watcher: Option<JoinHandle<()>>,
+    pid: Option<u32>,
 }
 
 impl LambdaHarness {
@@ -189,6 +190,7 @@ impl LambdaHarness {
             }
         };
 
+        let pid = child.id();
         let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             readers.push(tokio::spawn(capture(stdout, state.clone())));
@@ -206,6 +208,7 @@ impl LambdaHarness {
             server_task: Some(server_task),
             kill: Some(kill),
             watcher: Some(watcher),
+            pid,
         })
     }
 
@@ -218,6 +221,11 @@ impl LambdaHarness {
     /// The address of the Runtime API (the value of `AWS_LAMBDA_RUNTIME_API`).
     pub fn runtime_api_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The function process's id (for fault tests that kill it), if it started.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// Queues `event` and waits for the function's response (up to the deadline plus 10 s).

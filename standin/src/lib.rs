@@ -7,6 +7,8 @@
 //!   real Lambda binary as a child process and invokes it with events.
 //! - [`moto`]: a Secrets Manager client for moto's server, and the start of a rotation as
 //!   Secrets Manager does it.
+//! - [`sm_proxy`]: a proxy in front of moto that counts Secrets Manager calls per operation and
+//!   injects throttling, 5xx, connection resets and latency, or kills a process at a chosen call.
 //!
 //! Neither is meant for production: they bind to loopback by default, keep everything in
 //! memory and favour observability over performance.
@@ -14,6 +16,8 @@
 pub mod iadvize;
 pub mod lambda_harness;
 pub mod moto;
+pub mod sm_proxy;
 
-pub use iadvize::{Fault, RetryAfter, Standin, StandinConfig, Stats};
+pub use iadvize::{Fault, RetryAfter, Standin, StandinConfig, Stats, TokenChecker};
 pub use lambda_harness::{InvokeError, LambdaHarness};
+pub use sm_proxy::SmProxy;

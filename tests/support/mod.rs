@@ -2,6 +2,9 @@
 //! the local iAdvize stand-in, and a "world" with one credentials secret and one token secret.
 #![allow(dead_code)]
 
+pub mod rig;
+pub mod watcher;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};

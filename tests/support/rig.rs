@@ -1,0 +1,242 @@
+//! The fault suite's rig: the real broker binary behind the Lambda Runtime API harness,
+//! talking to Secrets Manager through the fault proxy ([`SmProxy`]), a watcher on the token
+//! secret, and the checks every fault test ends with. Reports go to `target/fault-reports/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use iadvize_standin::sm_proxy::SmProxy;
+use iadvize_standin::{InvokeError, LambdaHarness};
+use serde_json::{Value, json};
+
+use super::watcher::Watcher;
+use super::{World, binary_env, moto_endpoint, sm_client, stages_of};
+
+/// Invocation deadline given to the binary; a killed process answers at once anyway.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The broker's refresh window (the default): a token with less left is due.
+pub const REFRESH_WINDOW: time::Duration = time::Duration::hours(4);
+
+pub fn broker_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker"))
+}
+
+/// One world (a stand-in user, a credentials secret, an empty token secret) and a fault proxy
+/// in front of moto for the broker's calls.
+pub struct Rig {
+    pub world: World,
+    pub proxy: SmProxy,
+}
+
+impl Rig {
+    pub async fn new() -> Rig {
+        let world = World::new().await;
+        let proxy = SmProxy::start(&moto_endpoint())
+            .await
+            .expect("the fault proxy starts");
+        Rig { world, proxy }
+    }
+
+    /// The binary's environment: Secrets Manager through the proxy, no login spacing, stuck
+    /// rotations resumed at once, short HTTP timeouts; then `extra`, which wins.
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = binary_env(&self.world)
+            .into_iter()
+            .filter(|(key, _)| key != "AWS_ENDPOINT_URL" && key != "RUST_LOG")
+            .collect();
+        let defaults = [
+            ("AWS_ENDPOINT_URL", self.proxy.url()),
+            ("IADVIZE_MIN_LOGIN_INTERVAL", "0s".into()),
+            ("IADVIZE_STUCK_ROTATION_AFTER", "0s".into()),
+            ("IADVIZE_HTTP_TIMEOUT", "2s".into()),
+            ("RUST_LOG", "info".into()),
+        ];
+        for (key, value) in defaults {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_owned(), value));
+        }
+        for (key, value) in extra {
+            env.retain(|(k, _)| k != key);
+            env.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        env
+    }
+
+    /// A new broker process.
+    pub async fn broker(&self, extra: &[(&str, &str)]) -> LambdaHarness {
+        LambdaHarness::start(broker_binary(), &self.env(extra))
+            .await
+            .expect("the harness starts the broker")
+            .with_timeout(INVOKE_TIMEOUT)
+    }
+
+    /// A watcher on the token secret, reading moto directly.
+    pub async fn watch(&self) -> Watcher {
+        Watcher::start(
+            sm_client(),
+            &self.world.token_id,
+            self.world.standin.token_checker(),
+        )
+        .await
+    }
+
+    /// What the token secret looks like now, judged as the fault tests require.
+    pub async fn end_state(&self) -> EndState {
+        let stages = stages_of(&self.world.sm, &self.world.token_id).await;
+        let pending = stages
+            .iter()
+            .filter(|(_, s)| s.iter().any(|s| s == "AWSPENDING"))
+            .map(|(v, _)| v.clone())
+            .collect();
+        let token = match self.world.current().await {
+            None => Err("AWSCURRENT has no value".to_owned()),
+            Some(value) => {
+                let text = match &value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                judge_fresh(&text, &self.world.standin.token_checker())
+            }
+        };
+        EndState { token, pending }
+    }
+
+    pub fn logins(&self) -> u32 {
+        self.world.logins()
+    }
+}
+
+/// The token secret at the end of a fault test.
+#[derive(Debug)]
+pub struct EndState {
+    /// `Ok(expires_at)` when AWSCURRENT holds a fresh token the stand-in accepts.
+    pub token: Result<String, String>,
+    /// Versions still labelled AWSPENDING.
+    pub pending: Vec<String>,
+}
+
+impl EndState {
+    pub fn is_good(&self) -> bool {
+        self.token.is_ok() && self.pending.is_empty()
+    }
+
+    pub fn assert_good(&self) {
+        assert!(self.is_good(), "bad end state: {}", self.describe());
+    }
+
+    /// One short line for reports (no token).
+    pub fn describe(&self) -> String {
+        let token = match &self.token {
+            Ok(_) => "fresh".to_owned(),
+            Err(reason) => reason.clone(),
+        };
+        if self.pending.is_empty() {
+            token
+        } else {
+            format!("{token}; AWSPENDING left on {}", self.pending.len())
+        }
+    }
+}
+
+/// A value that must be a fresh (not due), unexpired record the stand-in accepts.
+fn judge_fresh(value: &str, checker: &iadvize_standin::TokenChecker) -> Result<String, String> {
+    let record = iadvize_token_broker::TokenRecord::parse(value).map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
+    if record.expires_at - now <= REFRESH_WINDOW {
+        return Err(format!(
+            "the token is not fresh (expires {})",
+            iadvize_token_broker::token::rfc3339(record.expires_at)
+        ));
+    }
+    if !checker.accepts(record.access_token.expose()) {
+        return Err("the stand-in does not accept the token".into());
+    }
+    Ok(iadvize_token_broker::token::rfc3339(record.expires_at))
+}
+
+/// The EventBridge schedule's event.
+pub fn tick_event() -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-26T11:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/iadvize-token-broker"],
+        "detail": {}
+    })
+}
+
+/// An operator's refresh.
+pub fn refresh_event(force: bool) -> Value {
+    json!({"action": "refresh", "force": force})
+}
+
+/// What an invocation reported, in a few words: the tick's outcome for its (only) secret,
+/// `ok` for a step, or the error.
+pub fn outcome(answer: &Result<Value, InvokeError>) -> String {
+    match answer {
+        Ok(value) => {
+            if let Some(outcome) = value["results"][0]["outcome"].as_str() {
+                match value["results"][0]["error"].as_str() {
+                    Some(error) => format!("{outcome}: {error}"),
+                    None => outcome.to_owned(),
+                }
+            } else {
+                value["outcome"].as_str().unwrap_or("answered").to_owned()
+            }
+        }
+        Err(InvokeError::Function {
+            error_type,
+            error_message,
+        }) => format!("failed: {error_type}: {error_message}"),
+        Err(other) => format!("no answer: {other}"),
+    }
+}
+
+/// Whether an invocation reported a failure (an error, or a secret `failed`).
+pub fn reported_failure(answer: &Result<Value, InvokeError>) -> bool {
+    match answer {
+        Ok(value) => value["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["outcome"] == "failed")),
+        Err(_) => true,
+    }
+}
+
+/// `target/fault-reports`.
+pub fn report_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("fault-reports");
+    std::fs::create_dir_all(&dir).expect("create target/fault-reports");
+    dir
+}
+
+/// Writes one section of a report (tests run in separate processes, each writes its own),
+/// then rebuilds `<report>.md` from the sections present, in `order`.
+pub fn write_section(report: &str, title: &str, order: &[&str], section: &str, text: &str) {
+    let sections = report_dir().join(report);
+    std::fs::create_dir_all(&sections).expect("create the sections folder");
+    write_atomically(&sections.join(format!("{section}.md")), text);
+    let mut whole =
+        format!("# {title}\n\nWritten by the fault suite (`tests/crash.rs`, `tests/faults.rs`).\n");
+    for name in order {
+        if let Ok(part) = std::fs::read_to_string(sections.join(format!("{name}.md"))) {
+            whole.push('\n');
+            whole.push_str(&part);
+        }
+    }
+    write_atomically(&report_dir().join(format!("{report}.md")), &whole);
+}
+
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text).expect("write a report");
+    std::fs::rename(&tmp, path).expect("move a report in place");
+}
