@@ -134,7 +134,7 @@ impl Target {
         force: bool,
     ) -> Option<TokenRecord> {
         let known = self.known.as_ref()?;
-        if known.info.pending_rotation().is_some() {
+        if known.info.has_pending() {
             return None;
         }
         let stored = known.current.as_ref()?;
@@ -337,7 +337,7 @@ impl Broker {
             let Some(known) = &mut target.known else {
                 continue;
             };
-            if known.info.pending_rotation().is_some() {
+            if known.info.has_pending() {
                 continue;
             }
             if known.info.version_with(AWSCURRENT).is_none() {
@@ -446,7 +446,7 @@ impl Broker {
             return Ok(());
         };
         let now = OffsetDateTime::now_utc();
-        if known.info.pending_rotation().is_some()
+        if known.info.has_pending()
             || due_reason(
                 stored.as_ref(),
                 now,
@@ -591,6 +591,26 @@ impl Broker {
         };
         *name = Some(secret.name.clone());
         *current = stored.as_ref().and_then(|r| r.as_ref().ok()).cloned();
+
+        if let Some(version) = secret.unfinished_cleanup() {
+            // The token is already AWSCURRENT: only finishSecret's last move is missing.
+            tracing::warn!(
+                version,
+                "a rotation stopped before removing AWSPENDING from the new current version; removing it"
+            );
+            self.remove_pending(&secret, version).await?;
+            if secret.pending_rotation().is_none()
+                && due_reason(
+                    stored.as_ref(),
+                    OffsetDateTime::now_utc(),
+                    self.config.refresh_before_expiry,
+                    force,
+                )
+                .is_none()
+            {
+                return Ok(Outcome::Resumed);
+            }
+        }
 
         if let Some(pending) = secret.pending_rotation() {
             let age = self

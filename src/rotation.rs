@@ -306,7 +306,7 @@ impl Broker {
 
     /// Removes AWSPENDING from `token` if it still carries it. A removal that fails because
     /// another invocation removed it first is not an error.
-    async fn remove_pending(&self, secret: &SecretInfo, token: &str) -> Result<()> {
+    pub(crate) async fn remove_pending(&self, secret: &SecretInfo, token: &str) -> Result<()> {
         if !carries(secret, token, AWSPENDING) {
             return Ok(());
         }

@@ -50,6 +50,22 @@ impl SecretInfo {
             .map(|(id, _)| id.as_str())
     }
 
+    /// A version that carries both AWSCURRENT and AWSPENDING: a rotation whose finishSecret
+    /// stopped between its two stage moves (AWSCURRENT moved, AWSPENDING not yet removed).
+    pub fn unfinished_cleanup(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, s)| s.iter().any(|s| s == AWSPENDING) && s.iter().any(|s| s == AWSCURRENT))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Whether any version carries AWSPENDING (a rotation in progress, or its leftover).
+    pub fn has_pending(&self) -> bool {
+        self.versions
+            .values()
+            .any(|stages| stages.iter().any(|s| s == AWSPENDING))
+    }
+
     /// The staging labels of a version; `None` when it is not a version of the secret.
     pub fn stages(&self, version_id: &str) -> Option<&[String]> {
         self.versions.get(version_id).map(Vec::as_slice)
