@@ -18,7 +18,8 @@ locals {
   build_inputs = sort(setunion(
     fileset(local.repo_root, "{Cargo.toml,Cargo.lock,Makefile,requirements-dev.txt}"),
     fileset(local.repo_root, "src/**"),
-    fileset(local.repo_root, "consumer/{Cargo.toml,src/**}"),
+    fileset(local.repo_root, "consumer/Cargo.toml"),
+    fileset(local.repo_root, "consumer/src/**"),
   ))
   # Changes when a source file or the architecture changes: the code is rebuilt and
   # uploaded only then (the build's own zip is not byte-reproducible across machines).

@@ -534,6 +534,18 @@ fn too_many_requests(retry_after: &RetryAfter) -> Response {
     response
 }
 
+/// The faults that answer the same way on the login and the verification endpoint.
+fn same_on_both_endpoints(fault: Fault) -> Response {
+    match fault {
+        Fault::Html(code) => html_response(code),
+        Fault::HugeBody(bytes) => huge_response(bytes),
+        _ => json_response(
+            StatusCode::OK,
+            json!({"error": "invalid_token", "error_description": "stand-in fault: token refused"}),
+        ),
+    }
+}
+
 fn html_response(code: u16) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
     (
@@ -633,13 +645,8 @@ async fn login(
                 Some("Client authentication failed"),
             );
         }
-        Some(Fault::Html(code)) => return html_response(code),
-        Some(Fault::HugeBody(bytes)) => return huge_response(bytes),
-        Some(Fault::InvalidTokenOk) => {
-            return json_response(
-                StatusCode::OK,
-                json!({"error": "invalid_token", "error_description": "stand-in fault: token refused"}),
-            );
+        Some(fault @ (Fault::Html(_) | Fault::HugeBody(_) | Fault::InvalidTokenOk)) => {
+            return same_on_both_endpoints(fault);
         }
     }
 
@@ -718,13 +725,8 @@ async fn authenticated(State(shared): State<Shared>, headers: HeaderMap) -> Resp
         Some(Fault::MissingAccessToken) => return json_response(StatusCode::OK, json!({})),
         Some(Fault::TooManyRequests(retry_after)) => return too_many_requests(&retry_after),
         Some(Fault::Unauthorized) => return invalid_token("stand-in fault: token refused"),
-        Some(Fault::Html(code)) => return html_response(code),
-        Some(Fault::HugeBody(bytes)) => return huge_response(bytes),
-        Some(Fault::InvalidTokenOk) => {
-            return json_response(
-                StatusCode::OK,
-                json!({"error": "invalid_token", "error_description": "stand-in fault: token refused"}),
-            );
+        Some(fault @ (Fault::Html(_) | Fault::HugeBody(_) | Fault::InvalidTokenOk)) => {
+            return same_on_both_endpoints(fault);
         }
     }
 
