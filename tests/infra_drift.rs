@@ -36,20 +36,11 @@ const TF_README: &str = "infra/terraform/README.md";
 const INFRA_README: &str = "infra/README.md";
 const SRC_DIR: &str = "src";
 
-/// What the contracts of this round say the broker calls (fleet discovery), granted before
-/// `src/store.rs` makes the calls; once it does, this list adds nothing.
-const CONTRACT_ACTIONS: &[&str] = &[
-    "secretsmanager:ListSecrets",
-    "secretsmanager:BatchGetSecretValue",
-];
 /// The only actions that may be granted on `*` (they have no resource-level permission).
 const STAR_ACTIONS: &[&str] = &[
     "secretsmanager:ListSecrets",
     "secretsmanager:BatchGetSecretValue",
 ];
-/// State tag the contracts allow the broker to write (the re-probe clock), granted before
-/// the code writes it.
-const CONTRACT_STATE_TAGS: &[&str] = &["iadvize:last-refusal-probe"];
 /// Tags the broker reads but never writes.
 const INPUT_TAGS: &[&str] = &[
     "iadvize:managed",
@@ -408,7 +399,6 @@ fn code_actions() -> Names {
         !actions.is_empty(),
         "no `.client.op(` call found in {STORE_RS}"
     );
-    actions.extend(CONTRACT_ACTIONS.iter().map(|a| (*a).to_owned()));
     actions
 }
 
@@ -713,7 +703,6 @@ fn code_state_tags() -> Names {
         !out.is_empty(),
         "no \"iadvize:…\" state tag literal under {SRC_DIR}/"
     );
-    out.extend(CONTRACT_STATE_TAGS.iter().map(|t| (*t).to_owned()));
     out
 }
 

@@ -28,7 +28,6 @@ locals {
   state_tag_keys = [
     "iadvize:last-login-attempt",
     "iadvize:rejected-credentials-version",
-    "iadvize:last-refusal-probe",
   ]
 
   # Discovery (DESIGN section 11): exact pair on token secrets. Credentials secrets carry
@@ -89,10 +88,8 @@ resource "aws_secretsmanager_secret" "token" {
     ignore_changes = [
       tags["iadvize:last-login-attempt"],
       tags["iadvize:rejected-credentials-version"],
-      tags["iadvize:last-refusal-probe"],
       tags_all["iadvize:last-login-attempt"],
       tags_all["iadvize:rejected-credentials-version"],
-      tags_all["iadvize:last-refusal-probe"],
     ]
   }
 }
@@ -152,10 +149,8 @@ resource "aws_secretsmanager_secret" "integration_token" {
     ignore_changes = [
       tags["iadvize:last-login-attempt"],
       tags["iadvize:rejected-credentials-version"],
-      tags["iadvize:last-refusal-probe"],
       tags_all["iadvize:last-login-attempt"],
       tags_all["iadvize:rejected-credentials-version"],
-      tags_all["iadvize:last-refusal-probe"],
     ]
   }
 }
