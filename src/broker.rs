@@ -254,12 +254,13 @@ impl Broker {
     /// start (`IADVIZE_REFUSED_CREDENTIALS_RETRY` after the last attempt), `None` when probing
     /// is off. Probes are login attempts too, so the last-attempt tag is the probe clock.
     pub fn next_probe_at(&self, secret: &SecretInfo) -> Option<OffsetDateTime> {
-        let retry = self.config.refused_credentials_retry?;
+        let retry = time::Duration::try_from(self.config.refused_credentials_retry?).ok()?;
         let last = secret
             .tag(TAG_LAST_LOGIN_ATTEMPT)
             .and_then(parse_rfc3339)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Some(last + retry)
+        // A tag near the end of time must not overflow: no probe before it, then.
+        Some(last.checked_add(retry).unwrap_or(last))
     }
 }
 

@@ -293,7 +293,7 @@ impl Broker {
                 });
             }
         }
-        if let Some(at) = secret.tag(TAG_LAST_LOGIN_ATTEMPT).and_then(parse_rfc3339) {
+        if let Some(at) = last_login_tag(secret, OffsetDateTime::now_utc()) {
             self.pacer.observe(user, &secret.arn, at);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -326,6 +326,16 @@ impl Broker {
             }),
         }
     }
+}
+
+/// A token secret's `iadvize:last-login-attempt` tag, unless it lies in the future: a bad tag
+/// (or clock skew) must neither block a user's logins for good nor overflow the window
+/// arithmetic.
+pub(crate) fn last_login_tag(secret: &SecretInfo, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    secret
+        .tag(TAG_LAST_LOGIN_ATTEMPT)
+        .and_then(parse_rfc3339)
+        .filter(|at| *at <= now)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use std::collections::HashMap;
 
-use crate::broker::{Broker, TAG_LAST_LOGIN_ATTEMPT};
+use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::metrics::FleetMetrics;
 use crate::store::{AWSCURRENT, BATCH_GET_MAX, BatchValue, SecretInfo, Version};
@@ -391,7 +391,7 @@ impl Broker {
     /// Feeds a secret's `iadvize:last-login-attempt` tag to the login pacing (its user's
     /// spacing and the broker's per-minute cap count logins of earlier ticks too).
     fn observe_login_tag(&self, info: &SecretInfo) {
-        let Some(at) = info.tag(TAG_LAST_LOGIN_ATTEMPT).and_then(parse_rfc3339) else {
+        let Some(at) = crate::pacing::last_login_tag(info, OffsetDateTime::now_utc()) else {
             return;
         };
         if let Ok(user) = self.credentials_secret_id(info) {

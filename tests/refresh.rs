@@ -423,3 +423,24 @@ async fn with_verification_off_a_rotation_makes_no_verification_call() {
     assert_eq!(world.logins(), 1);
     assert_eq!(world.verifications(), 0);
 }
+
+#[tokio::test]
+async fn a_last_login_tag_in_the_far_future_neither_blocks_logins_nor_panics() {
+    // Broker state lives in tags that anyone with TagResource can write.
+    let world = World::new().await;
+    world.put_record(2).await;
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:last-login-attempt",
+        "9999-12-31T23:59:59Z",
+    )
+    .await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        min_login_interval: Duration::from_secs(10),
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
+    assert_valid_current(&world).await;
+}
