@@ -394,7 +394,7 @@ fn code_env() -> Names {
 }
 
 fn code_actions() -> Names {
-    let mut actions = sdk_actions_in_code(&read(STORE_RS));
+    let actions = sdk_actions_in_code(&read(STORE_RS));
     assert!(
         !actions.is_empty(),
         "no `.client.op(` call found in {STORE_RS}"
