@@ -56,7 +56,10 @@ PY
   # SBOM of the broker crate's normal dependencies for this target (what the binary links).
   "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --all --no-build-deps \
     --target "$triple" --override-filename "$name.cdx" --manifest-path Cargo.toml
-  mv "$name.cdx.json" "dist/$name.cdx.json"
+  # The SBOM's bom-refs name the checkout's path: the same /build as the binary, so that
+  # two checkouts of one commit give the same SBOM.
+  sed "s#path+file://$PWD#path+file:///build#g" "$name.cdx.json" > "dist/$name.cdx.json"
+  rm -f "$name.cdx.json"
   rm -f standin/"$name".cdx.json
   ls -l "dist/$name.zip" "dist/$name.cdx.json"
 done
