@@ -264,9 +264,17 @@ impl Broker {
     }
 }
 
-/// Time since the last login attempt started, from the tag (ignored if unreadable or in
-/// the future, so a bad tag cannot block logins forever).
+/// A token secret's `iadvize:last-login-attempt` tag, unless it is unreadable or lies in the
+/// future: a bad tag (or clock skew) must neither block a user's logins for good nor overflow
+/// the pacing window arithmetic.
+pub(crate) fn last_login_tag(secret: &SecretInfo, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    secret
+        .tag(TAG_LAST_LOGIN_ATTEMPT)
+        .and_then(parse_rfc3339)
+        .filter(|at| *at <= now)
+}
+
+/// Time since the last login attempt started, from the tag (see [`last_login_tag`]).
 pub(crate) fn since_last_login(secret: &SecretInfo, now: OffsetDateTime) -> Option<Duration> {
-    let last = parse_rfc3339(secret.tag(TAG_LAST_LOGIN_ATTEMPT)?)?;
-    (now - last).try_into().ok()
+    (now - last_login_tag(secret, now)?).try_into().ok()
 }

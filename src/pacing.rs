@@ -18,10 +18,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::broker::{Broker, TAG_LAST_LOGIN_ATTEMPT, since_last_login};
+use crate::broker::{Broker, last_login_tag, since_last_login};
 use crate::error::{Error, Result};
 use crate::store::SecretInfo;
-use crate::token::parse_rfc3339;
 
 /// The rolling window of the per-minute cap (injectable for compressed benchmarks).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -326,16 +325,6 @@ impl Broker {
             }),
         }
     }
-}
-
-/// A token secret's `iadvize:last-login-attempt` tag, unless it lies in the future: a bad tag
-/// (or clock skew) must neither block a user's logins for good nor overflow the window
-/// arithmetic.
-pub(crate) fn last_login_tag(secret: &SecretInfo, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    secret
-        .tag(TAG_LAST_LOGIN_ATTEMPT)
-        .and_then(parse_rfc3339)
-        .filter(|at| *at <= now)
 }
 
 #[cfg(test)]

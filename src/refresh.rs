@@ -391,7 +391,7 @@ impl Broker {
     /// Feeds a secret's `iadvize:last-login-attempt` tag to the login pacing (its user's
     /// spacing and the broker's per-minute cap count logins of earlier ticks too).
     fn observe_login_tag(&self, info: &SecretInfo) {
-        let Some(at) = crate::pacing::last_login_tag(info, OffsetDateTime::now_utc()) else {
+        let Some(at) = crate::broker::last_login_tag(info, OffsetDateTime::now_utc()) else {
             return;
         };
         if let Ok(user) = self.credentials_secret_id(info) {
