@@ -197,22 +197,25 @@ impl Broker {
             .filter(|id| seen.insert(id.as_str()))
             .map(|id| Target::listed(id))
             .collect();
-        self.run_tick(targets, force, deadline).await
+        crate::bounds::within_deadline(deadline, self.run_tick(targets, force, deadline)).await
     }
 
     /// The scheduled tick: every secret of `IADVIZE_TOKEN_SECRET_IDS` plus every secret tagged
     /// `iadvize:managed` = `true`, each once. Fails only when there is nothing to manage.
     pub async fn refresh_fleet(&self, force: bool, deadline: Instant) -> Result<RefreshReport> {
-        let (targets, discovery_error) = self.fleet_targets().await;
-        if targets.is_empty() {
-            return Err(match discovery_error {
-                Some(e) => e,
-                None => no_secret_to_manage(),
-            });
-        }
-        let mut report = self.run_tick(targets, force, deadline).await;
-        report.discovery_error = discovery_error.map(|e| e.to_string());
-        Ok(report)
+        crate::bounds::within_deadline(deadline, async {
+            let (targets, discovery_error) = self.fleet_targets().await;
+            if targets.is_empty() {
+                return Err(match discovery_error {
+                    Some(e) => e,
+                    None => no_secret_to_manage(),
+                });
+            }
+            let mut report = self.run_tick(targets, force, deadline).await;
+            report.discovery_error = discovery_error.map(|e| e.to_string());
+            Ok(report)
+        })
+        .await
     }
 
     /// The managed secrets: the listed ones (to describe) and the discovered ones (known from
