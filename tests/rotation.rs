@@ -537,3 +537,51 @@ async fn test_secret_on_an_empty_pending_version_fails_when_there_is_a_current_v
     );
     assert_eq!(world.stages().await, before, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_first_rotation_before_the_credentials_are_put_says_what_to_do_and_finishes_once_they_are()
+ {
+    // The first deploy creates both secrets empty. A rotation that starts before the operator
+    // puts the credentials fails in createSecret, telling them to, and leaves only an empty
+    // AWSPENDING version, which a later createSecret can still fill: Secrets Manager's retry of
+    // the rotation, or the tick resuming it.
+    for retried_by_secrets_manager in [true, false] {
+        let world = World::new().await;
+        let creds_id = unique("creds-empty");
+        create_empty_secret(&world.sm, &creds_id).await;
+        let config = iadvize_token_broker::Config {
+            credentials_secret_id: Some(creds_id.clone()),
+            stuck_rotation_after: std::time::Duration::ZERO,
+            ..world.config()
+        };
+        let broker = world.broker_with(config);
+        let token = world.start_sm_rotation().await;
+        let create = step_event("createSecret", &world.token_id, &token);
+        let err = broker.handle(&create, deadline(30)).await.unwrap_err();
+        assert!(err.to_string().contains("put a value like"), "{err}");
+        assert_eq!(world.logins(), 0);
+        assert_only_an_empty_pending_version(&world, &token).await;
+
+        world
+            .sm
+            .put_secret_value()
+            .secret_id(&creds_id)
+            .secret_string(
+                json!({"username": world.username, "password": world.password}).to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        if retried_by_secrets_manager {
+            run_steps(&broker, &world.token_id, &token).await;
+        } else {
+            let refresh = json!({"action": "refresh", "secret_ids": [world.token_id]});
+            let answer = broker.handle(&refresh, deadline(30)).await.unwrap();
+            assert_eq!(answer["results"][0]["outcome"], "resumed", "{answer}");
+        }
+        assert_valid_current(&world).await;
+        let stages = world.stages().await;
+        assert_eq!(stages[&token], ["AWSCURRENT"], "{stages:?}");
+        assert_eq!(world.logins(), 1);
+    }
+}
