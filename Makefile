@@ -60,7 +60,12 @@ $(TOOLS)/bin/cargo-cyclonedx:
 	cargo install --locked --quiet --root $(TOOLS) --version $(CARGO_CYCLONEDX_VERSION) cargo-cyclonedx
 
 # Advisories need the RustSec database from the network: checked when reachable (10 s probe).
+# The offline check runs `cargo metadata --offline`, which needs every crate of Cargo.lock,
+# the ones only other platforms build included (wasm-bindgen, anstyle-wincon), and a build
+# never downloads those: `cargo fetch` (no --target: every platform) gets them first. On a
+# warm cache it downloads nothing.
 deny: $(TOOLS)/bin/cargo-deny ## cargo deny: licenses, duplicate crates, sources (deny.toml); advisories when online
+	cargo fetch --locked --quiet
 	$(TOOLS)/bin/cargo-deny --offline check licenses bans sources
 	@if timeout 10 git ls-remote --quiet https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then \
 	  $(TOOLS)/bin/cargo-deny check advisories; \

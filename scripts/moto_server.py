@@ -1,25 +1,51 @@
-"""moto's server (same arguments as `moto_server`) with one Secrets Manager deviation of
-moto 5.2 corrected, so tests see what AWS does.
+"""moto's server (same arguments as `moto_server`) with Secrets Manager deviations of moto 5.2
+corrected, so tests see what AWS does.
 
-moto keeps its own idea of the current version (`default_version_id`) beside the staging
-labels, and `UpdateSecretVersionStage` moving AWSCURRENT does not update it. So after a
-rotation's finishSecret, a `PutSecretValue` labelled AWSCURRENT gives AWSPREVIOUS to the stale
-version and leaves two versions labelled AWSCURRENT, and `GetSecretValue(AWSCURRENT)` returns
-the older one; `GetSecretValue` without a stage returns a stale version too. AWS moves the
-label: one AWSCURRENT, always the latest.
+1. moto keeps its own idea of the current version (`default_version_id`) beside the staging
+   labels, and `UpdateSecretVersionStage` moving AWSCURRENT does not update it. So after a
+   rotation's finishSecret, a `PutSecretValue` labelled AWSCURRENT gives AWSPREVIOUS to the
+   stale version and leaves two versions labelled AWSCURRENT, and `GetSecretValue(AWSCURRENT)`
+   returns the older one; `GetSecretValue` without a stage returns a stale version too. AWS
+   moves the label: one AWSCURRENT, always the latest.
+2. `RotateSecret` on a secret that has no value yet creates no version in moto. AWS creates the
+   value-less AWSPENDING version the rotation function is then called with, as for any secret
+   (its answer names that `VersionId`; a `DescribeSecret` of such a secret on AWS, quoted in
+   aws-samples/aws-secrets-manager-rotation-lambdas issue 16, lists that version alone).
+3. `UpdateSecretVersionStage` moving AWSCURRENT onto a version while no version carries it
+   (the first rotation of such a secret) fails inside moto (IndexError, a 500). AWS needs
+   `RemoveFromVersionId` only when the label is attached to another version (API reference,
+   `MoveToVersionId`), so it moves the label.
 """
 
 import sys
+import time
+import uuid
 
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.server import main
 
 _update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
+_rotate_secret = SecretsManagerBackend.rotate_secret
+
+
+def _carries(secret, stage):
+    return any(stage in v["version_stages"] for v in secret.versions.values())
 
 
 def update_secret_version_stage(
     self, secret_id, version_stage, remove_from_version_id, move_to_version_id
 ):
+    secret = self.secrets.get(secret_id)
+    if (
+        secret is not None
+        and version_stage == "AWSCURRENT"
+        and not remove_from_version_id
+        and move_to_version_id in getattr(secret, "versions", {})
+        and not _carries(secret, "AWSCURRENT")
+    ):
+        secret.versions[move_to_version_id]["version_stages"].append("AWSCURRENT")
+        secret.default_version_id = move_to_version_id
+        return secret.arn, secret.name
     result = _update_secret_version_stage(
         self, secret_id, version_stage, remove_from_version_id, move_to_version_id
     )
@@ -28,7 +54,26 @@ def update_secret_version_stage(
     return result
 
 
+def rotate_secret(self, secret_id, client_request_token=None, **kwargs):
+    secret = self.secrets.get(secret_id)
+    versions = getattr(secret, "versions", None)
+    if secret is not None and versions == {} and not secret.is_deleted():
+        # A placeholder that moto's own code then labels AWSPENDING (without a value, as there
+        # is no current value to copy when RotateImmediately is false).
+        version_id = client_request_token or str(uuid.uuid4())
+        versions[version_id] = {
+            "createdate": int(time.time()),
+            "version_id": version_id,
+            "version_stages": [],
+        }
+        client_request_token = version_id
+    return _rotate_secret(
+        self, secret_id, client_request_token=client_request_token, **kwargs
+    )
+
+
 SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
+SecretsManagerBackend.rotate_secret = rotate_secret
 
 if __name__ == "__main__":
     sys.exit(main())

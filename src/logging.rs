@@ -28,6 +28,80 @@ pub fn init() {
     };
 }
 
+/// Lambda's application log levels (`ApplicationLogLevel`, `AWS_LAMBDA_LOG_LEVEL`), least
+/// severe first.
+pub const LAMBDA_LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The `ApplicationLogLevel`s at which Lambda keeps this function's metrics. The metric lines
+/// (CloudWatch embedded metric format, on stdout) carry no `level` and no `timestamp` field,
+/// and Lambda's log-level filtering counts such a JSON line as INFO ("If the level value field
+/// is invalid or missing, Lambda will assign the log output the level INFO", AWS Lambda
+/// Developer Guide, "Log-level filtering"): above INFO every metric line is dropped before
+/// CloudWatch sees it. The IaC accepts only these levels.
+pub const METRICS_SAFE_LEVELS: [&str; 3] = ["TRACE", "DEBUG", "INFO"];
+
+/// The one line to log at start-up when Lambda's log-level filtering will drop the metric
+/// lines: the log format is JSON (Lambda filters only JSON logs) and `AWS_LAMBDA_LOG_LEVEL` is
+/// one of Lambda's levels above INFO. `None` otherwise.
+///
+/// The line is a JSON object with the `level` and the RFC 3339 `timestamp` Lambda needs to
+/// keep it: `ERROR`, or `FATAL` when that is the level asked for (an ERROR line would be
+/// dropped there too).
+pub fn metrics_dropped_line(
+    log_format: Option<&str>,
+    log_level: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Option<String> {
+    let json = log_format.is_some_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    let asked = log_level?.trim().to_ascii_uppercase();
+    if !json
+        || !LAMBDA_LOG_LEVELS.contains(&asked.as_str())
+        || METRICS_SAFE_LEVELS.contains(&asked.as_str())
+    {
+        return None;
+    }
+    let level = if asked == "FATAL" { "FATAL" } else { "ERROR" };
+    let timestamp = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()?;
+    // "INFO, DEBUG or TRACE": the least verbose first.
+    let mut safe: Vec<&str> = METRICS_SAFE_LEVELS.iter().rev().copied().collect();
+    let last = safe.pop().unwrap_or("INFO");
+    let safe = if safe.is_empty() {
+        last.to_owned()
+    } else {
+        format!("{} or {last}", safe.join(", "))
+    };
+    let message = format!(
+        "ApplicationLogLevel {asked} drops this function's metrics: Lambda counts each metric line (CloudWatch embedded metric format, no level field) as INFO and drops it, so the token expiry alarm fires for missing data and the dashboards go blank. Set ApplicationLogLevel to {safe} (the templates accept only these)"
+    );
+    Some(
+        serde_json::json!({
+            "timestamp": timestamp,
+            "level": level,
+            "message": message,
+            "application_log_level": asked,
+        })
+        .to_string(),
+    )
+}
+
+/// Writes [`metrics_dropped_line`] for this process's environment (`AWS_LAMBDA_LOG_FORMAT`,
+/// `AWS_LAMBDA_LOG_LEVEL`) to standard error, if there is one. Call it once, at start-up.
+pub fn warn_if_metrics_dropped() {
+    let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").ok();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    if let Some(line) = metrics_dropped_line(
+        format.as_deref(),
+        level.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    ) {
+        use std::io::Write;
+        // Nowhere to report a failed write to standard error.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
 /// Dependencies that may log below INFO, because what they log there was checked to hold
 /// no secret: retry decisions and which credentials provider answered, and connection
 /// set-up. Everything else below INFO is off for dependencies, whatever is asked for:
@@ -100,7 +174,39 @@ fn capped(level: &'static str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::directives;
+    use super::{METRICS_SAFE_LEVELS, directives, metrics_dropped_line};
+    use time::macros::datetime;
+
+    #[test]
+    fn only_json_logs_above_info_get_the_metrics_warning() {
+        let now = datetime!(2026-11-26 11:00:00.25 UTC);
+        for level in METRICS_SAFE_LEVELS {
+            assert_eq!(metrics_dropped_line(Some("JSON"), Some(level), now), None);
+        }
+        // Lambda filters only JSON logs; unknown levels are not Lambda's.
+        assert_eq!(metrics_dropped_line(Some("Text"), Some("WARN"), now), None);
+        assert_eq!(metrics_dropped_line(None, Some("ERROR"), now), None);
+        assert_eq!(metrics_dropped_line(Some("JSON"), None, now), None);
+        assert_eq!(metrics_dropped_line(Some("JSON"), Some("loud"), now), None);
+        for (asked, level) in [("WARN", "ERROR"), ("error", "ERROR"), ("FATAL", "FATAL")] {
+            let line = metrics_dropped_line(Some("json"), Some(asked), now).unwrap();
+            let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(doc["level"], level, "{line}");
+            assert_eq!(doc["timestamp"], "2026-11-26T11:00:00.25Z", "{line}");
+            let message = doc["message"].as_str().unwrap();
+            assert!(
+                message.contains("Set ApplicationLogLevel to INFO, DEBUG or TRACE"),
+                "{message}"
+            );
+            assert!(
+                message.starts_with(&format!(
+                    "ApplicationLogLevel {} drops",
+                    asked.to_uppercase()
+                )),
+                "{message}"
+            );
+        }
+    }
 
     #[test]
     fn lambda_levels_become_filter_directives() {

@@ -9,6 +9,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
+    // Above INFO, Lambda's log-level filtering drops the metric lines: say so once.
+    logging::warn_if_metrics_dropped();
     // A bad configuration fails the cold start (Runtime.ExitError), naming the variable.
     let config = Config::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration; not starting"))?;

@@ -89,6 +89,12 @@ impl Broker {
 
     /// createSecret: writes a freshly logged-in token as version `token` with AWSPENDING,
     /// unless that version already holds a token record.
+    ///
+    /// On a secret without an AWSCURRENT version (its first rotation, before any tick filled
+    /// it) the token is verified before it is written: Secrets Manager labels the first value
+    /// of a secret AWSCURRENT by itself ("If this operation creates the first version for the
+    /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT",
+    /// PutSecretValue API reference), and testSecret skips a version that is already current.
     pub(crate) async fn create_secret(
         &self,
         secret: &SecretInfo,
@@ -100,10 +106,22 @@ impl Broker {
             tracing::info!(expires_at = %rfc3339(record.expires_at), "AWSPENDING already holds a token; not logging in again");
             return Ok(record);
         }
-        // Verification comes in testSecret, a later invocation with its own deadline.
+        // Verification comes in testSecret, a later invocation with its own deadline, unless
+        // this write may become AWSCURRENT at once.
+        let first_value = secret.version_with(AWSCURRENT).is_none();
         let record = self
-            .login(secret, self.login_deadline(deadline, false))
+            .login(secret, self.login_deadline(deadline, first_value))
             .await?;
+        if first_value
+            && let Err(reason) = self
+                .verify_new_token(&secret.name, &record, deadline)
+                .await?
+        {
+            return Err(Error::NewTokenRejected {
+                secret_id: secret.name.clone(),
+                reason,
+            });
+        }
         match self
             .store
             .put_pending(&secret.arn, token, &record.to_json(), rotation_token)
@@ -154,7 +172,10 @@ impl Broker {
 
     /// testSecret: the pending token must be unexpired and, when verification is on,
     /// accepted by `/_authenticated`. A pending value that is a copy of the current one
-    /// (the configuration check of `RotateImmediately=false`) passes.
+    /// (the configuration check of `RotateImmediately=false`) passes, and so does a pending
+    /// version without a value on a secret that has no current value to copy (the same check
+    /// on a secret no tick has filled yet): there is nothing to test, and failing would fail
+    /// the rotation set-up for a secret the next tick fills anyway.
     pub(crate) async fn test_secret(
         &self,
         secret: &SecretInfo,
@@ -166,11 +187,18 @@ impl Broker {
             version_id: token.to_owned(),
             message,
         };
-        let pending = self
-            .store
-            .get(&secret.arn, Version::Id(token))
-            .await?
-            .ok_or_else(|| failed("the version has no value (createSecret has not run)".into()))?;
+        let Some(pending) = self.store.get(&secret.arn, Version::Id(token)).await? else {
+            if secret.version_with(AWSCURRENT).is_none() {
+                tracing::info!(
+                    "the secret has no value yet, so the pending version is an empty copy of it (configuration check); passing: the next tick fills the secret"
+                );
+                return Ok(());
+            }
+            return Err(failed(
+                "the version has no value: createSecret has not run for it (start a rotation with RotateSecret, which runs createSecret first)"
+                    .into(),
+            ));
+        };
         let record = match TokenRecord::parse(pending.expose()) {
             Ok(record) => record,
             Err(e) => {

@@ -149,3 +149,41 @@ async fn a_tick_with_no_configured_secret_fails_clearly() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn native_rotation_turned_on_before_the_first_tick_works_through_the_binary() {
+    // The first deploy with native rotation on: the token secret has no value yet. The
+    // templates' RotateImmediately=false configuration check (testSecret alone, on an empty
+    // AWSPENDING version) passes; Secrets Manager then removes AWSPENDING; the first scheduled
+    // rotation fills the secret.
+    let world = World::new().await;
+    let lambda = start(&world, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
+    let check = iadvize_standin::moto::start_rotation_with(&world.sm, &world.token_id, false)
+        .await
+        .unwrap();
+    let answer = lambda
+        .invoke(&step_fixture("testSecret", &world, &check))
+        .await;
+    assert!(answer.is_ok(), "the configuration check: {answer:?}");
+    world
+        .sm
+        .update_secret_version_stage()
+        .secret_id(&world.token_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&check)
+        .send()
+        .await
+        .unwrap();
+    assert!(world.current().await.is_none());
+    assert_eq!(world.logins(), 0);
+
+    let token = world.start_sm_rotation().await;
+    for step in STEPS {
+        let answer = lambda.invoke(&step_fixture(step, &world, &token)).await;
+        assert!(answer.is_ok(), "{step}: {answer:?}");
+    }
+    assert_valid_current(&world).await;
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+    assert_eq!(world.logins(), 1);
+    lambda.shutdown().await;
+}

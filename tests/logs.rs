@@ -1,10 +1,14 @@
 //! Secrets never leak: the captured logs (and error `Debug` output) of a full rotation and of
-//! each failure contain no access token, password, username or RotationToken.
+//! each failure contain no access token, password, username or RotationToken. And what Lambda's
+//! log-level filtering keeps of the binary's output: the metrics at the levels the IaC accepts,
+//! a warning that says so at the others.
 
 mod support;
 
 use iadvize_standin::Fault;
+use iadvize_token_broker::logging::{LAMBDA_LOG_LEVELS, METRICS_SAFE_LEVELS};
 use serde_json::json;
+use support::lambda_logs::{lambda_keeps, lambda_level};
 use support::*;
 
 const ROTATION_TOKEN: &str = "rotation-token-8c1f0e2a-secret";
@@ -163,4 +167,137 @@ async fn the_binary_at_trace_level_logs_no_secret_even_from_its_dependencies() {
             SESSION_TOKEN,
         ],
     );
+}
+
+// Lambda's log-level filtering (tests/support/lambda_logs.rs) applied to the real binary's
+// output, at each of Lambda's levels.
+
+/// One tick of the binary with JSON logs at `level`: everything it wrote.
+async fn tick_output(level: &str) -> String {
+    let world = World::new().await;
+    let mut env = binary_env(&world);
+    env.extend(
+        [
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", level),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let lambda = iadvize_standin::LambdaHarness::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker")),
+        &env,
+    )
+    .await
+    .expect("the harness starts the binary");
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let answer = lambda.invoke(&tick).await.unwrap();
+    assert_eq!(answer["results"][0]["outcome"], "refreshed", "{answer}");
+    lambda.finish().await
+}
+
+/// The tick's expiry metric among the lines Lambda keeps, if it is there.
+fn kept_expiry_metric(kept: &[&str]) -> Option<f64> {
+    kept.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .find_map(|doc| doc["MinSecondsUntilExpiry"].as_f64())
+}
+
+fn metrics_warnings<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    lines
+        .iter()
+        .copied()
+        .filter(|line| line.contains("drops this function's metrics"))
+        .collect()
+}
+
+#[tokio::test]
+async fn at_every_metrics_safe_level_the_ticks_expiry_metric_survives_lambdas_filter() {
+    for level in METRICS_SAFE_LEVELS {
+        let output = tick_output(level).await;
+        let kept = lambda_keeps(&output, level);
+        let expiry = kept_expiry_metric(&kept)
+            .unwrap_or_else(|| panic!("at {level} Lambda drops the expiry metric:\n{output}"));
+        assert!(
+            expiry > 80_000.0,
+            "a fresh token's expiry at {level}: {expiry}"
+        );
+        // Every log line keeps the level it was written at: the JSON formatter's timestamp is
+        // RFC 3339.
+        let mut leveled = 0;
+        for line in output.lines() {
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(written) = doc["level"].as_str() {
+                assert_eq!(lambda_level(line), written.to_uppercase(), "{line}");
+                leveled += 1;
+            }
+        }
+        assert!(leveled > 0, "log lines at {level}");
+        assert!(
+            metrics_warnings(&output.lines().collect::<Vec<_>>()).is_empty(),
+            "no warning at {level}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn above_info_the_binary_says_once_that_its_metrics_are_dropped_and_lambda_keeps_that_line() {
+    let above_info = LAMBDA_LOG_LEVELS
+        .into_iter()
+        .filter(|level| !METRICS_SAFE_LEVELS.contains(level));
+    for level in above_info {
+        let output = tick_output(level).await;
+        let kept = lambda_keeps(&output, level);
+        // The claim of the warning: Lambda's filter drops the metric lines at this level.
+        assert_eq!(kept_expiry_metric(&kept), None, "at {level}");
+        let all: Vec<&str> = output.lines().collect();
+        let warnings = metrics_warnings(&all);
+        assert_eq!(warnings.len(), 1, "one warning at {level}:\n{output}");
+        assert_eq!(
+            metrics_warnings(&kept),
+            warnings,
+            "Lambda keeps the warning at {level} (it is {})",
+            lambda_level(warnings[0])
+        );
+        assert!(
+            ["ERROR", "FATAL"].contains(&lambda_level(warnings[0])),
+            "{}",
+            warnings[0]
+        );
+        for safe in METRICS_SAFE_LEVELS {
+            assert!(
+                warnings[0].contains(safe),
+                "it names {safe}: {}",
+                warnings[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn lambdas_log_filter_rule_follows_its_documentation() {
+    let ts = "2024-11-02T16:51:31.587199Z";
+    let line = |level: &str, timestamp: &str| {
+        serde_json::json!({"level": level, "msg": "m", "timestamp": timestamp}).to_string()
+    };
+    // AWS's own example: a DEBUG line.
+    assert_eq!(lambda_level(&line("debug", ts)), "DEBUG");
+    assert_eq!(lambda_level(&line("ERROR", ts)), "ERROR");
+    // A missing or invalid level, or timestamp, makes it INFO.
+    assert_eq!(lambda_level(&line("loud", ts)), "INFO");
+    assert_eq!(lambda_level(&line("ERROR", "yesterday")), "INFO");
+    assert_eq!(lambda_level(&line("ERROR", "2024-11-02 16:51:31")), "INFO");
+    assert_eq!(lambda_level(r#"{"level":"ERROR"}"#), "INFO");
+    assert_eq!(
+        lambda_level(r#"{"_aws":{},"MinSecondsUntilExpiry":1}"#),
+        "INFO"
+    );
+    assert_eq!(lambda_level("plain text"), "INFO");
+    let output = [line("DEBUG", ts), line("WARN", ts), "{}".to_owned()].join("\n");
+    assert_eq!(lambda_keeps(&output, "TRACE").len(), 3);
+    assert_eq!(lambda_keeps(&output, "INFO").len(), 2);
+    assert_eq!(lambda_keeps(&output, "WARN").len(), 1);
+    assert!(lambda_keeps(&output, "FATAL").is_empty());
 }

@@ -366,3 +366,222 @@ async fn a_tick_and_an_operator_refresh_racing_on_a_due_secret_both_succeed() {
     );
     assert_valid_current(&world).await;
 }
+
+// A token secret that has no value yet (the first deploy) with native rotation turned on.
+// scripts/moto_server.py makes moto's RotateSecret create the value-less AWSPENDING version
+// there, as AWS does.
+
+/// The stages of an empty token secret right after RotateSecret: only the new version, with
+/// AWSPENDING and no value.
+async fn assert_only_an_empty_pending_version(world: &World, token: &str) {
+    let stages = world.stages().await;
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    assert_eq!(stages[token], ["AWSPENDING"], "{stages:?}");
+    assert!(world.current().await.is_none(), "no AWSCURRENT value");
+    let pending = world
+        .sm
+        .get_secret_value()
+        .secret_id(&world.token_id)
+        .version_id(token)
+        .send()
+        .await;
+    assert!(pending.is_err(), "the pending version has no value");
+}
+
+#[tokio::test]
+async fn a_rotation_of_a_secret_with_no_value_yet_fills_it_with_a_token_verified_before_it_is_written()
+ {
+    let world = World::new().await;
+    let token = world.start_sm_rotation().await;
+    assert_only_an_empty_pending_version(&world, &token).await;
+    let broker = world.broker();
+
+    broker
+        .handle(
+            &step_event("createSecret", &world.token_id, &token),
+            deadline(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.logins(), 1);
+    assert_eq!(
+        world.verifications(),
+        1,
+        "the first value of a secret may become AWSCURRENT at once: verified before the write"
+    );
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+    }
+    assert_valid_current(&world).await;
+    let stages = world.stages().await;
+    assert_eq!(stages[&token], ["AWSCURRENT"], "{stages:?}");
+    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"));
+    assert_eq!(world.logins(), 1);
+}
+
+#[tokio::test]
+async fn if_secrets_manager_makes_the_first_value_awscurrent_at_once_the_rotation_still_ends_clean()
+{
+    // PutSecretValue labels the first version of a secret AWSCURRENT by itself; whether that
+    // holds for a value put into the empty AWSPENDING version AWS created is not documented.
+    // If it does, testSecret and finishSecret meet a version that is already current.
+    let world = World::new().await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    broker
+        .handle(
+            &step_event("createSecret", &world.token_id, &token),
+            deadline(30),
+        )
+        .await
+        .unwrap();
+    world
+        .sm
+        .update_secret_version_stage()
+        .secret_id(&world.token_id)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        broker
+            .handle(&step_event(step, &world.token_id, &token), deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+    }
+    // testSecret skipped the version that is already current: createSecret verified it.
+    assert_eq!(
+        world.verifications(),
+        1,
+        "the new AWSCURRENT token was verified"
+    );
+    assert_valid_current(&world).await;
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+}
+
+#[tokio::test]
+async fn the_configuration_check_on_a_secret_with_no_value_yet_passes_and_the_secret_still_fills() {
+    // RotateImmediately=false (what both templates set) runs only testSecret, on a copy of the
+    // current value: on a secret with no value, an empty AWSPENDING version. Whether Secrets
+    // Manager then removes AWSPENDING or leaves it, the broker fills the secret.
+    for pending_removed in [true, false] {
+        let world = World::new().await;
+        let token = iadvize_standin::moto::start_rotation_with(&world.sm, &world.token_id, false)
+            .await
+            .unwrap();
+        assert_only_an_empty_pending_version(&world, &token).await;
+        let broker = world.broker();
+        broker
+            .handle(
+                &step_event("testSecret", &world.token_id, &token),
+                deadline(30),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the configuration check fails: {e}"));
+        assert_eq!(world.logins(), 0, "nothing to test, nothing to log in for");
+
+        let expected = if pending_removed {
+            world
+                .sm
+                .update_secret_version_stage()
+                .secret_id(&world.token_id)
+                .version_stage("AWSPENDING")
+                .remove_from_version_id(&token)
+                .send()
+                .await
+                .unwrap();
+            "refreshed"
+        } else {
+            "resumed"
+        };
+        let tick = world.broker_with(iadvize_token_broker::Config {
+            stuck_rotation_after: std::time::Duration::ZERO,
+            ..world.config()
+        });
+        let refresh = json!({"action": "refresh", "secret_ids": [world.token_id]});
+        let answer = tick.handle(&refresh, deadline(30)).await.unwrap();
+        assert_eq!(answer["results"][0]["outcome"], expected, "{answer}");
+        assert_valid_current(&world).await;
+        let stages = world.stages().await;
+        assert!(
+            !stages.values().flatten().any(|s| s == "AWSPENDING"),
+            "{stages:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn test_secret_on_an_empty_pending_version_fails_when_there_is_a_current_value_to_copy() {
+    // With a current value, the configuration check's pending version holds a copy of it: an
+    // empty one means createSecret has not run, and the step says so.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let before = world.stages().await;
+    let err = world
+        .broker()
+        .handle(
+            &step_event("testSecret", &world.token_id, &token),
+            deadline(30),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "TestSecretFailed", "{err}");
+    assert!(
+        err.to_string().contains("createSecret has not run for it"),
+        "{err}"
+    );
+    assert_eq!(world.stages().await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_first_rotation_before_the_credentials_are_put_says_what_to_do_and_finishes_once_they_are()
+ {
+    // The first deploy creates both secrets empty. A rotation that starts before the operator
+    // puts the credentials fails in createSecret, telling them to, and leaves only an empty
+    // AWSPENDING version, which a later createSecret can still fill: Secrets Manager's retry of
+    // the rotation, or the tick resuming it.
+    for retried_by_secrets_manager in [true, false] {
+        let world = World::new().await;
+        let creds_id = unique("creds-empty");
+        create_empty_secret(&world.sm, &creds_id).await;
+        let config = iadvize_token_broker::Config {
+            credentials_secret_id: Some(creds_id.clone()),
+            stuck_rotation_after: std::time::Duration::ZERO,
+            ..world.config()
+        };
+        let broker = world.broker_with(config);
+        let token = world.start_sm_rotation().await;
+        let create = step_event("createSecret", &world.token_id, &token);
+        let err = broker.handle(&create, deadline(30)).await.unwrap_err();
+        assert!(err.to_string().contains("put a value like"), "{err}");
+        assert_eq!(world.logins(), 0);
+        assert_only_an_empty_pending_version(&world, &token).await;
+
+        world
+            .sm
+            .put_secret_value()
+            .secret_id(&creds_id)
+            .secret_string(
+                json!({"username": world.username, "password": world.password}).to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        if retried_by_secrets_manager {
+            run_steps(&broker, &world.token_id, &token).await;
+        } else {
+            let refresh = json!({"action": "refresh", "secret_ids": [world.token_id]});
+            let answer = broker.handle(&refresh, deadline(30)).await.unwrap();
+            assert_eq!(answer["results"][0]["outcome"], "resumed", "{answer}");
+        }
+        assert_valid_current(&world).await;
+        let stages = world.stages().await;
+        assert_eq!(stages[&token], ["AWSCURRENT"], "{stages:?}");
+        assert_eq!(world.logins(), 1);
+    }
+}

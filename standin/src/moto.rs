@@ -23,11 +23,24 @@ pub fn client(endpoint: &str) -> Client {
 /// Does what Secrets Manager does before it invokes a rotation function: `RotateSecret`
 /// enables rotation and creates a value-less AWSPENDING version. The function ARN is one
 /// moto does not know, so moto answers `ResourceNotFoundException` for it after creating the
-/// version (moto creates none for a secret that has no value yet). Returns the version id.
+/// version (for a secret that has no value yet, only `scripts/moto_server.py`'s moto creates
+/// it, as AWS does). Returns the version id.
 pub async fn start_rotation(sm: &Client, secret_id: &str) -> Result<String, String> {
+    start_rotation_with(sm, secret_id, true).await
+}
+
+/// [`start_rotation`] with `RotateImmediately` set: `false` is the configuration check, whose
+/// AWSPENDING version holds a copy of the current value (none when the secret has no value),
+/// and which then runs only testSecret.
+pub async fn start_rotation_with(
+    sm: &Client,
+    secret_id: &str,
+    rotate_immediately: bool,
+) -> Result<String, String> {
     let result = sm
         .rotate_secret()
         .secret_id(secret_id)
+        .rotate_immediately(rotate_immediately)
         .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-known-to-moto")
         .rotation_rules(
             RotationRulesType::builder()

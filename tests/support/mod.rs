@@ -2,6 +2,7 @@
 //! the local iAdvize stand-in, and a "world" with one credentials secret and one token secret.
 #![allow(dead_code)]
 
+pub mod lambda_logs;
 pub mod rig;
 pub mod watcher;
 
