@@ -191,9 +191,11 @@ impl State {
 ///
 /// One Secrets Manager read per token lifetime: the record is kept until `expires_at` minus
 /// the margin (default 5 minutes). Concurrent callers on a cold or stale cache share one
-/// read. When a read fails (throttling, network, permissions), the cached token keeps being
-/// served until it actually expires, and the secret is read again after a backoff (1 s,
-/// doubling, at most 30 s by default), never once per caller. It never logs in to iAdvize.
+/// read. Every Secrets Manager call is bounded by the call time-out (10 s by default), whatever
+/// client it was given. When a read fails (throttling, network, permissions, no answer in
+/// time), the cached token keeps being served until it actually expires, and the secret is
+/// read again after a backoff (1 s, doubling, at most 30 s by default), never once per caller.
+/// It never logs in to iAdvize.
 /// Share one `TokenSource` per process (it is `Send + Sync`; wrap it in an `Arc` or a
 /// `static`).
 ///
