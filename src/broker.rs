@@ -77,7 +77,10 @@ impl Broker {
         let started = Instant::now();
         let calls_before = self.store.calls();
         // Boxed: the step and tick futures are deep, and the runtime's future stays small.
-        let result = Box::pin(self.dispatch(event, deadline)).await;
+        // Every outside call inside ends before the deadline (bounds.rs).
+        let result =
+            crate::bounds::within_deadline(deadline, Box::pin(self.dispatch(event, deadline)))
+                .await;
         tracing::info!(
             ok = result.is_ok(),
             secrets_manager_calls = self.store.calls() - calls_before,

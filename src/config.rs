@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::bounds::AwsTimeouts;
+
 /// Default iAdvize API base URL.
 pub const DEFAULT_API_URL: &str = "https://api.iadvize.com";
 
@@ -39,6 +41,9 @@ pub struct Config {
     /// Whether metrics are also emitted per token secret (dimension `SecretName`). Off by
     /// default: every per-secret series is a billed custom metric.
     pub per_secret_metrics: bool,
+    /// Time-outs of every AWS call: one operation with its retries
+    /// (`IADVIZE_AWS_OPERATION_TIMEOUT`) and one attempt (`IADVIZE_AWS_ATTEMPT_TIMEOUT`).
+    pub aws_timeouts: AwsTimeouts,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -63,6 +68,8 @@ const MAX_CONCURRENCY: &str = "IADVIZE_MAX_CONCURRENCY";
 const REFUSED_CREDENTIALS_RETRY: &str = "IADVIZE_REFUSED_CREDENTIALS_RETRY";
 const MAX_LOGINS_PER_MINUTE: &str = "IADVIZE_MAX_LOGINS_PER_MINUTE";
 const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
+const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
+const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
 
 impl Default for Config {
     fn default() -> Self {
@@ -79,6 +86,7 @@ impl Default for Config {
             refused_credentials_retry: Some(Duration::from_secs(6 * 3600)),
             max_logins_per_minute: NonZeroU32::new(30).expect("30 is not zero"),
             per_secret_metrics: false,
+            aws_timeouts: AwsTimeouts::default(),
         }
     }
 }
@@ -177,6 +185,30 @@ impl Config {
                 message: "must be longer than 0s".into(),
             });
         }
+        let positive = |name: &'static str, default: Duration| {
+            let value = duration(name, default)?;
+            if value.is_zero() {
+                return Err(ConfigError {
+                    variable: name,
+                    message: "must be longer than 0s".into(),
+                });
+            }
+            Ok(value)
+        };
+        let aws_timeouts = AwsTimeouts {
+            operation: positive(AWS_OPERATION_TIMEOUT, defaults.aws_timeouts.operation)?,
+            attempt: positive(AWS_ATTEMPT_TIMEOUT, defaults.aws_timeouts.attempt)?,
+        };
+        if aws_timeouts.attempt > aws_timeouts.operation {
+            return Err(ConfigError {
+                variable: AWS_ATTEMPT_TIMEOUT,
+                message: format!(
+                    "one attempt ({}) cannot be longer than the whole operation ({AWS_OPERATION_TIMEOUT}: {})",
+                    humantime::format_duration(aws_timeouts.attempt),
+                    humantime::format_duration(aws_timeouts.operation)
+                ),
+            });
+        }
 
         Ok(Config {
             token_secret_ids,
@@ -191,6 +223,7 @@ impl Config {
             refused_credentials_retry,
             max_logins_per_minute,
             per_secret_metrics,
+            aws_timeouts,
         })
     }
 }
@@ -258,6 +291,8 @@ mod tests {
         );
         assert_eq!(c.max_logins_per_minute.get(), 30);
         assert!(!c.per_secret_metrics);
+        assert_eq!(c.aws_timeouts.operation, Duration::from_secs(20));
+        assert_eq!(c.aws_timeouts.attempt, Duration::from_secs(5));
     }
 
     #[test]
@@ -274,8 +309,12 @@ mod tests {
             (REFUSED_CREDENTIALS_RETRY, "OFF"),
             (MAX_LOGINS_PER_MINUTE, "100"),
             (PER_SECRET_METRICS, "true"),
+            (AWS_OPERATION_TIMEOUT, "1s"),
+            (AWS_ATTEMPT_TIMEOUT, "500ms"),
         ])
         .unwrap();
+        assert_eq!(c.aws_timeouts.operation, Duration::from_secs(1));
+        assert_eq!(c.aws_timeouts.attempt, Duration::from_millis(500));
         assert_eq!(c.refused_credentials_retry, None);
         assert_eq!(c.max_logins_per_minute.get(), 100);
         assert!(c.per_secret_metrics);
@@ -300,6 +339,10 @@ mod tests {
             (MAX_LOGINS_PER_MINUTE, "0"),
             (MAX_LOGINS_PER_MINUTE, "101"),
             (PER_SECRET_METRICS, "sometimes"),
+            (AWS_OPERATION_TIMEOUT, "0s"),
+            (AWS_OPERATION_TIMEOUT, "never"),
+            (AWS_ATTEMPT_TIMEOUT, "0s"),
+            (AWS_ATTEMPT_TIMEOUT, "30s"),
             (API_URL, "http://api.iadvize.com"),
             (API_URL, "ftp://127.0.0.1"),
             (API_URL, "not a url"),

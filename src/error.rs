@@ -46,6 +46,32 @@ pub enum Error {
         message: String,
     },
 
+    /// Secrets Manager did not answer a call within its bound (or no time was left to make
+    /// it). The call changed nothing: it was a read, or a write that was never sent.
+    #[error("secret {secret_id}: {message}")]
+    SecretsManagerNoAnswer {
+        /// The secret.
+        secret_id: String,
+        /// The API operation.
+        operation: &'static str,
+        /// Which bound ran out, and after how long.
+        message: String,
+    },
+
+    /// A write was sent but Secrets Manager's answer never came within its bound: it may have
+    /// been applied or not.
+    #[error(
+        "secret {secret_id}: {message}: the write is not confirmed (Secrets Manager may have applied it); the next tick reads the secret and acts on what it finds"
+    )]
+    SecretsManagerNotConfirmed {
+        /// The secret.
+        secret_id: String,
+        /// The API operation.
+        operation: &'static str,
+        /// Which bound ran out, and after how long.
+        message: String,
+    },
+
     /// No credentials secret is configured for a token secret.
     #[error(
         "secret {secret_id}: no credentials secret: tag it with iadvize:credentials-secret-id or set IADVIZE_CREDENTIALS_SECRET_ID"
@@ -169,6 +195,8 @@ impl Error {
             Error::Guard { .. } => "RotationGuard",
             Error::SecretNotFound { .. } => "SecretNotFound",
             Error::SecretsManager { .. } => "SecretsManagerError",
+            Error::SecretsManagerNoAnswer { .. } => "SecretsManagerNoAnswer",
+            Error::SecretsManagerNotConfirmed { .. } => "SecretsManagerNotConfirmed",
             Error::NoCredentialsSecret { .. } => "NoCredentialsSecret",
             Error::BadCredentials { .. } => "BadCredentials",
             Error::CredentialsRefused { .. } => "CredentialsRefused",

@@ -7,12 +7,14 @@
 //! Modules, one per concern: [`config`] (environment), [`events`] (what arrives),
 //! [`rotation`] (the four Secrets Manager steps), [`refresh`] (the scheduled tick),
 //! [`iadvize`] (login and verification), [`token`] (the stored record), [`store`]
-//! (Secrets Manager), [`metrics`] (CloudWatch EMF), [`error`].
+//! (Secrets Manager), [`metrics`] (CloudWatch EMF), [`bounds`] (time-outs and deadlines of
+//! every outside call), [`error`].
 //!
 //! The token record schema and [`TokenSource`] live in the small `iadvize-token-consumer`
 //! crate (`consumer/`), which Rust consumers depend on instead of this one; they are
 //! re-exported here ([`consumer`], [`token`]).
 
+pub mod bounds;
 pub mod broker;
 pub mod config;
 /// Reading the token, for Rust consumers: the consumer crate's [`TokenSource`], re-exported.

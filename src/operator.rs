@@ -65,6 +65,11 @@ impl Broker {
     /// Asks iAdvize's `/_authenticated` about the token secret's AWSCURRENT token (one
     /// request; no login, nothing written).
     pub async fn verify_current(&self, secret_id: &str, deadline: Instant) -> Result<Verified> {
+        crate::bounds::within_deadline(deadline, self.verify_current_within(secret_id, deadline))
+            .await
+    }
+
+    async fn verify_current_within(&self, secret_id: &str, deadline: Instant) -> Result<Verified> {
         let secret = self.store.describe(secret_id).await?;
         let record = match self.read_current(&secret).await? {
             None => return Ok(Verified::Missing),
@@ -98,7 +103,8 @@ impl Broker {
     /// rotation with the pending version's id (its steps are idempotent, so a token already
     /// stored there is used without logging in again).
     pub async fn resume(&self, secret_id: &str, deadline: Instant) -> Result<Resumed> {
-        let secret = self.store.describe(secret_id).await?;
+        let secret =
+            crate::bounds::within_deadline(deadline, self.store.describe(secret_id)).await?;
         let Some(version_id) = secret.pending_rotation().map(str::to_owned) else {
             return Ok(Resumed::NothingToResume);
         };

@@ -115,6 +115,9 @@ pub(crate) struct Target {
     /// As listed, or the name of a discovered secret.
     pub secret_id: String,
     pub known: Option<Known>,
+    /// Secrets Manager did not answer the tick's `DescribeSecret` of this secret in time:
+    /// asking again would only wait again, so the per-secret path reports this.
+    pub unanswered: Option<String>,
 }
 
 impl Target {
@@ -122,6 +125,7 @@ impl Target {
         Target {
             secret_id: id.to_owned(),
             known: None,
+            unanswered: None,
         }
     }
 
@@ -197,22 +201,25 @@ impl Broker {
             .filter(|id| seen.insert(id.as_str()))
             .map(|id| Target::listed(id))
             .collect();
-        self.run_tick(targets, force, deadline).await
+        crate::bounds::within_deadline(deadline, self.run_tick(targets, force, deadline)).await
     }
 
     /// The scheduled tick: every secret of `IADVIZE_TOKEN_SECRET_IDS` plus every secret tagged
     /// `iadvize:managed` = `true`, each once. Fails only when there is nothing to manage.
     pub async fn refresh_fleet(&self, force: bool, deadline: Instant) -> Result<RefreshReport> {
-        let (targets, discovery_error) = self.fleet_targets().await;
-        if targets.is_empty() {
-            return Err(match discovery_error {
-                Some(e) => e,
-                None => no_secret_to_manage(),
-            });
-        }
-        let mut report = self.run_tick(targets, force, deadline).await;
-        report.discovery_error = discovery_error.map(|e| e.to_string());
-        Ok(report)
+        crate::bounds::within_deadline(deadline, async {
+            let (targets, discovery_error) = self.fleet_targets().await;
+            if targets.is_empty() {
+                return Err(match discovery_error {
+                    Some(e) => e,
+                    None => no_secret_to_manage(),
+                });
+            }
+            let mut report = self.run_tick(targets, force, deadline).await;
+            report.discovery_error = discovery_error.map(|e| e.to_string());
+            Ok(report)
+        })
+        .await
     }
 
     /// The managed secrets: the listed ones (to describe) and the discovered ones (known from
@@ -240,6 +247,7 @@ impl Broker {
                 info,
                 current: None,
             }),
+            unanswered: None,
         }));
         tracing::info!(
             listed,
@@ -306,24 +314,31 @@ impl Broker {
     }
 
     /// DescribeSecret for the targets not known from discovery (a failure is left for the
-    /// per-secret path, which reports it).
+    /// per-secret path, which describes again or, when Secrets Manager did not answer,
+    /// reports it).
     async fn describe_listed(&self, targets: &mut [Target]) {
-        let described: Vec<Option<SecretInfo>> = futures::stream::iter(targets.iter())
+        let described: Vec<Option<Result<SecretInfo>>> = futures::stream::iter(targets.iter())
             .map(|t| async move {
                 match &t.known {
                     Some(_) => None,
-                    None => self.store.describe(&t.secret_id).await.ok(),
+                    None => Some(self.store.describe(&t.secret_id).await),
                 }
             })
             .buffered(self.config.max_concurrency.get().max(8))
             .collect()
             .await;
-        for (target, info) in targets.iter_mut().zip(described) {
-            if let Some(info) = info {
-                target.known = Some(Known {
-                    info,
-                    current: None,
-                });
+        for (target, described) in targets.iter_mut().zip(described) {
+            match described {
+                Some(Ok(info)) => {
+                    target.known = Some(Known {
+                        info,
+                        current: None,
+                    });
+                }
+                Some(Err(e @ Error::SecretsManagerNoAnswer { .. })) => {
+                    target.unanswered = Some(e.to_string());
+                }
+                _ => {}
             }
         }
     }
@@ -475,6 +490,15 @@ impl Broker {
 
     async fn refresh_one(&self, target: Target, force: bool, deadline: Instant) -> SecretResult {
         let secret_id = target.secret_id.clone();
+        if let Some(error) = target.unanswered {
+            tracing::error!(error = %error, "refresh failed");
+            return SecretResult {
+                secret_id,
+                outcome: Outcome::Failed,
+                expires_at: None,
+                error: Some(error),
+            };
+        }
         // A due token needs a login: never start one that cannot finish.
         if let Err(wait) = self.book_or_defer(&target, force, deadline) {
             return self.deferred(&target, wait);

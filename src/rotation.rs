@@ -19,7 +19,7 @@ impl Broker {
     /// Runs one step event from Secrets Manager, after the guard of AWS's rotation template.
     pub async fn run_step(&self, event: &StepEvent, deadline: Instant) -> Result<()> {
         let span = tracing::info_span!("rotation_step", secret_id = %event.secret_id, step = %event.step, token = %event.token);
-        async {
+        let step = async {
             let mut secret_name = None;
             let result = self.guarded_step(event, &mut secret_name, deadline).await;
             match &result {
@@ -33,8 +33,8 @@ impl Broker {
             }
             result
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        crate::bounds::within_deadline(deadline, step).await
     }
 
     /// The guard, then the step. `secret_name` learns the secret's name for the metrics.
@@ -368,7 +368,7 @@ impl Broker {
     ) -> Result<TokenRecord> {
         let span =
             tracing::info_span!("resumed_rotation", secret_id = %secret.name, token = %token);
-        async {
+        let rotation = async {
             let result = match self.create_secret(secret, token, None, deadline).await {
                 Ok(record) => {
                     self.set_secret();
@@ -398,8 +398,8 @@ impl Broker {
             }
             result
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        crate::bounds::within_deadline(deadline, rotation).await
     }
 
     /// Removes AWSPENDING from a version whose rotation failed, after re-reading the stages.

@@ -1,7 +1,12 @@
 //! Secrets Manager, reduced to the calls the broker makes. Every SDK call of the crate is in
-//! this file (the infrastructure drift test derives the IAM policy's actions from it).
+//! this file (the infrastructure drift test derives the IAM policy's actions from it), and
+//! every one is bounded ([`crate::bounds`]): by the SDK's operation and attempt time-outs, and
+//! by the time left before the deadline of the work in progress. A call that gets no answer
+//! in time fails with [`Error::SecretsManagerNoAnswer`], or, for a write that was sent,
+//! [`Error::SecretsManagerNotConfirmed`].
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +15,9 @@ use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, S
 use aws_sdk_secretsmanager::types::Tag;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
+use crate::bounds::{AwsTimeouts, GaveUp, for_humans};
 use crate::error::{Error, Result};
 
 /// The staging label of the value consumers read.
@@ -120,6 +127,25 @@ pub struct SecretStore {
     client: Client,
     /// API calls made so far (the cost of a tick shows in the logs).
     calls: Arc<AtomicU64>,
+    /// The operation time-out bounds every call here too, whoever built the client.
+    timeouts: AwsTimeouts,
+}
+
+/// Whether a call only reads, or may change the secret (and so may have been applied when
+/// its answer does not come).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    Write,
+}
+
+/// Whether the SDK gave up waiting for an answer (its operation or attempt time-outs).
+fn is_no_answer<E, R>(e: &SdkError<E, R>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    }
 }
 
 fn failed<E, R>(secret_id: &str, operation: &'static str, e: SdkError<E, R>) -> Error
@@ -148,11 +174,74 @@ where
 
 impl SecretStore {
     /// Wraps an SDK client (configured from the environment, so `AWS_ENDPOINT_URL` works).
+    /// Every call is bounded by the default operation time-out, whatever the client's own
+    /// time-outs are; see [`SecretStore::with_timeouts`].
     pub fn new(client: Client) -> Self {
         SecretStore {
             client,
             calls: Arc::default(),
+            timeouts: AwsTimeouts::default(),
         }
+    }
+
+    /// Bounds every call by `timeouts.operation` (the client keeps its own SDK time-outs).
+    pub fn with_timeouts(mut self, timeouts: AwsTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sends one call within its bounds: the operation time-out and the time left before the
+    /// deadline ([`crate::bounds::bounded`]). `Err` when no answer came (or no time was left
+    /// to send it); otherwise the SDK's result.
+    async fn send<T, E, R>(
+        &self,
+        secret_id: &str,
+        operation: &'static str,
+        effect: Effect,
+        call: impl IntoFuture<Output = std::result::Result<T, SdkError<E, R>>>,
+    ) -> Result<std::result::Result<T, SdkError<E, R>>> {
+        let started = Instant::now();
+        let gave_up = match crate::bounds::bounded(self.timeouts.operation, call).await {
+            Ok(Err(e)) if is_no_answer(&e) => GaveUp::TimedOut(started.elapsed()),
+            Ok(answer) => {
+                self.count();
+                return Ok(answer);
+            }
+            Err(gave_up) => gave_up,
+        };
+        if gave_up.was_sent() {
+            self.count();
+        }
+        let message = match gave_up {
+            GaveUp::TimedOut(after) => format!(
+                "Secrets Manager did not answer {operation} within {} (time-outs: IADVIZE_AWS_ATTEMPT_TIMEOUT {} per attempt, IADVIZE_AWS_OPERATION_TIMEOUT {} in all)",
+                for_humans(after),
+                for_humans(self.timeouts.attempt),
+                for_humans(self.timeouts.operation)
+            ),
+            GaveUp::Deadline(after) => format!(
+                "Secrets Manager did not answer {operation} within {}, all the time left before the deadline",
+                for_humans(after)
+            ),
+            GaveUp::NoTimeLeft => format!(
+                "Secrets Manager {operation} was not sent: no time left before the deadline"
+            ),
+        };
+        tracing::error!(secret_id, operation, error = %message, "no answer from Secrets Manager");
+        let secret_id = secret_id.to_owned();
+        Err(if effect == Effect::Write && gave_up.was_sent() {
+            Error::SecretsManagerNotConfirmed {
+                secret_id,
+                operation,
+                message,
+            }
+        } else {
+            Error::SecretsManagerNoAnswer {
+                secret_id,
+                operation,
+                message,
+            }
+        })
     }
 
     /// Secrets Manager API calls made through this store so far.
@@ -164,21 +253,19 @@ impl SecretStore {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Loads the AWS configuration from the environment and builds a store.
-    pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        SecretStore::new(Client::new(&config))
+    /// Loads the AWS configuration from the environment and builds a store whose client has
+    /// `timeouts` as its SDK time-outs.
+    pub async fn from_env(timeouts: AwsTimeouts) -> Self {
+        let config = crate::bounds::aws_config(timeouts).await;
+        SecretStore::new(Client::new(&config)).with_timeouts(timeouts)
     }
 
     /// `DescribeSecret`: rotation, versions and tags.
     pub async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
-        self.count();
+        let request = self.client.describe_secret().secret_id(secret_id).send();
         let out = self
-            .client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
+            .send(secret_id, "DescribeSecret", Effect::Read, request)
+            .await?
             .map_err(|e| failed(secret_id, "DescribeSecret", e))?;
         Ok(SecretInfo {
             arn: out.arn().unwrap_or(secret_id).to_owned(),
@@ -201,8 +288,10 @@ impl SecretStore {
             Version::Stage(stage) => request.version_stage(stage),
             Version::Id(id) => request.version_id(id),
         };
-        self.count();
-        match request.send().await {
+        let answer = self
+            .send(secret_id, "GetSecretValue", Effect::Read, request.send())
+            .await?;
+        match answer {
             Ok(out) => Ok(Some(SecretValue {
                 version_id: out.version_id().unwrap_or_default().to_owned(),
                 string: out
@@ -233,8 +322,10 @@ impl SecretStore {
         if let Some(token) = rotation_token {
             request = request.rotation_token(token.expose_secret());
         }
-        self.count();
-        match request.send().await {
+        let answer = self
+            .send(secret_id, "PutSecretValue", Effect::Write, request.send())
+            .await?;
+        match answer {
             Ok(_) => Ok(Put::Written),
             Err(e) if e.code() == Some("ResourceExistsException") => Ok(Put::AlreadyExists),
             Err(e) => Err(failed(secret_id, "PutSecretValue", e)),
@@ -244,15 +335,16 @@ impl SecretStore {
     /// `PutSecretValue` of a new version labelled AWSCURRENT: one atomic publication (Secrets
     /// Manager moves AWSCURRENT off the old version and labels it AWSPREVIOUS by itself).
     pub async fn put_current(&self, secret_id: &str, version_id: &str, value: &str) -> Result<()> {
-        self.count();
-        self.client
+        let request = self
+            .client
             .put_secret_value()
             .secret_id(secret_id)
             .client_request_token(version_id)
             .secret_string(value)
             .version_stages(AWSCURRENT)
-            .send()
-            .await
+            .send();
+        self.send(secret_id, "PutSecretValue", Effect::Write, request)
+            .await?
             .map_err(|e| failed(secret_id, "PutSecretValue", e))?;
         Ok(())
     }
@@ -265,16 +357,22 @@ impl SecretStore {
         move_to: Option<&str>,
         remove_from: Option<&str>,
     ) -> Result<()> {
-        self.count();
-        self.client
+        let request = self
+            .client
             .update_secret_version_stage()
             .secret_id(secret_id)
             .version_stage(stage)
             .set_move_to_version_id(move_to.map(str::to_owned))
             .set_remove_from_version_id(remove_from.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| failed(secret_id, "UpdateSecretVersionStage", e))?;
+            .send();
+        self.send(
+            secret_id,
+            "UpdateSecretVersionStage",
+            Effect::Write,
+            request,
+        )
+        .await?
+        .map_err(|e| failed(secret_id, "UpdateSecretVersionStage", e))?;
         Ok(())
     }
 
@@ -286,14 +384,15 @@ impl SecretStore {
     ) -> Result<Option<OffsetDateTime>> {
         let mut next_token = None;
         loop {
-            self.count();
-            let out = self
+            let request = self
                 .client
                 .list_secret_version_ids()
                 .secret_id(secret_id)
                 .set_next_token(next_token)
-                .send()
-                .await
+                .send();
+            let out = self
+                .send(secret_id, "ListSecretVersionIds", Effect::Read, request)
+                .await?
                 .map_err(|e| failed(secret_id, "ListSecretVersionIds", e))?;
             if let Some(version) = out
                 .versions()
@@ -313,26 +412,28 @@ impl SecretStore {
 
     /// `TagResource` with one tag.
     pub async fn set_tag(&self, secret_id: &str, key: &str, value: &str) -> Result<()> {
-        self.count();
-        self.client
+        let request = self
+            .client
             .tag_resource()
             .secret_id(secret_id)
             .tags(Tag::builder().key(key).value(value).build())
-            .send()
-            .await
+            .send();
+        self.send(secret_id, "TagResource", Effect::Write, request)
+            .await?
             .map_err(|e| failed(secret_id, "TagResource", e))?;
         Ok(())
     }
 
     /// `UntagResource` of one key.
     pub async fn remove_tag(&self, secret_id: &str, key: &str) -> Result<()> {
-        self.count();
-        self.client
+        let request = self
+            .client
             .untag_resource()
             .secret_id(secret_id)
             .tag_keys(key)
-            .send()
-            .await
+            .send();
+        self.send(secret_id, "UntagResource", Effect::Write, request)
+            .await?
             .map_err(|e| failed(secret_id, "UntagResource", e))?;
         Ok(())
     }
@@ -365,8 +466,7 @@ impl SecretStore {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.count();
-            let out = self
+            let request = self
                 .client
                 .list_secrets()
                 .filters(
@@ -383,8 +483,10 @@ impl SecretStore {
                 )
                 .max_results(100)
                 .set_next_token(next_token)
-                .send()
-                .await
+                .send();
+            let out = self
+                .send("(discovery)", "ListSecrets", Effect::Read, request)
+                .await?
                 .map_err(|e| failed("(discovery)", "ListSecrets", e))?;
             for entry in out.secret_list() {
                 let (Some(arn), Some(name)) = (entry.arn(), entry.name()) else {
@@ -423,14 +525,15 @@ impl SecretStore {
         let mut values = HashMap::new();
         let mut next_token = None;
         loop {
-            self.count();
-            let out = self
+            let request = self
                 .client
                 .batch_get_secret_value()
                 .set_secret_id_list(Some(arns.to_vec()))
                 .set_next_token(next_token)
-                .send()
-                .await
+                .send();
+            let out = self
+                .send("(batch)", "BatchGetSecretValue", Effect::Read, request)
+                .await?
                 .map_err(|e| failed("(batch)", "BatchGetSecretValue", e))?;
             for entry in out.secret_values() {
                 let Some(arn) = entry.arn() else { continue };

@@ -421,3 +421,78 @@ async fn help_documents_the_commands_and_exit_codes() {
         );
     }
 }
+
+/// Runs the CLI with Secrets Manager behind `proxy`; returns its output and how long it took.
+/// A CLI that is still running after 30 s is killed (and the test fails).
+async fn cli_through(
+    world: &World,
+    proxy: &iadvize_standin::SmProxy,
+    args: &[&str],
+) -> (Output, std::time::Duration) {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .envs(binary_env(world))
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env_remove("AWS_PROFILE")
+        .kill_on_drop(true);
+    let started = std::time::Instant::now();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("`iadvize-token {}` still runs after 30 s", args.join(" ")))
+        .expect("the CLI runs");
+    (output, started.elapsed())
+}
+
+#[tokio::test]
+async fn get_gives_up_within_its_timeout_when_secrets_manager_never_answers() {
+    use iadvize_standin::sm_proxy::Hold;
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
+        .await
+        .unwrap();
+    proxy.hold("GetSecretValue", Hold::BeforeForwarding);
+
+    let (output, elapsed) =
+        cli_through(&world, &proxy, &["--timeout", "1s", "get", &world.token_id]).await;
+
+    println!("get, GetSecretValue held, --timeout 1s: exited after {elapsed:?}");
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains("Secrets Manager did not answer GetSecretValue within"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(proxy.stats().held >= 1 || proxy.holding() >= 1);
+}
+
+#[tokio::test]
+async fn every_broker_command_gives_up_on_secrets_manager_within_its_timeout() {
+    use iadvize_standin::sm_proxy::Hold;
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
+        .await
+        .unwrap();
+    // Every command starts by describing the token secret.
+    proxy.hold("DescribeSecret", Hold::BeforeForwarding);
+
+    for command in ["refresh", "status", "verify", "resume"] {
+        let (output, elapsed) = cli_through(
+            &world,
+            &proxy,
+            &["--timeout", "2s", command, &world.token_id],
+        )
+        .await;
+        println!("{command}, DescribeSecret held, --timeout 2s: exited after {elapsed:?}");
+        assert_eq!(code(&output), 1, "{command}: {}", stderr(&output));
+        let text = format!("{}{}", stdout(&output), stderr(&output));
+        assert!(
+            text.contains("Secrets Manager did not answer DescribeSecret within"),
+            "{command}: {text}"
+        );
+    }
+    assert_eq!(world.logins(), 1, "only the setup's login");
+}

@@ -479,3 +479,78 @@ async fn after_a_401_the_token_is_read_again_at_once_even_during_a_backoff() {
     assert_ne!(new.expose(), old.expose());
     assert_eq!(graphql_status(&world, &new).await, 200);
 }
+
+/// A source reading through a proxy that holds every `GetSecretValue` once asked to; each
+/// call bounded by `bound`.
+async fn held_source(world: &World, bound: Duration) -> (TokenSource, iadvize_standin::SmProxy) {
+    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
+        .await
+        .expect("the proxy starts");
+    // The client a user built: the SDK's defaults, no time-out of its own.
+    let source = TokenSource::builder(proxy.client(), &world.token_id)
+        .recheck_interval(Duration::ZERO)
+        .call_timeout(bound)
+        .build();
+    (source, proxy)
+}
+
+#[tokio::test]
+async fn a_read_that_never_gets_an_answer_serves_the_cached_token_within_the_call_time_out() {
+    let world = World::new().await;
+    put_record_expiring_in(&world, 120).await; // inside the margin: every call reads again
+    let bound = Duration::from_millis(300);
+    let (source, proxy) = held_source(&world, bound).await;
+    let cached = source.token().await.unwrap();
+
+    proxy.hold(
+        "GetSecretValue",
+        iadvize_standin::sm_proxy::Hold::BeforeForwarding,
+    );
+    let started = tokio::time::Instant::now();
+    let token = tokio::time::timeout(Duration::from_secs(10), source.token())
+        .await
+        .expect("the read is bounded")
+        .expect("the cached token is served");
+    let elapsed = started.elapsed();
+    println!("GetSecretValue held, call time-out {bound:?}: the cached token after {elapsed:?}");
+    assert_eq!(token.expose(), cached.expose());
+    // During the failed read's backoff the cached token is served without waiting again.
+    let again = tokio::time::timeout(Duration::from_millis(100), source.token())
+        .await
+        .expect("no second wait")
+        .unwrap();
+    assert_eq!(again.expose(), cached.expose());
+    assert_eq!(source.reads(), 2);
+    assert_eq!(graphql_status(&world, &token).await, 200);
+}
+
+#[tokio::test]
+async fn a_read_that_never_gets_an_answer_without_a_cached_token_fails_saying_so() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let bound = Duration::from_millis(300);
+    let (source, proxy) = held_source(&world, bound).await;
+    proxy.hold(
+        "GetSecretValue",
+        iadvize_standin::sm_proxy::Hold::BeforeForwarding,
+    );
+
+    let started = tokio::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(10), source.token())
+        .await
+        .expect("the read is bounded")
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    println!("GetSecretValue held, call time-out {bound:?}, no cache: failed after {elapsed:?}");
+    assert!(
+        matches!(&error, TokenError::NoAnswer { operation: "GetSecretValue", waited, .. } if *waited >= bound),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("Secrets Manager did not answer GetSecretValue within"),
+        "{error}"
+    );
+    assert_no_secrets(&error.to_string(), &[&world.password]);
+}

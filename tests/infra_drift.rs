@@ -2,7 +2,8 @@
 //!
 //! (a) The environment variables the code reads (every `"IADVIZE_…"` string literal in
 //!     `src/config.rs`) are exactly the `IADVIZE_` variables the SAM template and the
-//!     Terraform module set on the function.
+//!     Terraform module set on the function, except that a template may leave out the few
+//!     of [`OPTIONAL_ENV`].
 //! (b) The Secrets Manager calls the code makes (every `.client` `.snake_case_op(` in
 //!     `src/store.rs`, as `secretsmanager:PascalCase`) are exactly the `secretsmanager:`
 //!     actions granted to the function's role in both templates (the consumers' read policy
@@ -41,6 +42,22 @@ const STAR_ACTIONS: &[&str] = &[
     "secretsmanager:ListSecrets",
     "secretsmanager:BatchGetSecretValue",
 ];
+/// Variables the templates may leave unset (when they set one, it must still be one the code
+/// reads): the AWS SDK time-outs, whose defaults fit any function time-out, since the time
+/// left before each invocation's deadline bounds every call anyway.
+const OPTIONAL_ENV: &[&str] = &[
+    "IADVIZE_AWS_OPERATION_TIMEOUT",
+    "IADVIZE_AWS_ATTEMPT_TIMEOUT",
+];
+
+/// The variables a template must set: the code's, less the optional ones it leaves out.
+fn required_env(code: &Names, declared: &Names) -> Names {
+    code.iter()
+        .filter(|v| !OPTIONAL_ENV.contains(&v.as_str()) || declared.contains(*v))
+        .cloned()
+        .collect()
+}
+
 /// Tags the broker reads but never writes.
 const INPUT_TAGS: &[&str] = &[
     "iadvize:managed",
@@ -317,13 +334,16 @@ fn compare(
 fn check_sam(template: &str, env: &Names, actions: &Names) -> Vec<String> {
     let mut problems = Vec::new();
     match yaml_resource_block(template, SAM_FUNCTION) {
-        Some(f) => problems.extend(compare(
-            "environment variable",
-            env,
-            CONFIG_RS,
-            &sam_env_vars(&f),
-            &format!("{SAM_TEMPLATE} ({SAM_FUNCTION} Environment.Variables)"),
-        )),
+        Some(f) => {
+            let declared = sam_env_vars(&f);
+            problems.extend(compare(
+                "environment variable",
+                &required_env(env, &declared),
+                CONFIG_RS,
+                &declared,
+                &format!("{SAM_TEMPLATE} ({SAM_FUNCTION} Environment.Variables)"),
+            ))
+        }
         None => problems.push(format!("{SAM_TEMPLATE}: resource {SAM_FUNCTION} not found")),
     }
     let mut granted = Names::new();
@@ -349,13 +369,16 @@ fn check_sam(template: &str, env: &Names, actions: &Names) -> Vec<String> {
 fn check_terraform(main_tf: &str, env: &Names, actions: &Names) -> Vec<String> {
     let mut problems = Vec::new();
     match hcl_block(main_tf, TF_FUNCTION) {
-        Some(f) => problems.extend(compare(
-            "environment variable",
-            env,
-            CONFIG_RS,
-            &tf_env_vars(&f),
-            &format!("{TF_MAIN} ({TF_FUNCTION} environment.variables)"),
-        )),
+        Some(f) => {
+            let declared = tf_env_vars(&f);
+            problems.extend(compare(
+                "environment variable",
+                &required_env(env, &declared),
+                CONFIG_RS,
+                &declared,
+                &format!("{TF_MAIN} ({TF_FUNCTION} environment.variables)"),
+            ))
+        }
         None => problems.push(format!("{TF_MAIN}: {TF_FUNCTION} not found")),
     }
     let granted: Names = TF_FUNCTION_POLICY_BLOCKS
@@ -467,6 +490,24 @@ fn code_scanners_read_literals_and_client_calls() {
     assert_eq!(
         pascal_case("update_secret_version_stage"),
         "UpdateSecretVersionStage"
+    );
+}
+
+#[test]
+fn an_optional_variable_may_be_left_out_but_every_other_is_required() {
+    let code = names(&["IADVIZE_AWS_OPERATION_TIMEOUT", "IADVIZE_HTTP_TIMEOUT"]);
+    assert!(
+        OPTIONAL_ENV.iter().all(|v| code_env().contains(*v)),
+        "{OPTIONAL_ENV:?} are read by the code"
+    );
+    assert_eq!(
+        required_env(&code, &names(&[])),
+        names(&["IADVIZE_HTTP_TIMEOUT"])
+    );
+    assert_eq!(
+        required_env(&code, &names(&["IADVIZE_AWS_OPERATION_TIMEOUT"])),
+        code,
+        "set, it is compared as any other"
     );
 }
 

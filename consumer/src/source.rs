@@ -5,8 +5,9 @@
 //!
 //! - read the token secret, never log in to iAdvize yourself;
 //! - cache the token until `expires_at` minus a margin, not per request;
-//! - when a read fails (throttling, network), keep using the cached token while it has not
-//!   expired, and read again after a backoff, not on every call;
+//! - when a read fails (throttling, network, no answer), keep using the cached token while it
+//!   has not expired, and read again after a backoff, not on every call;
+//! - bound every read: a Secrets Manager call that never answers must not hold the caller;
 //! - after a `401` from iAdvize, read the secret again once (the broker may have rotated the
 //!   token); if the new token is refused too, fail: do not loop.
 
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -38,6 +39,10 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Default longest wait between two reads while reads keep failing.
 pub const DEFAULT_MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Default longest wait for one Secrets Manager call (a read normally answers in well under a
+/// second; this leaves room for the SDK's own retries).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why no usable token could be read. Messages name the secret, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +82,17 @@ pub enum TokenError {
         /// The SDK's explanation.
         message: String,
     },
+
+    /// Secrets Manager did not answer within the call time-out (or the SDK's own time-outs),
+    /// and no cached token that has not expired was left to serve.
+    NoAnswer {
+        /// The secret asked for.
+        secret_id: String,
+        /// The API operation, e.g. `GetSecretValue`.
+        operation: &'static str,
+        /// How long the call waited.
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for TokenError {
@@ -104,6 +120,15 @@ impl fmt::Display for TokenError {
             TokenError::SecretsManager { secret_id, message } => write!(
                 f,
                 "token secret {secret_id}: Secrets Manager GetSecretValue failed: {message}"
+            ),
+            TokenError::NoAnswer {
+                secret_id,
+                operation,
+                waited,
+            } => write!(
+                f,
+                "token secret {secret_id}: Secrets Manager did not answer {operation} within {:?}, and no unexpired token is cached; check the network path to Secrets Manager (VPC endpoint, NAT, proxy)",
+                Duration::from_millis(waited.as_millis().try_into().unwrap_or(u64::MAX))
             ),
         }
     }
@@ -166,9 +191,11 @@ impl State {
 ///
 /// One Secrets Manager read per token lifetime: the record is kept until `expires_at` minus
 /// the margin (default 5 minutes). Concurrent callers on a cold or stale cache share one
-/// read. When a read fails (throttling, network, permissions), the cached token keeps being
-/// served until it actually expires, and the secret is read again after a backoff (1 s,
-/// doubling, at most 30 s by default), never once per caller. It never logs in to iAdvize.
+/// read. Every Secrets Manager call is bounded by the call time-out (10 s by default), whatever
+/// client it was given. When a read fails (throttling, network, permissions, no answer in
+/// time), the cached token keeps being served until it actually expires, and the secret is
+/// read again after a backoff (1 s, doubling, at most 30 s by default), never once per caller.
+/// It never logs in to iAdvize.
 /// Share one `TokenSource` per process (it is `Send + Sync`; wrap it in an `Arc` or a
 /// `static`).
 ///
@@ -217,6 +244,7 @@ pub struct TokenSource {
     recheck_interval: Duration,
     retry_backoff: Duration,
     max_retry_backoff: Duration,
+    call_timeout: Duration,
     state: Mutex<State>,
     /// Held by the one caller that reads the secret; the others wait on it (or, while a
     /// token that has not expired is cached, take that instead of waiting).
@@ -243,6 +271,7 @@ pub struct TokenSourceBuilder {
     recheck_interval: Duration,
     retry_backoff: Duration,
     max_retry_backoff: Duration,
+    call_timeout: Duration,
 }
 
 impl TokenSourceBuilder {
@@ -269,6 +298,14 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// The longest wait for one Secrets Manager call (default 10 s), whatever time-outs the
+    /// client has. A call without an answer by then counts as a failed read: callers get the
+    /// cached token while it has not expired, else [`TokenError::NoAnswer`].
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
     /// The source.
     pub fn build(self) -> TokenSource {
         TokenSource {
@@ -278,6 +315,7 @@ impl TokenSourceBuilder {
             recheck_interval: self.recheck_interval,
             retry_backoff: self.retry_backoff,
             max_retry_backoff: self.max_retry_backoff,
+            call_timeout: self.call_timeout,
             state: Mutex::new(State::default()),
             read_gate: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
@@ -300,6 +338,7 @@ impl TokenSource {
             recheck_interval: DEFAULT_RECHECK_INTERVAL,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             max_retry_backoff: DEFAULT_MAX_RETRY_BACKOFF,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -438,21 +477,42 @@ impl TokenSource {
         ))
     }
 
+    /// Runs one Secrets Manager call for at most the call time-out. A call that runs out of
+    /// time is dropped (which cancels its request); so is one the SDK's own time-outs ended.
+    async fn bounded<T, E, R>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::IntoFuture<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<Result<T, SdkError<E, R>>, TokenError> {
+        let started = Instant::now();
+        let no_answer = || TokenError::NoAnswer {
+            secret_id: self.secret_id.clone(),
+            operation,
+            waited: started.elapsed(),
+        };
+        match tokio::time::timeout(self.call_timeout, call.into_future()).await {
+            Err(_) => Err(no_answer()),
+            Ok(Err(SdkError::TimeoutError(_))) => Err(no_answer()),
+            Ok(Err(SdkError::DispatchFailure(f))) if f.is_timeout() => Err(no_answer()),
+            Ok(answer) => Ok(answer),
+        }
+    }
+
     /// One `GetSecretValue` of AWSCURRENT, parsed and checked.
     async fn read(&self) -> Result<Cached, TokenError> {
         let secret_id = self.secret_id.clone();
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let answer = self
+        let request = self
             .client
             .get_secret_value()
             .secret_id(&secret_id)
             .version_stage(AWSCURRENT)
-            .send()
-            .await;
+            .send();
+        let answer = self.bounded("GetSecretValue", request).await?;
         let out = match answer {
             Ok(out) => out,
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                return Err(self.not_found(e.message().unwrap_or_default()).await);
+                return Err(self.not_found(e.message().unwrap_or_default()).await?);
             }
             Err(e) => {
                 return Err(TokenError::SecretsManager {
@@ -486,21 +546,16 @@ impl TokenSource {
     /// Tells a missing secret from one without a value. Secrets Manager says "can't find the
     /// specified secret value" for the latter; when the message does not tell, a
     /// `DescribeSecret` does (if the caller may call it).
-    async fn not_found(&self, message: &str) -> TokenError {
+    async fn not_found(&self, message: &str) -> Result<TokenError, TokenError> {
         let secret_id = self.secret_id.clone();
         if message.contains("secret value") {
-            return TokenError::NotFilled { secret_id };
+            return Ok(TokenError::NotFilled { secret_id });
         }
-        match self
-            .client
-            .describe_secret()
-            .secret_id(&secret_id)
-            .send()
-            .await
-        {
+        let request = self.client.describe_secret().secret_id(&secret_id).send();
+        Ok(match self.bounded("DescribeSecret", request).await? {
             Ok(_) => TokenError::NotFilled { secret_id },
             Err(_) => TokenError::NotFound { secret_id },
-        }
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use iadvize_token_broker::bounds::{AwsTimeouts, aws_config, within_deadline};
 use iadvize_token_broker::consumer::TokenError;
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::operator::{Resumed, Verified};
@@ -49,7 +50,8 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
-    /// Give up on iAdvize after this long (e.g. 90s, 5m).
+    /// Give up after this long (e.g. 10s, 90s, 5m), waiting on Secrets Manager or iAdvize.
+    /// Each Secrets Manager call also gives up after IADVIZE_AWS_OPERATION_TIMEOUT (20s).
     #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
@@ -103,8 +105,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let deadline = tokio::time::Instant::now() + cli.timeout;
-    let code = match cli.command {
-        Command::Get { secret_id } => get(&secret_id).await,
+    // Every Secrets Manager call of the command ends before the deadline (bounds.rs).
+    let code = within_deadline(deadline, run(cli.command, cli.timeout, deadline)).await;
+    ExitCode::from(code)
+}
+
+async fn run(command: Command, timeout: Duration, deadline: tokio::time::Instant) -> u8 {
+    match command {
+        Command::Get { secret_id } => get(&secret_id, timeout).await,
         Command::Status { secret_ids, json } => match broker().await {
             Ok(broker) => status(&broker, secret_ids, json).await,
             Err(code) => code,
@@ -125,8 +133,7 @@ async fn main() -> ExitCode {
             Ok(broker) => resume(&broker, &secret_id, deadline).await,
             Err(code) => code,
         },
-    };
-    ExitCode::from(code)
+    }
 }
 
 /// Logs go to stderr (stdout is for `get`'s token and the reports); quiet by default.
@@ -156,7 +163,7 @@ async fn broker() -> Result<Broker, u8> {
         eprintln!("error: {e}");
         EXIT_USAGE
     })?;
-    let store = SecretStore::from_env().await;
+    let store = SecretStore::from_env(config.aws_timeouts).await;
     Broker::new(config, store, Metrics::off()).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_USAGE
@@ -177,8 +184,18 @@ fn secret_ids(broker: &Broker, given: Vec<String>) -> Result<Vec<String>, u8> {
     Ok(configured)
 }
 
-async fn get(secret_id: &str) -> u8 {
-    let source = TokenSource::from_env(secret_id).await;
+/// `get` reads like any consumer (no IADVIZE_* variable needed): the SDK's default time-outs,
+/// each call bounded by `--timeout`.
+async fn get(secret_id: &str, timeout: Duration) -> u8 {
+    let defaults = AwsTimeouts::default();
+    let timeouts = AwsTimeouts {
+        operation: defaults.operation.min(timeout),
+        attempt: defaults.attempt.min(timeout),
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&aws_config(timeouts).await);
+    let source = TokenSource::builder(client, secret_id)
+        .call_timeout(timeout)
+        .build();
     match source.token().await {
         Ok(token) => {
             println!("{}", token.expose());
@@ -187,7 +204,7 @@ async fn get(secret_id: &str) -> u8 {
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                TokenError::SecretsManager { .. } => EXIT_FAILED,
+                TokenError::SecretsManager { .. } | TokenError::NoAnswer { .. } => EXIT_FAILED,
                 _ => EXIT_NO_TOKEN,
             }
         }
@@ -199,10 +216,7 @@ async fn status(broker: &Broker, given: Vec<String>, json: bool) -> u8 {
     let report = if given.is_empty() {
         match broker.status_fleet().await {
             Ok(report) => report,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
+            Err(e) => return report_error(&e),
         }
     } else {
         broker.status(&given).await

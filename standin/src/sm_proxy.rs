@@ -11,10 +11,15 @@
 //! - [`Fault::InternalError`]: `500 {"__type":"InternalServiceError",…}`, a transient error
 //!   (the SDK retries 500, 502, 503 and 504);
 //! - [`Fault::ConnectionReset`]: the connection is reset (RST) before anything is forwarded;
-//! - [`Fault::Latency`]: the request is held that long, then forwarded.
+//! - [`Fault::Latency`]: the request is held that long, then forwarded;
+//! - [`Fault::Hold`]: the call never gets an answer; the connection stays open until the
+//!   caller closes it. [`Hold::BeforeForwarding`]: Secrets Manager never sees the call;
+//!   [`Hold::AfterApplied`]: Secrets Manager applied it, its answer is withheld. A caller
+//!   without a time-out waits for ever.
 //!
-//! Faults come at a chosen call ([`SmProxy::inject`], once) or at seeded rates
-//! ([`SmProxy::storm`], reproducible for one order of calls). [`SmProxy::kill`] SIGKILLs a
+//! Faults come at a chosen call ([`SmProxy::inject`], once), on every call of an operation
+//! ([`SmProxy::hold`]), or at seeded rates ([`SmProxy::storm`], reproducible for one order of
+//! calls). [`SmProxy::kill`] SIGKILLs a
 //! process at a chosen call, either before forwarding it (calls 1..N-1 happened, call N did
 //! not) or after Secrets Manager applied it but before its answer is passed on (the write
 //! happened, the caller never learns). The proxy waits until the process is dead before it
@@ -39,6 +44,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 /// How long to wait for a killed process to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The longest a held call is held, so that a test process never keeps a task for ever.
+const HOLD_LIMIT: Duration = Duration::from_secs(600);
 
 /// Which call a one-shot fault or kill applies to (1-based, counted from the proxy's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +81,26 @@ pub enum Fault {
     ConnectionReset,
     /// Hold the request this long, then forward it.
     Latency(Duration),
+    /// Never answer: keep the connection open until the caller closes it (at most 10 min).
+    Hold(Hold),
+}
+
+/// Where [`Fault::Hold`] holds a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hold {
+    /// The call is not forwarded: Secrets Manager never sees it.
+    BeforeForwarding,
+    /// Secrets Manager applied the call; its answer never reaches the caller.
+    AfterApplied,
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hold::BeforeForwarding => "before forwarding",
+            Hold::AfterApplied => "after Secrets Manager applied it",
+        })
+    }
 }
 
 /// When [`SmProxy::kill`] kills the process, relative to its call.
@@ -175,6 +202,13 @@ pub enum Outcome {
         /// The process.
         pid: u32,
     },
+    /// The call got no answer ([`Fault::Hold`]) until the caller closed the connection.
+    Held {
+        /// Before forwarding, or after Secrets Manager applied it.
+        point: Hold,
+        /// How long the caller waited before it closed the connection.
+        held: Duration,
+    },
     /// Secrets Manager could not be reached; the caller's connection was closed.
     UpstreamFailed(String),
     /// Not a request the proxy understands (answered 400).
@@ -215,6 +249,8 @@ pub struct ProxyStats {
     pub delayed: u64,
     /// Processes killed.
     pub kills: u64,
+    /// Calls held without an answer (and given up by their caller).
+    pub held: u64,
 }
 
 impl ProxyStats {
@@ -278,12 +314,24 @@ impl SmProxy {
         self.lock().storm = Some((storm, rng));
     }
 
-    /// Drops the storm and every fault and kill not yet applied.
+    /// Holds every later call of `operation` ([`Fault::Hold`]) until [`SmProxy::calm`].
+    pub fn hold(&self, operation: &str, point: Hold) {
+        self.lock().holds.push((operation.to_owned(), point));
+    }
+
+    /// Calls being held right now (the caller has not given up yet).
+    pub fn holding(&self) -> u64 {
+        self.lock().holding
+    }
+
+    /// Drops the storm, the holds, and every fault and kill not yet applied (calls already
+    /// held stay held until their caller gives up).
     pub fn calm(&self) {
         let mut state = self.lock();
         state.storm = None;
         state.once.clear();
         state.kills.clear();
+        state.holds.clear();
     }
 
     /// SIGKILLs process `pid` at the call `at`, before forwarding it or once Secrets Manager
@@ -347,6 +395,12 @@ impl SmProxy {
                         stats.forwarded += 1;
                     }
                 }
+                Outcome::Held { point, .. } => {
+                    stats.held += 1;
+                    if point == Hold::AfterApplied {
+                        stats.forwarded += 1;
+                    }
+                }
                 Outcome::UpstreamFailed(_) | Outcome::Malformed(_) => {}
             }
         }
@@ -384,6 +438,7 @@ enum Plan {
     InternalError,
     Reset,
     Kill(u32, KillPoint),
+    Hold(Hold),
 }
 
 struct State {
@@ -392,6 +447,10 @@ struct State {
     per_op: HashMap<String, u64>,
     once: Vec<(Call, Fault)>,
     kills: Vec<KillRule>,
+    /// Operations whose every call is held.
+    holds: Vec<(String, Hold)>,
+    /// Calls held right now.
+    holding: u64,
     storm: Option<(Storm, SplitMix64)>,
     log: Vec<CallRecord>,
 }
@@ -404,6 +463,8 @@ impl State {
             per_op: HashMap::new(),
             once: Vec::new(),
             kills: Vec::new(),
+            holds: Vec::new(),
+            holding: 0,
             storm: None,
             log: Vec::new(),
         }
@@ -433,6 +494,9 @@ impl State {
         }
         let mut plan = Plan::Forward;
         let mut delay = Duration::ZERO;
+        if let Some((_, point)) = self.holds.iter().find(|(op, _)| op == operation) {
+            plan = Plan::Hold(*point);
+        }
         self.once.retain(|(at, fault)| {
             if !at.matches(seq, operation, op_seq) {
                 return true;
@@ -479,6 +543,7 @@ fn plan_of(fault: Fault) -> Plan {
         Fault::InternalError => Plan::InternalError,
         Fault::ConnectionReset => Plan::Reset,
         Fault::Latency(_) => Plan::Forward,
+        Fault::Hold(point) => Plan::Hold(point),
     }
 }
 
@@ -567,6 +632,18 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
             reset(&client);
             Outcome::Reset
         }
+        Plan::Hold(point) => {
+            if point == Hold::AfterApplied {
+                // Applied, and the answer dropped: the caller never learns.
+                if let Err(error) = forward(&upstream, &request.upstream_bytes).await {
+                    eprintln!("sm proxy: held call {seq} could not be applied: {error}");
+                }
+            }
+            lock(&state).holding += 1;
+            let held = wait_for_close(&mut client).await;
+            lock(&state).holding -= 1;
+            Outcome::Held { point, held }
+        }
         Plan::Kill(pid, point) => {
             if point == KillPoint::AfterApplied {
                 // The answer is dropped: the write happened, the caller never learns.
@@ -597,6 +674,19 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
         delay,
         outcome,
     });
+}
+
+/// Waits until the caller closes the connection (or [`HOLD_LIMIT`] passes), answering nothing;
+/// returns how long that took.
+async fn wait_for_close(client: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(HOLD_LIMIT, async {
+        // Whatever else the caller sends is ignored; end of stream or an error is the close.
+        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    started.elapsed()
 }
 
 /// Makes the connection close with a TCP reset rather than an orderly shutdown.
@@ -869,6 +959,36 @@ mod tests {
             ]
         );
         assert!(state.once.is_empty());
+    }
+
+    #[test]
+    fn a_hold_applies_to_every_call_of_its_operation_until_calm() {
+        let mut state = State::new("127.0.0.1:1".into());
+        state
+            .holds
+            .push(("DescribeSecret".into(), Hold::BeforeForwarding));
+        state.once.push((
+            Call::nth_of("PutSecretValue", 1),
+            Fault::Hold(Hold::AfterApplied),
+        ));
+        let plans: Vec<Plan> = [
+            "DescribeSecret",
+            "PutSecretValue",
+            "DescribeSecret",
+            "PutSecretValue",
+        ]
+        .iter()
+        .map(|op| state.decide(op).2)
+        .collect();
+        assert_eq!(
+            plans,
+            [
+                Plan::Hold(Hold::BeforeForwarding),
+                Plan::Hold(Hold::AfterApplied),
+                Plan::Hold(Hold::BeforeForwarding),
+                Plan::Forward
+            ]
+        );
     }
 
     #[test]

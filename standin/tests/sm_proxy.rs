@@ -8,7 +8,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use iadvize_standin::sm_proxy::{Call, Fault, KillPoint, Outcome, SmProxy, Storm};
+use iadvize_standin::sm_proxy::{Call, Fault, Hold, KillPoint, Outcome, SmProxy, Storm};
 
 fn moto() -> String {
     std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT is not set: run with scripts/with-moto.sh")
@@ -219,6 +219,87 @@ async fn latency_holds_a_call_before_it_is_forwarded() {
     assert_eq!(log[0].outcome, Outcome::Forwarded { status: 200 });
     sm.list_secrets().send().await.expect("the next call");
     assert_eq!(proxy.log()[1].delay, Duration::ZERO, "latency once");
+}
+
+#[tokio::test]
+async fn a_call_held_before_forwarding_gets_no_answer_and_is_never_applied() {
+    let proxy = start().await;
+    let name = unique("hold-before");
+    let sm = client(&proxy.url(), false);
+    sm.create_secret()
+        .name(&name)
+        .secret_string("old")
+        .send()
+        .await
+        .expect("create");
+    proxy.hold("PutSecretValue", Hold::BeforeForwarding);
+    let wait = Duration::from_millis(300);
+    for _ in 0..2 {
+        let put = sm.put_secret_value().secret_id(&name).secret_string("new");
+        assert!(
+            tokio::time::timeout(wait, put.send()).await.is_err(),
+            "no answer: the caller gives up"
+        );
+    }
+    assert_eq!(value_on_moto(&name).await.as_deref(), Some("old"));
+    // The proxy sees the callers give up (their connections close).
+    let limit = Instant::now() + Duration::from_secs(5);
+    while proxy.stats().held < 2 && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = proxy.log();
+    for record in &log[1..] {
+        assert!(
+            matches!(record.outcome, Outcome::Held { point: Hold::BeforeForwarding, held } if held >= wait),
+            "{record:?}"
+        );
+    }
+    assert_eq!(proxy.stats().held, 2);
+    assert_eq!(proxy.stats().forwarded, 1, "only the create");
+    assert_eq!(proxy.holding(), 0);
+
+    proxy.calm();
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string("new")
+        .send()
+        .await
+        .expect("calm again");
+    assert_eq!(value_on_moto(&name).await.as_deref(), Some("new"));
+}
+
+#[tokio::test]
+async fn a_call_held_after_forwarding_is_applied_and_its_answer_withheld() {
+    let proxy = start().await;
+    let name = unique("hold-after");
+    let sm = client(&proxy.url(), false);
+    sm.create_secret()
+        .name(&name)
+        .secret_string("old")
+        .send()
+        .await
+        .expect("create");
+    proxy.inject(
+        Call::nth_of("PutSecretValue", 1),
+        Fault::Hold(Hold::AfterApplied),
+    );
+    let put = sm.put_secret_value().secret_id(&name).secret_string("new");
+    let answer = tokio::time::timeout(Duration::from_millis(500), put.send()).await;
+    assert!(answer.is_err(), "no answer: the caller gives up");
+    assert_eq!(value_on_moto(&name).await.as_deref(), Some("new"));
+    let limit = Instant::now() + Duration::from_secs(5);
+    while proxy.stats().held < 1 && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.stats().held, 1);
+    assert_eq!(proxy.stats().forwarded, 2, "the create and the held put");
+    // Once only.
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string("newer")
+        .send()
+        .await
+        .expect("the next call is answered");
 }
 
 /// A process to kill; the SDK calls come from this test, on its behalf.
