@@ -9,16 +9,16 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::broker::Broker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, echo};
 use crate::events::{Step, StepEvent};
 use crate::iadvize::Verification;
-use crate::store::{AWSCURRENT, AWSPENDING, Put, SecretInfo, Version};
+use crate::store::{AWSCURRENT, AWSPENDING, Content, Put, SecretInfo, Version};
 use crate::token::{TokenRecord, rfc3339};
 
 impl Broker {
     /// Runs one step event from Secrets Manager, after the guard of AWS's rotation template.
     pub async fn run_step(&self, event: &StepEvent, deadline: Instant) -> Result<()> {
-        let span = tracing::info_span!("rotation_step", secret_id = %event.secret_id, step = %event.step, token = %event.token);
+        let span = tracing::info_span!("rotation_step", secret_id = %echo(&event.secret_id), step = %event.step, token = %echo(&event.token));
         async {
             let mut secret_name = None;
             let result = self.guarded_step(event, &mut secret_name, deadline).await;
@@ -136,10 +136,10 @@ impl Broker {
         let Some(value) = self.store.get(&secret.arn, Version::Id(token)).await? else {
             return Ok(None);
         };
-        if value.string.is_none() || value.expose().is_empty() {
+        if value.content() == Content::Empty {
             return Ok(None);
         }
-        TokenRecord::parse(value.expose()).map(Some).map_err(|e| Error::Guard {
+        value.record().map(Some).map_err(|e| Error::Guard {
             secret_id: secret.name.clone(),
             message: format!(
                 "version {token} already holds a value that is {e}; a version's value cannot change, so this rotation cannot complete"
@@ -171,14 +171,19 @@ impl Broker {
             .get(&secret.arn, Version::Id(token))
             .await?
             .ok_or_else(|| failed("the version has no value (createSecret has not run)".into()))?;
-        let record = match TokenRecord::parse(pending.expose()) {
+        let record = match pending.record() {
             Ok(record) => record,
             Err(e) => {
                 let current = self
                     .store
                     .get(&secret.arn, Version::Stage(AWSCURRENT))
                     .await?;
-                if current.is_some_and(|c| c.expose() == pending.expose()) {
+                // A copy of the current string value; binary values are never compared (their
+                // bytes are not kept) and fail the test.
+                let copy = current.is_some_and(|c| {
+                    c.binary.is_none() && pending.binary.is_none() && c.expose() == pending.expose()
+                });
+                if copy {
                     tracing::info!(
                         "the pending value is a copy of the current one (configuration check); passing"
                     );

@@ -366,3 +366,27 @@ async fn a_tick_and_an_operator_refresh_racing_on_a_due_secret_both_succeed() {
     );
     assert_valid_current(&world).await;
 }
+
+#[tokio::test]
+async fn step_events_are_read_by_what_they_mean() {
+    // Secrets Manager sends exact names; these variations still have one meaning each.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    for step in ["CreateSecret", " setsecret", "TESTSECRET", "finishSecret "] {
+        let event = serde_json::json!({
+            "Step": step,
+            "SecretId": format!(" {} ", world.token_id),
+            "ClientRequestToken": format!("{token}\n"),
+            "RotationToken": "",
+        });
+        let answer = broker
+            .handle(&event, deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+        assert_eq!(answer["secret_id"], world.token_id.as_str());
+    }
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+    assert_valid_current(&world).await;
+}
