@@ -142,10 +142,12 @@ impl Broker {
         Ok(ids)
     }
 
-    /// The credentials secret a token secret uses: its tag, else the configured default.
+    /// The credentials secret a token secret uses: its tag (surrounding whitespace ignored: a
+    /// secret id holds none), else the configured default.
     pub fn credentials_secret_id<'a>(&'a self, secret: &'a SecretInfo) -> Result<&'a str> {
         secret
             .tag(TAG_CREDENTIALS_SECRET)
+            .map(str::trim)
             .filter(|id| !id.is_empty())
             .or(self.config.credentials_secret_id.as_deref())
             .ok_or_else(|| Error::NoCredentialsSecret {

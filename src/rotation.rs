@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::broker::Broker;
-use crate::error::{Error, Result, echo};
+use crate::error::{Error, Result, Retry, echo};
 use crate::events::{Step, StepEvent};
 use crate::iadvize::Verification;
 use crate::store::{AWSCURRENT, AWSPENDING, Content, Put, SecretInfo, Version};
@@ -276,7 +276,9 @@ impl Broker {
         };
         let mut secret = std::borrow::Cow::Borrowed(secret);
         let mut previous = None;
-        // Two tries: the second acts on the stages re-read after a lost race.
+        // Two tries: the second acts on the stages re-read after a lost race, or repeats a move
+        // that failed for a transient reason. The same move after a permanent failure (access
+        // denied, a KMS refusal) would fail the same way: it is not sent again.
         for attempt in 1..=2 {
             if carries(&secret, token, AWSCURRENT) {
                 // The first version of a secret is made AWSCURRENT by Secrets Manager itself;
@@ -295,7 +297,11 @@ impl Broker {
                 }
                 Err(e) => {
                     let reread = self.store.describe(&secret.arn).await?;
-                    if attempt == 2 || reread.stages(token).is_none() {
+                    let same_move = same_stages(&reread, &secret);
+                    if attempt == 2
+                        || reread.stages(token).is_none()
+                        || (same_move && e.retry() == Retry::Permanent)
+                    {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, "the stages changed under this finishSecret; re-read them");
@@ -393,6 +399,24 @@ impl Broker {
             }
         }
     }
+}
+
+/// Whether two reads of a secret show the same versions with the same stages (in any order).
+fn same_stages(a: &SecretInfo, b: &SecretInfo) -> bool {
+    let sorted = |info: &SecretInfo| {
+        let mut versions: Vec<(String, Vec<String>)> = info
+            .versions
+            .iter()
+            .map(|(id, stages)| {
+                let mut stages = stages.clone();
+                stages.sort_unstable();
+                (id.clone(), stages)
+            })
+            .collect();
+        versions.sort_unstable();
+        versions
+    };
+    sorted(a) == sorted(b)
 }
 
 /// Whether version `token` of the secret carries `stage`.

@@ -245,6 +245,8 @@ async fn every_cli_command_at_the_most_verbose_setting_logs_no_secret() {
             secrets.truncate(3);
         }
         assert_no_secrets(stdout, &secrets);
+    }
+    for (command, _, stderr) in &outputs {
         assert!(
             stderr.contains("TRACE"),
             "`{command}` logged at TRACE:\n{stderr}"

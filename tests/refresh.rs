@@ -604,3 +604,23 @@ async fn operator_events_are_read_by_what_they_mean() {
         assert_eq!(world.logins(), logins);
     }
 }
+
+#[tokio::test]
+async fn a_credentials_tag_with_whitespace_around_the_id_names_that_secret() {
+    // Tag values are typed by hand in the console; a secret id never holds whitespace.
+    let world = World::new().await;
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:credentials-secret-id",
+        &format!(" {} ", world.creds_id),
+    )
+    .await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        credentials_secret_id: None,
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
+    assert_valid_current(&world).await;
+}

@@ -362,9 +362,9 @@ pub fn rfc3339_precise(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-/// Parses an RFC 3339 time.
+/// Parses an RFC 3339 time (surrounding whitespace ignored).
 pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
+    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
 }
 
 fn truncate_to_seconds(at: OffsetDateTime) -> OffsetDateTime {
