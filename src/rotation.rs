@@ -93,8 +93,9 @@ impl Broker {
     /// On a secret without an AWSCURRENT version (its first rotation, before any tick filled
     /// it) the token is verified before it is written: Secrets Manager labels the first value
     /// of a secret AWSCURRENT by itself ("If this operation creates the first version for the
-    /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT",
-    /// PutSecretValue API reference), and testSecret skips a version that is already current.
+    /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT to
+    /// it", PutSecretValue API reference), and testSecret skips a version that is already
+    /// current.
     pub(crate) async fn create_secret(
         &self,
         secret: &SecretInfo,
