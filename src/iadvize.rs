@@ -399,13 +399,12 @@ pub fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord
         Some(_) => return Err(bad("access_token is not a non-empty string")),
         None => return Err(bad("access_token is missing")),
     };
-    if let Some(kind) = json.get("token_type") {
-        if !kind
+    if let Some(kind) = json.get("token_type")
+        && !kind
             .as_str()
             .is_some_and(|k| k.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(bad("token_type is not Bearer"));
-        }
+    {
+        return Err(bad("token_type is not Bearer"));
     }
     let expires_in = match json.get("expires_in") {
         Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
