@@ -377,10 +377,19 @@ def sam_commands():
         at_root = False
         for no, text in logical_lines(block):
             text = text.split(" #")[0].strip() if not text.startswith("#") else ""
-            if text == ROOT_CD:
-                at_root = True
-            if text.startswith("sam "):
-                yield f"{path}:{no}", shlex.split(text), at_root
+            # One command per `&&`, `;` or `|` of a line.
+            for part in re.split(r"\s(?:&&|;|\|)\s", text):
+                part = part.strip()
+                if part == ROOT_CD:
+                    at_root = True
+                if not part.startswith("sam "):
+                    continue
+                try:
+                    argv = shlex.split(part)
+                except ValueError as e:
+                    fail(f"{path}:{no}: cannot read the command `{part}` as a shell would: {e}")
+                    continue
+                yield f"{path}:{no}", argv, at_root
 
 
 _help = {}
@@ -486,6 +495,10 @@ def check_doc_commands(run_them):
     finally:
         if created:
             os.remove(stand_in)
+            try:
+                os.removedirs(os.path.dirname(stand_in))
+            except OSError:
+                pass  # something else lives in .aws-sam
 
 
 def _check_doc_commands(run_them, arch):
