@@ -182,10 +182,10 @@ impl State {
         now: OffsetDateTime,
         clock: Instant,
     ) -> Option<Result<TokenRecord, TokenError>> {
-        if let Some(cached) = &self.cached {
-            if now < cached.read_again_at {
-                return Some(Ok(cached.record.clone()));
-            }
+        if let Some(cached) = &self.cached
+            && now < cached.read_again_at
+        {
+            return Some(Ok(cached.record.clone()));
         }
         let failure = self.failure.as_ref().filter(|f| clock < f.retry_at)?;
         Some(match self.usable(now) {
@@ -414,10 +414,10 @@ impl TokenSource {
             if let Some(answer) = state.without_reading(OffsetDateTime::now_utc(), Instant::now()) {
                 return answer;
             }
-            if state.reads_done != seen {
-                if let Some(failure) = &state.failure {
-                    return Err(failure.error.clone());
-                }
+            if state.reads_done != seen
+                && let Some(failure) = &state.failure
+            {
+                return Err(failure.error.clone());
             }
         }
         let result = self.read().await;
