@@ -341,10 +341,10 @@ proptest! {
                     ["access_token", "token_type", "expires_in", "the body"].iter().any(|f| text.contains(f)),
                     "{text}"
                 );
-                if let Some(token) = &token {
-                    if !token.trim().is_empty() {
-                        prop_assert!(!text.contains(token.trim()), "{text}");
-                    }
+                if let Some(token) = &token
+                    && !token.trim().is_empty()
+                {
+                    prop_assert!(!text.contains(token.trim()), "{text}");
                 }
             }
         }
@@ -553,11 +553,11 @@ proptest! {
             }
             Err(Error::InvalidEvent(message)) => {
                 prop_assert!(message.len() < 1024, "{}", message.len());
-                if let Value::String(text) = &value {
-                    if text.len() > 8 {
-                        prop_assert!(!message.contains(text.as_str()), "{message}");
-                        prop_assert!(message.contains(&format!("string of {} characters", text.chars().count())), "{message}");
-                    }
+                if let Value::String(text) = &value
+                    && text.len() > 8
+                {
+                    prop_assert!(!message.contains(text.as_str()), "{message}");
+                    prop_assert!(message.contains(&format!("string of {} characters", text.chars().count())), "{message}");
                 }
             }
             Err(other) => prop_assert!(false, "{other:?}"),
