@@ -505,7 +505,8 @@ pub fn parse_verification(status: u16, body: &[u8]) -> Result<Verification, Iadv
                 Some(Ok(false)) => Ok(Verification::Rejected(
                     oauth_error(body).unwrap_or_else(|| "authenticated: false".to_owned()),
                 )),
-                // The error body DESIGN §1 documents, which some servers send with a 200.
+                // The error body iAdvize documents for a refused token, which some servers send
+                // with a 200.
                 _ if oauth_error(body).as_deref() == Some("invalid_token") => {
                     Ok(Verification::Rejected("invalid_token".to_owned()))
                 }
