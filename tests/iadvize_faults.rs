@@ -592,7 +592,7 @@ async fn unusable_login_answers_say_what_was_received_and_nothing_is_stored() {
     let before = world.current().await;
     let broker = world.broker();
     for (answer, expected) in [
-        (json!({"expires_in": null}), "expires_in is missing"),
+        (json!({"expires_in": null}), "expires_in is null"),
         (json!({"expires_in": true}), "expires_in is a boolean"),
         (
             json!({"expires_in": "soon"}),
@@ -613,7 +613,7 @@ async fn unusable_login_answers_say_what_was_received_and_nothing_is_stored() {
         ),
         (json!({"token_type": 1}), "token_type is an integer"),
         (json!({"access_token": 12345}), "access_token is an integer"),
-        (json!({"access_token": null}), "access_token is missing"),
+        (json!({"access_token": null}), "access_token is null"),
         (json!({"access_token": "  "}), "access_token is empty"),
         (
             json!({"access_token": "{token}\u{7}"}),

@@ -1033,3 +1033,26 @@ async fn the_secret_cache_recipe_says_when_the_value_is_binary() {
 async fn the_shell_reader_says_when_the_value_is_binary() {
     says_what_it_found_when_the_value_is_binary(Reader::Shell).await;
 }
+
+#[tokio::test]
+async fn the_shell_reader_reads_a_secret_whose_name_starts_with_a_dash() {
+    // Secret names may start with `-`; passed as a separate argument, the AWS CLI took such a
+    // name for an option and failed with "--secret-id: expected one argument".
+    let teams = Teams::new(&["a"]).await;
+    let (id, user, token) = &teams.secrets[0];
+    let dash_id = format!("-{id}");
+    sm_client()
+        .create_secret()
+        .name(&dash_id)
+        .secret_string(record_json(token))
+        .send()
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+
+    let output = run_for(Reader::Shell, &teams, &proxy, &dir, &dash_id, &[]).await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{user}\n"));
+}

@@ -212,8 +212,10 @@ pub mod fields {
     /// field's name, e.g. "expires_in is a boolean, expected a number of seconds".
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Refused {
-        /// The field is absent or `null`.
+        /// The field is absent.
         Missing,
+        /// The field is `null`.
+        Null,
         /// An empty or blank string.
         Blank,
         /// Anything else: the sentence after "is".
@@ -224,6 +226,7 @@ pub mod fields {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             match self {
                 Refused::Missing => f.write_str("is missing"),
+                Refused::Null => f.write_str("is null"),
                 Refused::Blank => f.write_str("is empty"),
                 Refused::Other(what) => write!(f, "is {what}"),
             }
@@ -263,7 +266,8 @@ pub mod fields {
     /// failing every request later.
     pub fn bearer_token(value: Option<&Value>) -> Result<AccessToken, Refused> {
         match value {
-            None | Some(Value::Null) => Err(Refused::Missing),
+            None => Err(Refused::Missing),
+            Some(Value::Null) => Err(Refused::Null),
             Some(Value::String(text)) => {
                 let token = text.trim_matches(|c: char| c.is_ascii_whitespace());
                 if token.is_empty() {
@@ -313,7 +317,7 @@ pub mod fields {
     /// other strings are refused.
     pub fn seconds(value: &Value) -> Result<u64, Refused> {
         let number = match value {
-            Value::Null => return Err(Refused::Missing),
+            Value::Null => return Err(Refused::Null),
             Value::Number(n) => n.clone(),
             Value::String(text) if text.trim().is_empty() => return Err(Refused::Blank),
             Value::String(text) => text.trim().parse::<serde_json::Number>().map_err(|_| {

@@ -104,7 +104,7 @@ read_failed() {
 read_secret() {
   local tmp expires now read_again_at error
   tmp=$(mktemp "$dir/.read.XXXXXX")
-  if ! aws secretsmanager get-secret-value --secret-id "$secret_id" --version-stage AWSCURRENT \
+  if ! aws secretsmanager get-secret-value --secret-id="$secret_id" --version-stage AWSCURRENT \
     --output json >"$tmp" 2>"$tmp.err"; then
     error="reading $secret_id from Secrets Manager failed: $(tr -s '\n' ' ' <"$tmp.err")"
     rm -f "$tmp" "$tmp.err"
