@@ -423,7 +423,7 @@ async fn verify(
                 "{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"
             ),
             Verified::Invalid { reason } => eprintln!(
-                "{secret_id}: the current value is not a token record ({reason}); run `iadvize-token refresh --force {secret_id}`"
+                "{secret_id}: the current value cannot be used ({reason}); run `iadvize-token refresh --force {secret_id}`"
             ),
         }
     }
