@@ -257,6 +257,7 @@ async fn a_call_held_before_forwarding_gets_no_answer_and_is_never_applied() {
     assert_eq!(proxy.stats().held, 2);
     assert_eq!(proxy.stats().forwarded, 1, "only the create");
     assert_eq!(proxy.holding(), 0);
+    assert_eq!(proxy.held(), 2);
 
     proxy.calm();
     sm.put_secret_value()
