@@ -15,14 +15,29 @@ corrected, so tests see what AWS does.
    (the first rotation of such a secret) fails inside moto (IndexError, a 500). AWS needs
    `RemoveFromVersionId` only when the label is attached to another version (API reference,
    `MoveToVersionId`), so it moves the label.
+4. moto's server answers requests on several threads, and its secrets store is a dict that
+   every lookup iterates: a request that creates a secret while another looks one up makes
+   the lookup fail ("dictionary changed size during iteration", a 500 for a call AWS would
+   answer). Each Secrets Manager request is handled alone here: every AWS call is atomic.
 """
 
 import sys
+import threading
 import time
 import uuid
 
 from moto.secretsmanager.models import SecretsManagerBackend
+from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import main
+
+_one_request_at_a_time = threading.RLock()
+_call_action = SecretsManagerResponse.call_action
+
+
+def call_action(self):
+    with _one_request_at_a_time:
+        return _call_action(self)
+
 
 _update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
 _rotate_secret = SecretsManagerBackend.rotate_secret
@@ -72,6 +87,7 @@ def rotate_secret(self, secret_id, client_request_token=None, **kwargs):
     )
 
 
+SecretsManagerResponse.call_action = call_action
 SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
 SecretsManagerBackend.rotate_secret = rotate_secret
 

@@ -22,15 +22,20 @@ apt_package() {
 }
 hint() {
   case $1 in
-    cargo) echo "Rust 1.85+ with clippy and rustfmt (https://rustup.rs)" ;;
+    cargo) echo "Rust 1.88+ with clippy and rustfmt (https://rustup.rs)" ;;
     clippy | rustfmt) echo "rustup component add clippy rustfmt" ;;
-    python3) echo "Python 3.11+ (Debian: apt-get install python3 python3-venv)" ;;
+    python3) echo "Python $python_min+ (Debian: apt-get install python3 python3-venv)" ;;
     python3-venv) echo "the Python venv module (Debian: apt-get install python3-venv)" ;;
-    terraform) echo "Terraform 1.5+ (https://developer.hashicorp.com/terraform/install)" ;;
-    node) echo "Node.js 18+ (Debian: apt-get install nodejs)" ;;
+    terraform) echo "Terraform 1.4+ (https://developer.hashicorp.com/terraform/install)" ;;
+    node) echo "Node.js 20+ (Debian: apt-get install nodejs)" ;;
     *) echo "$1 (Debian: apt-get install $1)" ;;
   esac
 }
+
+# The pinned moto, SAM CLI, awscli and boto3 declare Requires-Python >= 3.10; scripts/dist.sh
+# reads Cargo.toml with tomllib (3.11).
+python_min=3.10
+[ "$target" = dist ] && python_min=3.11
 
 missing=()
 for tool in "$@"; do
@@ -43,8 +48,8 @@ for tool in "$@"; do
       fi
       ;;
     python3)
-      # tomllib (scripts/dist.sh) and the pinned moto/SAM CLI/checkov need 3.11.
-      if ! command -v python3 >/dev/null || ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      if ! command -v python3 >/dev/null ||
+        ! python3 -c 'import sys; sys.exit(sys.version_info < tuple(map(int, sys.argv[1].split("."))))' "$python_min"; then
         missing+=(python3)
       elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
         missing+=(python3-venv)

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::iadvize::{IadvizeClient, RetryPolicy};
 use crate::metrics::Metrics;
-use crate::store::{AWSCURRENT, SecretInfo, SecretStore, Version};
+use crate::store::{AWSCURRENT, Content, SecretInfo, SecretStore, Version};
 use crate::token::{Credentials, TokenRecord, parse_rfc3339};
 
 /// Tag on a token secret naming its credentials secret.
@@ -95,7 +95,7 @@ impl Broker {
             Event::Step(step) => {
                 self.run_step(&step, deadline).await?;
                 Ok(
-                    json!({"step": step.step.as_str(), "secret_id": step.secret_id, "outcome": "ok"}),
+                    json!({"step": step.step.as_str(), "secret_id": crate::error::echo(&step.secret_id), "outcome": "ok"}),
                 )
             }
             Event::Scheduled => self.tick(None, false, deadline).await,
@@ -145,10 +145,12 @@ impl Broker {
         Ok(ids)
     }
 
-    /// The credentials secret a token secret uses: its tag, else the configured default.
+    /// The credentials secret a token secret uses: its tag (surrounding whitespace ignored: a
+    /// secret id holds none), else the configured default.
     pub fn credentials_secret_id<'a>(&'a self, secret: &'a SecretInfo) -> Result<&'a str> {
         secret
             .tag(TAG_CREDENTIALS_SECRET)
+            .map(str::trim)
             .filter(|id| !id.is_empty())
             .or(self.config.credentials_secret_id.as_deref())
             .ok_or_else(|| Error::NoCredentialsSecret {
@@ -156,7 +158,13 @@ impl Broker {
             })
     }
 
-    /// Reads and parses the AWSCURRENT credentials.
+    /// Reads and parses the AWSCURRENT credentials. Says what is wrong with a value that is
+    /// not usable: none, empty, binary, not JSON, or JSON of the wrong shape.
+    ///
+    /// A binary value is refused even when it holds the right JSON: credentials are a
+    /// `SecretString`, the one form the Secrets Manager console shows and edits as key/value
+    /// pairs and that `aws secretsmanager get-secret-value --query SecretString` prints, so an
+    /// operator can always see what the broker reads. The message says how to store it.
     pub async fn load_credentials(&self, credentials_secret_id: &str) -> Result<Credentials> {
         let bad = |message: String| Error::BadCredentials {
             credentials_secret_id: credentials_secret_id.to_owned(),
@@ -167,7 +175,14 @@ impl Broker {
             .get(credentials_secret_id, Version::Stage(AWSCURRENT))
             .await?
             .ok_or_else(|| bad("the secret was not found or has no AWSCURRENT value".into()))?;
-        Credentials::parse(value.expose(), value.version_id.clone()).map_err(bad)
+        match value.content() {
+            Content::Text(text) => Credentials::parse(text, value.version_id.clone()).map_err(bad),
+            Content::Binary(bytes) => Err(bad(format!(
+                "the value is binary data (SecretBinary, {bytes} bytes), not a string; store the JSON as a string (aws secretsmanager put-secret-value --secret-id {} --secret-string file://credentials.json)",
+                crate::error::echo(credentials_secret_id)
+            ))),
+            Content::Empty => Err(bad("the value is empty".into())),
+        }
     }
 
     /// Logs in for a token secret, unless its credentials were refused before or a login

@@ -14,11 +14,11 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     /// The event is not one the broker accepts.
-    #[error("invalid event: {0}")]
+    #[error("invalid event: {}", echo(.0))]
     InvalidEvent(String),
 
     /// A rotation step event that the Secrets Manager contract forbids acting on.
-    #[error("secret {secret_id}: {message}")]
+    #[error("secret {}: {}", echo(secret_id), echo(message))]
     Guard {
         /// The token secret.
         secret_id: String,
@@ -28,7 +28,8 @@ pub enum Error {
 
     /// The secret does not exist.
     #[error(
-        "secret {secret_id} was not found; check the name/ARN and the broker's IAM permissions"
+        "secret {} was not found; check the name/ARN and the broker's IAM permissions",
+        echo(secret_id)
     )]
     SecretNotFound {
         /// The secret.
@@ -36,7 +37,11 @@ pub enum Error {
     },
 
     /// A Secrets Manager call failed.
-    #[error("secret {secret_id}: Secrets Manager {operation} failed: {message}")]
+    #[error(
+        "secret {}: Secrets Manager {operation} failed: {}",
+        echo(secret_id),
+        echo(message)
+    )]
     SecretsManager {
         /// The secret.
         secret_id: String,
@@ -44,6 +49,8 @@ pub enum Error {
         operation: &'static str,
         /// The SDK's explanation.
         message: String,
+        /// Whether the same call may succeed later ([`Retry::of_sdk`]).
+        retry: Retry,
     },
 
     /// Secrets Manager did not answer a call within its bound (or no time was left to make
@@ -74,7 +81,8 @@ pub enum Error {
 
     /// No credentials secret is configured for a token secret.
     #[error(
-        "secret {secret_id}: no credentials secret: tag it with iadvize:credentials-secret-id or set IADVIZE_CREDENTIALS_SECRET_ID"
+        "secret {}: no credentials secret: tag it with iadvize:credentials-secret-id or set IADVIZE_CREDENTIALS_SECRET_ID",
+        echo(secret_id)
     )]
     NoCredentialsSecret {
         /// The token secret.
@@ -83,7 +91,8 @@ pub enum Error {
 
     /// The credentials secret's value is missing or malformed.
     #[error(
-        "credentials secret {credentials_secret_id}: {message}; put a value like {{\"username\": \"…\", \"password\": \"…\"}}"
+        "credentials secret {}: {message}; put a value like {{\"username\": \"…\", \"password\": \"…\"}}",
+        echo(credentials_secret_id)
     )]
     BadCredentials {
         /// The credentials secret.
@@ -143,7 +152,7 @@ pub enum Error {
     },
 
     /// Talking to iAdvize failed.
-    #[error("secret {secret_id}: {source}")]
+    #[error("secret {}: {source}", echo(secret_id))]
     Iadvize {
         /// The token secret.
         secret_id: String,
@@ -153,7 +162,11 @@ pub enum Error {
     },
 
     /// The pending token failed testSecret.
-    #[error("secret {secret_id}: the new token (version {version_id}) failed its test: {message}")]
+    #[error(
+        "secret {}: the new token (version {}) failed its test: {message}",
+        echo(secret_id),
+        echo(version_id)
+    )]
     TestFailed {
         /// The token secret.
         secret_id: String,
@@ -230,3 +243,162 @@ impl From<Error> for lambda_runtime::Diagnostic {
 
 /// Shorthand for results of the broker.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Most bytes of a value taken from input (an event, a tag, an answer of Secrets Manager or
+/// iAdvize) that an error, a log line or a metric dimension shows. Every valid Secrets Manager
+/// name (512 characters at most) and ARN fits whole; with the marker, a capped value still fits
+/// a CloudWatch dimension value (1,024 characters).
+pub const ECHO_MAX_BYTES: usize = 640;
+
+/// A value taken from input, as errors, logs and metrics show it: whole up to
+/// [`ECHO_MAX_BYTES`], else its beginning and a marker with its length, e.g.
+/// `arn:aws:……(1048576 bytes)`, so a hostile or broken input cannot flood an answer, a log
+/// line or a metric. Cut on a character boundary.
+pub fn echo(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= ECHO_MAX_BYTES {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut end = ECHO_MAX_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…({} bytes)", &value[..end], value.len()))
+}
+
+/// Serializes a value taken from input as [`echo`] shows it (for answers and logged reports
+/// that name an operator's secret ids).
+pub(crate) fn serialize_echo<S: serde::Serializer>(
+    value: &str,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&echo(value))
+}
+
+/// Whether an outside call that failed may succeed if it is sent again unchanged: the one
+/// classification behind every retry decision of the broker (iAdvize's requests, Secrets
+/// Manager's errors). The rules follow the Secrets Manager agent's `is_transient_error`
+/// (aws-secretsmanager-agent, `aws_secretsmanager_caching/src/error.rs`): timeouts,
+/// unreadable answers, connection failures, server errors and throttling are transient;
+/// everything else — a request refused for what it says, missing permissions, a request that
+/// could not even be built — is permanent: no retry can fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// May succeed later: retry (with backoff) while time is left.
+    Transient,
+    /// Will fail the same way: report it at once.
+    Permanent,
+}
+
+impl Retry {
+    /// An HTTP status that is not a success: 408 Request Timeout, 429 Too Many Requests
+    /// (RFC 9110 §15.5.9, RFC 6585 §4) and the 5xx server errors are transient, except 501 Not
+    /// Implemented and 505 HTTP Version Not Supported, which say the request itself cannot be
+    /// served. Every other status answers the request as sent.
+    pub fn of_status(status: u16) -> Retry {
+        match status {
+            408 | 429 => Retry::Transient,
+            501 | 505 => Retry::Permanent,
+            500..=599 => Retry::Transient,
+            _ => Retry::Permanent,
+        }
+    }
+
+    /// A failure of the HTTP client before any status: a request that could not be built (a
+    /// header value with a control character, …) or that asked for a redirect the client does
+    /// not follow is permanent; a timeout, a connection failure or a body that could not be
+    /// read is transient.
+    pub fn of_http(e: &reqwest::Error) -> Retry {
+        if e.is_builder() || e.is_redirect() {
+            Retry::Permanent
+        } else {
+            Retry::Transient
+        }
+    }
+
+    /// An AWS SDK failure. Transient: time-outs, answers that could not be read, dispatch
+    /// failures from I/O or a time-out, a 5xx answer, and the throttling codes of the AWS
+    /// SDKs' standard retry mode. Permanent: a request that could not be constructed, any
+    /// other dispatch failure (a bad endpoint or configuration) and every other service error
+    /// (access denied, not found, invalid request, KMS refusals, …).
+    pub fn of_sdk<E>(e: &aws_sdk_secretsmanager::error::SdkError<E, HttpResponse>) -> Retry
+    where
+        E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
+    {
+        use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+        /// Throttling error codes the AWS SDKs' standard retry mode retries.
+        const THROTTLING: [&str; 8] = [
+            "Throttling",
+            "ThrottlingException",
+            "ThrottledException",
+            "RequestThrottledException",
+            "TooManyRequestsException",
+            "ProvisionedThroughputExceededException",
+            "TransactionInProgressException",
+            "RequestLimitExceeded",
+        ];
+        match e {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Retry::Transient,
+            SdkError::DispatchFailure(failure) if failure.is_timeout() || failure.is_io() => {
+                Retry::Transient
+            }
+            SdkError::ServiceError(service)
+                if service.raw().status().is_server_error()
+                    || e.code().is_some_and(|code| THROTTLING.contains(&code)) =>
+            {
+                Retry::Transient
+            }
+            _ => Retry::Permanent,
+        }
+    }
+}
+
+/// The HTTP response type of the AWS SDK's errors.
+type HttpResponse = aws_sdk_secretsmanager::config::http::HttpResponse;
+
+impl Error {
+    /// Whether sending the failed call again, unchanged, may succeed (see [`Retry`]). Only a
+    /// Secrets Manager failure or an iAdvize failure that persisted through its retries can be
+    /// transient; everything else the broker reports is about the event, the configuration or
+    /// the secrets' values, which a retry does not change.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::SecretsManager { retry, .. } => *retry,
+            Error::Iadvize { source, .. } => source.retry(),
+            _ => Retry::Permanent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_transient_only_when_a_retry_can_help() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(Retry::of_status(status), Retry::Transient, "{status}");
+        }
+        for status in [200, 301, 400, 401, 403, 404, 413, 501, 505] {
+            assert_eq!(Retry::of_status(status), Retry::Permanent, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_built_is_permanent() {
+        let error = reqwest::Client::new()
+            .get("http://127.0.0.1:9/")
+            .bearer_auth("tok\u{7}en")
+            .build()
+            .unwrap_err();
+        assert_eq!(Retry::of_http(&error), Retry::Permanent);
+    }
+
+    #[test]
+    fn echo_keeps_short_values_and_caps_long_ones_with_their_length() {
+        assert_eq!(echo("team/a"), "team/a");
+        let long = "é".repeat(1000);
+        let shown = echo(&long);
+        assert!(shown.ends_with("…(2000 bytes)"), "{shown}");
+        assert!(shown.len() <= ECHO_MAX_BYTES + "…(2000 bytes)".len());
+    }
+}

@@ -3,10 +3,10 @@
 use std::fmt;
 
 use secrecy::SecretString;
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, echo};
+use crate::token::fields::shape;
 
 /// A Secrets Manager rotation step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ impl Step {
         }
     }
 
+    /// The step a name means: Secrets Manager's names, in any case (`CreateSecret` has one
+    /// meaning).
     fn parse(name: &str) -> Option<Step> {
         [
             Step::CreateSecret,
@@ -40,7 +42,7 @@ impl Step {
             Step::FinishSecret,
         ]
         .into_iter()
-        .find(|s| s.as_str() == name)
+        .find(|s| s.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -95,24 +97,26 @@ pub enum Event {
     Status,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OperatorEvent {
-    action: String,
-    #[serde(default)]
-    force: bool,
-    #[serde(default)]
-    secret_ids: Option<Vec<String>>,
-}
+/// Longest secret id Secrets Manager accepts (`SecretId`: 1 to 2,048 characters).
+pub const MAX_SECRET_ID_CHARS: usize = 2048;
+
+/// Longest version id (`ClientRequestToken`: 32 to 64 characters in Secrets Manager's API).
+pub const MAX_VERSION_ID_CHARS: usize = 64;
+
+/// The keys an operator event may have.
+const OPERATOR_KEYS: [&str; 3] = ["action", "force", "secret_ids"];
 
 impl Event {
-    /// Classifies a raw event. Error messages name keys and step names, never values
-    /// that could be secret.
+    /// Classifies a raw event. Lenient where a variation has one clear meaning (names of steps
+    /// and actions in any case with surrounding whitespace, ids with surrounding whitespace,
+    /// `force` as `"true"`/`"false"`, `secret_ids` as one string or a comma-separated list);
+    /// everything else is refused with what was received — its JSON type and size, keys and
+    /// step names capped in length ([`echo`]) — never a value that could be secret.
     pub fn parse(event: &Value) -> Result<Event> {
         let Some(object) = event.as_object() else {
             return Err(Error::InvalidEvent(format!(
                 "expected a JSON object, got {}",
-                json_kind(event)
+                shape(event)
             )));
         };
         if object.contains_key("Step") {
@@ -124,113 +128,195 @@ impl Event {
             return Ok(Event::Scheduled);
         }
         if object.contains_key("action") {
-            let operator: OperatorEvent = serde_json::from_value(event.clone()).map_err(|e| {
-                Error::InvalidEvent(format!(
-                    "an operator event is {{\"action\": \"refresh\"|\"status\", \"force\": bool, \"secret_ids\": [..]}}: {}",
-                    strip_position(&e)
-                ))
-            })?;
-            return match operator.action.as_str() {
-                "refresh" => {
-                    if operator
-                        .secret_ids
-                        .as_ref()
-                        .is_some_and(|ids| ids.is_empty())
-                    {
-                        return Err(Error::InvalidEvent(
-                            "secret_ids is empty; leave it out to refresh the configured secrets"
-                                .into(),
-                        ));
-                    }
-                    Ok(Event::Refresh {
-                        force: operator.force,
-                        secret_ids: operator.secret_ids,
-                    })
-                }
-                "status" => Ok(Event::Status),
-                other => Err(Error::InvalidEvent(format!(
-                    "unknown action {:?}; expected \"refresh\" or \"status\"",
-                    shorten(other)
-                ))),
-            };
+            return parse_operator(object);
         }
-        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
-        keys.sort_unstable();
         Err(Error::InvalidEvent(format!(
-            "not a rotation step, a scheduled event or an operator action (top-level keys: [{}])",
-            keys.iter()
-                .map(|k| shorten(k))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "not a rotation step, a scheduled event or an operator action (top-level keys: {})",
+            key_list(object.keys())
         )))
     }
 }
 
-fn parse_step(object: &serde_json::Map<String, Value>) -> Result<StepEvent> {
-    let text = |key: &str| -> Result<String> {
-        match object.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            Some(other) => Err(Error::InvalidEvent(format!(
-                "rotation step: {key} must be a non-empty string, got {}",
-                json_kind(other)
-            ))),
-            None => Err(Error::InvalidEvent(format!(
-                "rotation step: {key} is missing"
-            ))),
+/// `{"action": "refresh"|"status", "force": bool, "secret_ids": [..]}`.
+fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
+    const USAGE: &str = "an operator event is {\"action\": \"refresh\"|\"status\", \"force\": bool, \"secret_ids\": [..]}";
+    let invalid = |message: String| Error::InvalidEvent(format!("{USAGE}: {message}"));
+    let unknown: Vec<&String> = object
+        .keys()
+        .filter(|k| !OPERATOR_KEYS.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(invalid(format!("unknown field(s) {}", key_list(unknown))));
+    }
+    let action = match &object["action"] {
+        Value::String(action) => action.trim().to_ascii_lowercase(),
+        other => {
+            return Err(invalid(format!(
+                "action is {}, expected a string",
+                shape(other)
+            )));
         }
     };
-    let name = text("Step")?;
-    let step = Step::parse(&name).ok_or_else(|| {
+    let force = match object.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(force)) => *force,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(invalid(format!(
+                "force is {}, expected true or false",
+                shape(other)
+            )));
+        }
+    };
+    let secret_ids = match object.get("secret_ids") {
+        None | Some(Value::Null) => None,
+        // One id, or a comma-separated list as in IADVIZE_TOKEN_SECRET_IDS (ids never hold
+        // commas).
+        Some(Value::String(list)) => Some(
+            list.split(',')
+                .map(|id| {
+                    secret_id(&Value::String(id.to_owned()))
+                        .map_err(|e| invalid(format!("secret_ids {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(Value::Array(ids)) => Some(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| secret_id(id).map_err(|e| invalid(format!("secret_ids[{i}] {e}"))))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(other) => {
+            return Err(invalid(format!(
+                "secret_ids is {}, expected an array of secret names or ARNs",
+                shape(other)
+            )));
+        }
+    };
+    match action.as_str() {
+        "refresh" => {
+            if secret_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+                return Err(Error::InvalidEvent(
+                    "secret_ids is empty; leave it out to refresh the configured secrets".into(),
+                ));
+            }
+            Ok(Event::Refresh { force, secret_ids })
+        }
+        "status" => Ok(Event::Status),
+        _ => Err(Error::InvalidEvent(format!(
+            "unknown action {:?}; expected \"refresh\" or \"status\"",
+            echo(&action)
+        ))),
+    }
+}
+
+fn parse_step(object: &serde_json::Map<String, Value>) -> Result<StepEvent> {
+    let invalid = |message: String| Error::InvalidEvent(format!("rotation step: {message}"));
+    let name = match object.get("Step") {
+        Some(Value::String(name)) => name.trim(),
+        Some(other) => {
+            return Err(invalid(format!(
+                "Step is {}, expected a string",
+                shape(other)
+            )));
+        }
+        None => return Err(invalid("Step is missing".into())),
+    };
+    let step = Step::parse(name).ok_or_else(|| {
         Error::InvalidEvent(format!(
             "unknown rotation step {:?}; expected createSecret, setSecret, testSecret or finishSecret",
-            shorten(&name)
+            echo(name)
         ))
     })?;
+    let secret = match object.get("SecretId") {
+        Some(value) => secret_id(value).map_err(|e| invalid(format!("SecretId {e}")))?,
+        None => return Err(invalid("SecretId is missing".into())),
+    };
+    let token = match object.get("ClientRequestToken") {
+        Some(Value::String(token))
+            if !token.trim().is_empty()
+                && token.trim().chars().count() <= MAX_VERSION_ID_CHARS
+                && token.trim().bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            token.trim().to_owned()
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "ClientRequestToken is {}, expected a version id (1 to {MAX_VERSION_ID_CHARS} visible ASCII characters)",
+                shape(other)
+            )));
+        }
+        None => return Err(invalid("ClientRequestToken is missing".into())),
+    };
     let rotation_token = match object.get("RotationToken") {
         None | Some(Value::Null) => None,
+        // Passed through unchanged; an empty one is no token.
+        Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(SecretString::from(s.clone())),
         Some(other) => {
-            return Err(Error::InvalidEvent(format!(
-                "rotation step: RotationToken must be a string, got {}",
-                json_kind(other)
+            return Err(invalid(format!(
+                "RotationToken is {}, expected a string",
+                shape(other)
             )));
         }
     };
     Ok(StepEvent {
         step,
-        secret_id: text("SecretId")?,
-        token: text("ClientRequestToken")?,
+        secret_id: secret,
+        token,
         rotation_token,
     })
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A secret name or ARN from an event: a string, surrounding whitespace ignored, of 1 to
+/// [`MAX_SECRET_ID_CHARS`] characters that a name (`A-Z a-z 0-9 / _ + = . @ -`) or an ARN
+/// (those and `:`) can hold. The error says what was received instead, after the field's name.
+fn secret_id(value: &Value) -> std::result::Result<String, String> {
+    let Value::String(text) = value else {
+        return Err(format!(
+            "is {}, expected a secret name or ARN",
+            shape(value)
+        ));
+    };
+    let id = text.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c);
+    if id.is_empty() {
+        Err(format!(
+            "is {}, expected a secret name or ARN",
+            shape(value)
+        ))
+    } else if id.chars().count() > MAX_SECRET_ID_CHARS {
+        Err(format!(
+            "is {}; Secrets Manager ids are at most {MAX_SECRET_ID_CHARS} characters",
+            shape(value)
+        ))
+    } else if !id.chars().all(allowed) {
+        Err(format!(
+            "is {} with characters no secret name or ARN holds (only letters, digits and /_+=.@-:)",
+            shape(value)
+        ))
+    } else {
+        Ok(id.to_owned())
     }
 }
 
-/// Caps echoed names so a hostile event cannot flood the logs.
+/// Keys as an error shows them: each at most 64 characters, the whole list capped ([`echo`]).
+fn key_list<'a>(keys: impl IntoIterator<Item = &'a String>) -> String {
+    let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    let list = keys
+        .iter()
+        .map(|k| shorten(k))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("[{}]", echo(&list))
+}
+
+/// Caps one echoed name so a hostile event cannot flood the logs.
 fn shorten(text: &str) -> String {
     if text.chars().count() > 64 {
         format!("{}…", text.chars().take(64).collect::<String>())
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Serde's message without the " at line 1 column 2" suffix, and without values: serde
-/// names unknown fields and types, which is what an operator needs.
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" at line ").next().unwrap_or(&text);
-    if text.starts_with("invalid type") {
-        "a field has the wrong type".to_owned()
     } else {
         text.to_owned()
     }
@@ -292,11 +378,11 @@ mod tests {
             ),
             (
                 json!({"Step": "createSecret", "SecretId": 5, "ClientRequestToken": "t"}),
-                "SecretId must be a non-empty string",
+                "SecretId is an integer, expected a secret name or ARN",
             ),
             (
                 json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "RotationToken": 1}),
-                "RotationToken must be a string",
+                "RotationToken is an integer, expected a string",
             ),
             (
                 json!({"password": "hunter2", "user": "x"}),
@@ -307,14 +393,17 @@ mod tests {
                 "top-level keys: [detail-type, source]",
             ),
             (json!({"action": "explode"}), "unknown action \"explode\""),
-            (json!({"action": "refresh", "force": "yes"}), "wrong type"),
+            (
+                json!({"action": "refresh", "force": "yes"}),
+                "force is a string of 3 characters, expected true or false",
+            ),
             (
                 json!({"action": "refresh", "secret_ids": []}),
                 "secret_ids is empty",
             ),
             (
                 json!({"action": "refresh", "extra": 1}),
-                "unknown field `extra`",
+                "unknown field(s) [extra]",
             ),
         ];
         for (event, expected) in cases {

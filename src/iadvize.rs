@@ -12,6 +12,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::error::Retry;
+use crate::token::fields::{self, Refused};
 use crate::token::{AccessToken, Credentials, TokenRecord};
 
 /// Longest token lifetime the broker believes (`expires_in` above this is absurd).
@@ -146,12 +148,39 @@ pub enum IadvizeError {
         /// `login` or `token verification`.
         what: &'static str,
     },
+    /// The request could not be sent, for a reason no retry can fix (see
+    /// [`Retry::of_http`]); it was not retried.
+    #[error("{what}: the request could not be sent: {reason}; not retried (a retry cannot fix it)")]
+    Unsendable {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl IadvizeError {
     /// Whether the failure came from refused credentials (and so must block further logins).
     pub fn is_refused(&self) -> bool {
         matches!(self, IadvizeError::Refused { .. })
+    }
+
+    /// Whether the same request may succeed later: what the retries gave up on (429, 5xx,
+    /// time-outs, connection failures) and a 4xx that is not a refusal of the credentials
+    /// (the next tick tries again) are transient; refused credentials, an unusable answer and
+    /// a request that cannot be sent are permanent.
+    pub fn retry(&self) -> Retry {
+        match self {
+            IadvizeError::RateLimited { .. }
+            | IadvizeError::Unavailable { .. }
+            | IadvizeError::NotRefused { .. }
+            | IadvizeError::NoTimeLeft { .. } => Retry::Transient,
+            IadvizeError::UnexpectedStatus { status, .. } => Retry::of_status(*status),
+            IadvizeError::Refused { .. }
+            | IadvizeError::TooLarge { .. }
+            | IadvizeError::BadResponse(_)
+            | IadvizeError::Unsendable { .. } => Retry::Permanent,
+        }
     }
 }
 
@@ -263,14 +292,28 @@ impl IadvizeClient {
     ) -> Result<Verification, IadvizeError> {
         let url = self.url("_authenticated");
         let request = || self.http.get(url.clone()).bearer_auth(token.expose());
-        let sent = self.send(request, deadline, "token verification").await?;
+        let sent = self
+            .send(request, deadline, "token verification")
+            .await
+            .map_err(|e| match e {
+                // The only value of this request taken from outside is the token.
+                IadvizeError::Unsendable { what, reason } => IadvizeError::Unsendable {
+                    what,
+                    reason: format!(
+                        "the token cannot be put in an Authorization header ({reason})"
+                    ),
+                },
+                other => other,
+            })?;
         let status = sent.response.status();
         let body = read_limited(sent.response, "token verification").await?;
         parse_verification(status.as_u16(), &body)
     }
 
-    /// Sends a request, retrying 429, 5xx and transport failures with bounded backoff that
-    /// never runs past `deadline` minus the safety margin.
+    /// Sends a request, retrying what [`Retry`] calls transient (408, 429, 5xx, time-outs,
+    /// connection failures) with bounded backoff that never runs past `deadline` minus the
+    /// safety margin. A permanent failure before any answer (a request that cannot be built)
+    /// fails at once; any other answer is returned for the caller to read.
     async fn send(
         &self,
         request: impl Fn() -> RequestBuilder,
@@ -296,7 +339,10 @@ impl IadvizeClient {
                     let wait = retry_after(response.headers());
                     ("HTTP 429".to_owned(), wait, true)
                 }
-                Ok(response) if response.status().is_server_error() => {
+                Ok(response)
+                    if !response.status().is_success()
+                        && Retry::of_status(response.status().as_u16()) == Retry::Transient =>
+                {
                     let wait = retry_after(response.headers());
                     (format!("HTTP {}", response.status()), wait, false)
                 }
@@ -311,6 +357,13 @@ impl IadvizeClient {
                         response,
                         attempts,
                         issued_at,
+                    });
+                }
+                Err(e) if Retry::of_http(&e) == Retry::Permanent => {
+                    tracing::warn!(what, attempt = attempts, error = %without_url(&e), "iAdvize request cannot be sent; not retried");
+                    return Err(IadvizeError::Unsendable {
+                        what,
+                        reason: without_url(&e),
                     });
                 }
                 Err(e) => (without_url(&e), None, false),
@@ -381,66 +434,100 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     (wait <= MAX_RETRY_AFTER).then_some(wait)
 }
 
-/// The `error` field of an RFC 6749 error body, if any (a short code, safe to log).
+/// The `error` field of an RFC 6749 §5.2 error body, if any: a string, surrounding whitespace
+/// ignored, in any case (the codes are lower case; `INVALID_GRANT` has one meaning). Anything
+/// but a short code of letters, digits and `_` (an array, an object, a sentence that may quote
+/// the username) counts as no code, and is never echoed.
 fn oauth_error(body: &[u8]) -> Option<String> {
     let json: Value = serde_json::from_slice(body).ok()?;
-    let code = json.get("error")?.as_str()?;
-    // Error codes are short ASCII words; anything else is not echoed.
-    (code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .then(|| code.to_owned())
+    let code = json.get("error")?.as_str()?.trim().to_ascii_lowercase();
+    (!code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then_some(code)
 }
 
-/// Parses a 200 login answer into the record to store. Messages never contain the body.
+/// Parses a 200 login answer into the record to store. Lenient where a variation has one
+/// clear meaning (see [`fields`]): `expires_in` as a number or a numeric string (`86400`,
+/// `86400.0`, `" 86400 "`; a fraction is rounded down); `token_type` absent, `null`, blank or
+/// Bearer in any case with surrounding whitespace; surrounding whitespace around the token.
+/// Anything else is refused with what was received (its JSON type and size), never the body.
 pub fn parse_login(body: &[u8], issued_at: OffsetDateTime) -> Result<TokenRecord, IadvizeError> {
-    let bad = |m: &str| IadvizeError::BadResponse(m.to_owned());
-    let json: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
-    let token = match json.get("access_token") {
-        Some(Value::String(t)) if !t.trim().is_empty() => AccessToken::new(t.clone()),
-        Some(_) => return Err(bad("access_token is not a non-empty string")),
-        None => return Err(bad("access_token is missing")),
+    let bad = |m: String| IadvizeError::BadResponse(m);
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|_| bad(format!("the body is not JSON ({} bytes)", body.len())))?;
+    let Value::Object(answer) = &json else {
+        return Err(bad(format!(
+            "the body is {}, expected a JSON object",
+            fields::shape(&json)
+        )));
     };
-    if let Some(kind) = json.get("token_type") {
-        if !kind
-            .as_str()
-            .is_some_and(|k| k.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(bad("token_type is not Bearer"));
-        }
-    }
-    let expires_in = match json.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| bad("expires_in is missing or not a number"))?;
-    if expires_in <= 0 || expires_in as u64 > MAX_EXPIRES_IN {
-        return Err(IadvizeError::BadResponse(format!(
-            "expires_in is {expires_in}, outside 1..={MAX_EXPIRES_IN} seconds"
+    let token = fields::bearer_token(answer.get("access_token"))
+        .map_err(|e| bad(format!("access_token {e}")))?;
+    fields::token_type(answer.get("token_type")).map_err(|e| bad(format!("token_type {e}")))?;
+    let expires_in = answer
+        .get("expires_in")
+        .map_or(Err(Refused::Missing), fields::seconds)
+        .map_err(|e| bad(format!("expires_in {e}")))?;
+    if expires_in == 0 || expires_in > MAX_EXPIRES_IN {
+        return Err(bad(format!(
+            "expires_in is {expires_in} seconds, outside 1..={MAX_EXPIRES_IN}"
         )));
     }
-    Ok(TokenRecord::new(token, issued_at, expires_in as u64))
+    Ok(TokenRecord::new(token, issued_at, expires_in))
+}
+
+/// `authenticated` as a boolean: `true`/`false`, or the strings `"true"`/`"false"` in any case
+/// with surrounding whitespace (some servers serialise booleans as text). Anything else (a
+/// number, `null`, another string) has no one meaning: what it is, in words.
+fn authenticated(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(format!(
+            "\"authenticated\" is {}, expected true or false",
+            fields::shape(other)
+        )),
+    }
 }
 
 /// Classifies an answer of `/_authenticated`: `{"authenticated": true}` accepts; `false`, a
-/// 401/403/400, or an RFC 6749 `invalid_token` error body rejects; anything else is an error.
+/// 401/403/400, or an RFC 6749 `invalid_token` error body rejects; anything else is an error
+/// that says what was received (its JSON type and size), never the body.
 pub fn parse_verification(status: u16, body: &[u8]) -> Result<Verification, IadvizeError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     match status {
-        200 => match json.as_ref().and_then(|j| j.get("authenticated")) {
-            Some(Value::Bool(true)) => Ok(Verification::Authenticated),
-            Some(Value::Bool(false)) => Ok(Verification::Rejected(
-                oauth_error(body).unwrap_or_else(|| "authenticated: false".to_owned()),
-            )),
-            // The error body DESIGN §1 documents, which some servers send with a 200.
-            _ if oauth_error(body).as_deref() == Some("invalid_token") => {
-                Ok(Verification::Rejected("invalid_token".to_owned()))
+        200 => {
+            let answer = json.as_ref().and_then(|j| j.get("authenticated"));
+            match answer.map(authenticated) {
+                Some(Ok(true)) => Ok(Verification::Authenticated),
+                Some(Ok(false)) => Ok(Verification::Rejected(
+                    oauth_error(body).unwrap_or_else(|| "authenticated: false".to_owned()),
+                )),
+                // The error body iAdvize documents for a refused token, which some servers send
+                // with a 200.
+                _ if oauth_error(body).as_deref() == Some("invalid_token") => {
+                    Ok(Verification::Rejected("invalid_token".to_owned()))
+                }
+                Some(Err(what)) => Err(IadvizeError::UnexpectedStatus {
+                    what: "token verification",
+                    status: 200,
+                    error: Some(what),
+                }),
+                None => Err(IadvizeError::UnexpectedStatus {
+                    what: "token verification",
+                    status: 200,
+                    error: Some(match &json {
+                        Some(json) => format!(
+                            "the answer is {}, without \"authenticated\"",
+                            fields::shape(json)
+                        ),
+                        None => format!("the answer is not JSON ({} bytes)", body.len()),
+                    }),
+                }),
             }
-            _ => Err(IadvizeError::UnexpectedStatus {
-                what: "token verification",
-                status: 200,
-                error: Some("the answer has no boolean \"authenticated\"".to_owned()),
-            }),
-        },
+        }
         400 | 401 | 403 => Ok(Verification::Rejected(
             oauth_error(body).unwrap_or_else(|| format!("HTTP {status}")),
         )),
@@ -591,6 +678,13 @@ mod tests {
             Some("invalid_grant")
         );
         assert_eq!(oauth_error(br#"{"error":"bad password: hunter2"}"#), None);
+        // Case and surrounding whitespace do not change what a code means.
+        assert_eq!(
+            oauth_error(br#"{"error":" INVALID_GRANT\n"}"#).as_deref(),
+            Some("invalid_grant")
+        );
+        assert_eq!(oauth_error(br#"{"error":["invalid_grant"]}"#), None);
+        assert_eq!(oauth_error(br#"{"error":""}"#), None);
         assert_eq!(oauth_error(b"<html>"), None);
     }
 }

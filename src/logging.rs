@@ -1,4 +1,8 @@
 //! Logging set-up: JSON lines when Lambda's log format is JSON, plain text otherwise.
+//!
+//! Every binary of the project (the Lambda, the `iadvize-token` CLI) builds its filter with
+//! [`filter`], so the [`ALLOWED_BELOW_INFO`] allow-list holds whatever `RUST_LOG`,
+//! `AWS_LAMBDA_LOG_LEVEL` or `-v` asks for.
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,7 +12,7 @@ pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_default();
-    let filter = EnvFilter::new(directives(&level));
+    let filter = filter(&level);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -120,6 +124,13 @@ const OURS: &str = "iadvize_token";
 
 /// Noisy dependencies, kept at `warn` at every level.
 const QUIET: &str = "aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
+
+/// The filter of every binary: [`directives`] of `level` (Lambda's levels or `RUST_LOG`
+/// directives, as asked by the operator), so dependencies log below INFO only through
+/// [`ALLOWED_BELOW_INFO`].
+pub fn filter(level: &str) -> EnvFilter {
+    EnvFilter::new(directives(level))
+}
 
 /// Lambda's levels (`TRACE` … `FATAL`) or `RUST_LOG` directives, as `EnvFilter` directives.
 /// Our own targets and the [`ALLOWED_BELOW_INFO`] ones get the level asked for; every other

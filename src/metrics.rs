@@ -212,7 +212,8 @@ fn emf_line(secret_name: Option<&str>, values: &[(&str, f64, &str)], timestamp: 
         },
     });
     if let Some(name) = secret_name {
-        doc[DIMENSION] = json!(name);
+        // A dimension value from input (an operator's secret id) is capped like every echo.
+        doc[DIMENSION] = json!(crate::error::echo(name));
     }
     for (name, value, _) in values {
         doc[*name] = json!(value);
@@ -282,6 +283,17 @@ mod tests {
         assert_eq!(doc["SecretsDeferred"], 2.0);
         assert_eq!(doc["LoginAttempts"], 4.0);
         assert_eq!(directive["Metrics"].as_array().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_dimension_value_from_input_is_capped() {
+        let metrics = Metrics::memory().per_secret(true);
+        metrics.seconds_until_expiry(&"a".repeat(1 << 20), 1);
+        let doc: Value = serde_json::from_str(&metrics.lines()[0]).unwrap();
+        let name = doc[DIMENSION].as_str().unwrap();
+        // CloudWatch takes dimension values of at most 1,024 characters.
+        assert!(name.chars().count() <= 1024, "{}", name.len());
+        assert!(name.ends_with("…(1048576 bytes)"), "{name}");
     }
 
     #[test]

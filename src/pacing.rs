@@ -225,10 +225,10 @@ impl State {
             self.starts.pop_front();
         }
         let mut at = now;
-        if let Some(last) = self.last_per_user.get(user) {
-            if !limits.min_interval.is_zero() {
-                at = at.max(*last + limits.min_interval + guard(limits.min_interval));
-            }
+        if let Some(last) = self.last_per_user.get(user)
+            && !limits.min_interval.is_zero()
+        {
+            at = at.max(*last + limits.min_interval + guard(limits.min_interval));
         }
         // Reservations stay in time order (see the module comment).
         if let Some(latest) = self.starts.back() {
@@ -283,14 +283,14 @@ impl Broker {
     ) -> Result<OffsetDateTime> {
         let now = OffsetDateTime::now_utc();
         let interval = self.config.min_login_interval;
-        if let Some(since) = since_last_login(secret, now) {
-            if since < interval {
-                return Err(Error::LoginSpacing {
-                    secret_id: secret.name.clone(),
-                    since,
-                    interval,
-                });
-            }
+        if let Some(since) = since_last_login(secret, now)
+            && since < interval
+        {
+            return Err(Error::LoginSpacing {
+                secret_id: secret.name.clone(),
+                since,
+                interval,
+            });
         }
         if let Some(at) = last_login_tag(secret, OffsetDateTime::now_utc()) {
             self.pacer.observe(user, &secret.arn, at);

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use std::collections::HashMap;
 
 use crate::broker::Broker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, echo};
 use crate::metrics::FleetMetrics;
 use crate::store::{AWSCURRENT, BATCH_GET_MAX, BatchValue, SecretInfo, Version};
 use crate::token::{TokenRecord, parse_rfc3339, rfc3339};
@@ -41,7 +41,8 @@ pub enum Outcome {
 /// One secret's line in the tick's answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct SecretResult {
-    /// The secret as configured.
+    /// The secret as configured (capped in the answer: see [`echo`]).
+    #[serde(serialize_with = "crate::error::serialize_echo")]
     pub secret_id: String,
     /// What happened.
     pub outcome: Outcome,
@@ -78,7 +79,7 @@ impl RefreshReport {
             .map(|r| {
                 format!(
                     "{}: {}",
-                    r.secret_id,
+                    echo(&r.secret_id),
                     r.error.as_deref().unwrap_or("failed")
                 )
             })
@@ -295,7 +296,7 @@ impl Broker {
 
         let done: Vec<(usize, SecretResult)> = futures::stream::iter(queue)
             .map(|(_, index, target)| {
-                let span = tracing::info_span!("refresh", secret_id = %target.secret_id);
+                let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
                 async move { (index, self.refresh_one(target, force, deadline).await) }
                     .instrument(span)
             })
@@ -390,13 +391,13 @@ impl Broker {
                 Some(BatchValue::Value(value))
                     if known.info.version_with(AWSCURRENT) == Some(value.version_id.as_str()) =>
                 {
-                    known.current = Some(Some(TokenRecord::parse(value.expose())));
+                    known.current = Some(Some(value.record()));
                 }
                 Some(BatchValue::Value(_)) => {
                     tracing::info!(secret_id = %known.info.name, "the batch returned another version than AWSCURRENT; reading it alone");
                 }
                 Some(BatchValue::Error(message)) => {
-                    tracing::warn!(secret_id = %known.info.name, error = %message, "the batch could not read this secret; reading it alone");
+                    tracing::warn!(secret_id = %known.info.name, error = %echo(&message), "the batch could not read this secret; reading it alone");
                 }
                 None => {}
             }
@@ -731,7 +732,7 @@ impl Broker {
             .store
             .get(&secret.arn, Version::Stage(AWSCURRENT))
             .await?;
-        Ok(value.map(|v| TokenRecord::parse(v.expose())))
+        Ok(value.map(|v| v.record()))
     }
 }
 

@@ -9,16 +9,16 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::broker::Broker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Retry, echo};
 use crate::events::{Step, StepEvent};
 use crate::iadvize::Verification;
-use crate::store::{AWSCURRENT, AWSPENDING, Put, SecretInfo, Version};
+use crate::store::{AWSCURRENT, AWSPENDING, Content, Put, SecretInfo, Version};
 use crate::token::{TokenRecord, rfc3339};
 
 impl Broker {
     /// Runs one step event from Secrets Manager, after the guard of AWS's rotation template.
     pub async fn run_step(&self, event: &StepEvent, deadline: Instant) -> Result<()> {
-        let span = tracing::info_span!("rotation_step", secret_id = %event.secret_id, step = %event.step, token = %event.token);
+        let span = tracing::info_span!("rotation_step", secret_id = %echo(&event.secret_id), step = %event.step, token = %echo(&event.token));
         let step = async {
             let mut secret_name = None;
             let result = self.guarded_step(event, &mut secret_name, deadline).await;
@@ -93,8 +93,9 @@ impl Broker {
     /// On a secret without an AWSCURRENT version (its first rotation, before any tick filled
     /// it) the token is verified before it is written: Secrets Manager labels the first value
     /// of a secret AWSCURRENT by itself ("If this operation creates the first version for the
-    /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT",
-    /// PutSecretValue API reference), and testSecret skips a version that is already current.
+    /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT to
+    /// it", PutSecretValue API reference), and testSecret skips a version that is already
+    /// current.
     pub(crate) async fn create_secret(
         &self,
         secret: &SecretInfo,
@@ -154,10 +155,10 @@ impl Broker {
         let Some(value) = self.store.get(&secret.arn, Version::Id(token)).await? else {
             return Ok(None);
         };
-        if value.string.is_none() || value.expose().is_empty() {
+        if value.content() == Content::Empty {
             return Ok(None);
         }
-        TokenRecord::parse(value.expose()).map(Some).map_err(|e| Error::Guard {
+        value.record().map(Some).map_err(|e| Error::Guard {
             secret_id: secret.name.clone(),
             message: format!(
                 "version {token} already holds a value that is {e}; a version's value cannot change, so this rotation cannot complete"
@@ -199,14 +200,19 @@ impl Broker {
                     .into(),
             ));
         };
-        let record = match TokenRecord::parse(pending.expose()) {
+        let record = match pending.record() {
             Ok(record) => record,
             Err(e) => {
                 let current = self
                     .store
                     .get(&secret.arn, Version::Stage(AWSCURRENT))
                     .await?;
-                if current.is_some_and(|c| c.expose() == pending.expose()) {
+                // A copy of the current string value; binary values are never compared (their
+                // bytes are not kept) and fail the test.
+                let copy = current.is_some_and(|c| {
+                    c.binary.is_none() && pending.binary.is_none() && c.expose() == pending.expose()
+                });
+                if copy {
                     tracing::info!(
                         "the pending value is a copy of the current one (configuration check); passing"
                     );
@@ -299,7 +305,9 @@ impl Broker {
         };
         let mut secret = std::borrow::Cow::Borrowed(secret);
         let mut previous = None;
-        // Two tries: the second acts on the stages re-read after a lost race.
+        // Two tries: the second acts on the stages re-read after a lost race, or repeats a move
+        // that failed for a transient reason. The same move after a permanent failure (access
+        // denied, a KMS refusal) would fail the same way: it is not sent again.
         for attempt in 1..=2 {
             if carries(&secret, token, AWSCURRENT) {
                 // The first version of a secret is made AWSCURRENT by Secrets Manager itself;
@@ -318,7 +326,11 @@ impl Broker {
                 }
                 Err(e) => {
                     let reread = self.store.describe(&secret.arn).await?;
-                    if attempt == 2 || reread.stages(token).is_none() {
+                    let same_move = same_stages(&reread, &secret);
+                    if attempt == 2
+                        || reread.stages(token).is_none()
+                        || (same_move && e.retry() == Retry::Permanent)
+                    {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, "the stages changed under this finishSecret; re-read them");
@@ -416,6 +428,24 @@ impl Broker {
             }
         }
     }
+}
+
+/// Whether two reads of a secret show the same versions with the same stages (in any order).
+fn same_stages(a: &SecretInfo, b: &SecretInfo) -> bool {
+    let sorted = |info: &SecretInfo| {
+        let mut versions: Vec<(String, Vec<String>)> = info
+            .versions
+            .iter()
+            .map(|(id, stages)| {
+                let mut stages = stages.clone();
+                stages.sort_unstable();
+                (id.clone(), stages)
+            })
+            .collect();
+        versions.sort_unstable();
+        versions
+    };
+    sorted(a) == sorted(b)
 }
 
 /// Whether version `token` of the secret carries `stage`.

@@ -12,10 +12,15 @@ use crate::token::rfc3339;
 /// The state of one token secret.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SecretStatus {
-    /// The secret as asked.
+    /// The secret as asked (capped in the answer: see [`crate::error::echo`]).
+    #[serde(serialize_with = "crate::error::serialize_echo")]
     pub secret_id: String,
     /// `valid`, `expired`, `missing` (no value yet), `invalid` (not a token record) or `error`.
     pub token: &'static str,
+    /// Why the value is not a token record, when `token` is `invalid`: what it holds (binary
+    /// data, not JSON, a field of the wrong type, …), never the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
     /// When the current token was obtained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<String>,
@@ -184,7 +189,10 @@ impl Broker {
         }
         status.token = match self.read_current(&secret).await? {
             None => "missing",
-            Some(Err(_)) => "invalid",
+            Some(Err(e)) => {
+                status.invalid_reason = Some(e.to_string());
+                "invalid"
+            }
             Some(Ok(record)) => {
                 status.issued_at = Some(rfc3339(record.issued_at));
                 status.expires_at = Some(rfc3339(record.expires_at));

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::bounds::{AwsTimeouts, GaveUp, for_humans};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Retry};
+use crate::token::{RecordError, TokenRecord};
 
 /// The staging label of the value consumers read.
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -91,9 +92,55 @@ pub struct SecretValue {
     pub version_id: String,
     /// `SecretString`, if the version has one.
     pub string: Option<SecretString>,
+    /// The length in bytes of its `SecretBinary`, if it has one instead (the bytes are not
+    /// kept: the broker never uses a binary value, it only says that it found one).
+    pub binary: Option<usize>,
+}
+
+/// What a version holds, to tell the cases apart in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// A `SecretString` with something in it.
+    Text(&'a str),
+    /// A `SecretBinary` of this many bytes (stored with `--secret-binary`).
+    Binary(usize),
+    /// Nothing, or a blank string.
+    Empty,
 }
 
 impl SecretValue {
+    /// A value read from an SDK answer's `SecretString` and `SecretBinary`.
+    fn from_parts(
+        version_id: Option<&str>,
+        string: Option<&str>,
+        binary: Option<&aws_sdk_secretsmanager::primitives::Blob>,
+    ) -> Self {
+        SecretValue {
+            version_id: version_id.unwrap_or_default().to_owned(),
+            string: string.map(|s| SecretString::from(s.to_owned())),
+            binary: binary.map(|b| b.as_ref().len()),
+        }
+    }
+
+    /// What the version holds: text, binary data, or nothing.
+    pub fn content(&self) -> Content<'_> {
+        match (&self.string, self.binary) {
+            (Some(text), _) if !text.expose_secret().trim().is_empty() => {
+                Content::Text(text.expose_secret())
+            }
+            (None, Some(bytes)) => Content::Binary(bytes),
+            _ => Content::Empty,
+        }
+    }
+
+    /// The token record the version holds, or what it holds instead (never the value).
+    pub fn record(&self) -> std::result::Result<TokenRecord, RecordError> {
+        match self.content() {
+            Content::Binary(bytes) => Err(RecordError::Shape(binary_instead_of_text(bytes))),
+            _ => TokenRecord::parse(self.expose()),
+        }
+    }
+
     /// The string value, or "" for a binary or empty version.
     pub fn expose(&self) -> &str {
         self.string
@@ -148,10 +195,19 @@ fn is_no_answer<E, R>(e: &SdkError<E, R>) -> bool {
     }
 }
 
-fn failed<E, R>(secret_id: &str, operation: &'static str, e: SdkError<E, R>) -> Error
+/// What a binary value is, for messages: `binary data (SecretBinary, 57 bytes) instead of a
+/// JSON string`.
+pub fn binary_instead_of_text(bytes: usize) -> String {
+    format!("binary data (SecretBinary, {bytes} bytes) instead of a JSON string")
+}
+
+fn failed<E>(
+    secret_id: &str,
+    operation: &'static str,
+    e: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     if e.code() == Some("ResourceNotFoundException") && operation == "DescribeSecret" {
         return Error::SecretNotFound {
@@ -169,6 +225,7 @@ where
         secret_id: secret_id.to_owned(),
         operation,
         message,
+        retry: Retry::of_sdk(&e),
     }
 }
 
@@ -292,12 +349,11 @@ impl SecretStore {
             .send(secret_id, "GetSecretValue", Effect::Read, request.send())
             .await?;
         match answer {
-            Ok(out) => Ok(Some(SecretValue {
-                version_id: out.version_id().unwrap_or_default().to_owned(),
-                string: out
-                    .secret_string()
-                    .map(|s| SecretString::from(s.to_owned())),
-            })),
+            Ok(out) => Ok(Some(SecretValue::from_parts(
+                out.version_id(),
+                out.secret_string(),
+                out.secret_binary(),
+            ))),
             // The secret is missing, or that version/stage has no value.
             Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
             Err(e) => Err(failed(secret_id, "GetSecretValue", e)),
@@ -539,12 +595,11 @@ impl SecretStore {
                 let Some(arn) = entry.arn() else { continue };
                 values.insert(
                     arn.to_owned(),
-                    BatchValue::Value(SecretValue {
-                        version_id: entry.version_id().unwrap_or_default().to_owned(),
-                        string: entry
-                            .secret_string()
-                            .map(|s| SecretString::from(s.to_owned())),
-                    }),
+                    BatchValue::Value(SecretValue::from_parts(
+                        entry.version_id(),
+                        entry.secret_string(),
+                        entry.secret_binary(),
+                    )),
                 );
             }
             for error in out.errors() {

@@ -30,21 +30,60 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Parses the credentials JSON; the error names the missing field, never a value.
+    /// Parses the credentials JSON `{"username", "password"}` (other keys ignored). The error
+    /// names the field and says what it holds (its JSON type and size), never a value.
+    ///
+    /// Lenient where a variation has one clear meaning: a leading byte-order mark (some editors
+    /// write one, and `--secret-string file://…` keeps it) is skipped, and surrounding
+    /// whitespace around the username (an iAdvize login never has any) is dropped. The password
+    /// is used exactly as stored. Numbers are refused rather than turned into text (`0123`
+    /// cannot be a JSON number; `1e3` and `1000` would be the same password).
     pub fn parse(value: &str, version_id: String) -> Result<Self, String> {
-        let json: serde_json::Value = serde_json::from_str(value).map_err(|_| {
-            "the value is not JSON; expected {\"username\": …, \"password\": …}".to_owned()
+        let value = value.strip_prefix('\u{feff}').unwrap_or(value);
+        let json: serde_json::Value = serde_json::from_str(value).map_err(|e| {
+            format!(
+                "the value is not JSON (line {}, column {}); expected {{\"username\": …, \"password\": …}}",
+                e.line(),
+                e.column()
+            )
         })?;
-        let field = |name: &str| match json.get(name) {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => {
-                Ok(SecretString::from(s.clone()))
+        let serde_json::Value::Object(object) = &json else {
+            return Err(format!(
+                "the value is {}, expected a JSON object {{\"username\": …, \"password\": …}}",
+                fields::shape(&json)
+            ));
+        };
+        let field = |name: &str, trim: bool| -> Result<SecretString, String> {
+            match object.get(name) {
+                Some(serde_json::Value::String(s)) => {
+                    let s = if trim { s.trim() } else { s.as_str() };
+                    if s.is_empty() {
+                        Err(format!(
+                            "field \"{name}\" must be a non-empty string, got an empty string"
+                        ))
+                    } else {
+                        Ok(SecretString::from(s.to_owned()))
+                    }
+                }
+                Some(other) => Err(format!(
+                    "field \"{name}\" must be a non-empty string, got {}",
+                    fields::shape(other)
+                )),
+                None => {
+                    // A key that differs only in case: say so (keys are case-sensitive).
+                    match object.keys().find(|k| k.eq_ignore_ascii_case(name)) {
+                        Some(near) => Err(format!(
+                            "field \"{name}\" is missing (there is a \"{}\": field names are case-sensitive)",
+                            crate::error::echo(near)
+                        )),
+                        None => Err(format!("field \"{name}\" is missing")),
+                    }
+                }
             }
-            Some(_) => Err(format!("field \"{name}\" must be a non-empty string")),
-            None => Err(format!("field \"{name}\" is missing")),
         };
         Ok(Credentials {
-            username: field("username")?,
-            password: field("password")?,
+            username: field("username", true)?,
+            password: field("password", false)?,
             version_id,
         })
     }

@@ -496,3 +496,81 @@ async fn every_broker_command_gives_up_on_secrets_manager_within_its_timeout() {
     }
     assert_eq!(world.logins(), 1, "only the setup's login");
 }
+
+/// Puts `bytes` as the token secret's AWSCURRENT value with `--secret-binary`.
+async fn put_binary(world: &World, bytes: Vec<u8>) {
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(bytes))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn get_verify_and_status_say_what_they_found_in_a_binary_token_value() {
+    // A valid record, but stored with `--secret-binary`: not "not filled yet".
+    let world = World::new().await;
+    world.put_record(20).await;
+    let record = world.current().await.unwrap().to_string();
+    let token = current_token(&world).await;
+    put_binary(&world, record.clone().into_bytes()).await;
+    let bytes = record.len();
+
+    let output = cli(&world, &["get", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains(&format!("binary data (SecretBinary, {bytes} bytes)")),
+        "{}",
+        stderr(&output)
+    );
+    assert_token_not_printed(&output, &token);
+
+    let output = cli(&world, &["verify", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("binary data (SecretBinary, {bytes} bytes)")),
+        "{}",
+        stderr(&output)
+    );
+    assert_token_not_printed(&output, &token);
+    assert_eq!(world.verifications(), 0);
+
+    let output = cli(&world, &["status", &world.token_id], &[]).await;
+    assert!(
+        stdout(&output).contains(&format!(
+            "INVALID: the value is not a token record: binary data (SecretBinary, {bytes} bytes)"
+        )),
+        "{}",
+        stdout(&output)
+    );
+    assert_token_not_printed(&output, &token);
+}
+
+#[tokio::test]
+async fn verify_refuses_a_stored_token_that_cannot_be_put_in_a_header_without_retrying() {
+    // Retrying could never send it: it used to take four retries with backoff (15 s or more)
+    // to say so.
+    let world = World::new().await;
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let record = iadvize_token_broker::TokenRecord::new(
+        iadvize_token_broker::token::AccessToken::new("tok\u{7}en-0f3c"),
+        issued,
+        86400,
+    );
+    world.put_current(&record.to_json()).await;
+
+    let output = cli(&world, &["verify", &world.token_id], &[]).await;
+
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("characters an Authorization header cannot carry"),
+        "{}",
+        stderr(&output)
+    );
+    assert_token_not_printed(&output, "en-0f3c");
+    assert_eq!(world.verifications(), 0);
+}

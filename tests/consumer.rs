@@ -247,7 +247,7 @@ async fn a_malformed_secret_is_a_clear_error_that_does_not_echo_the_value() {
     let error = source.token().await.unwrap_err();
     assert!(matches!(error, TokenError::Malformed { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("missing field"), "{message}");
+    assert!(message.contains("issued_at is missing"), "{message}");
     assert_no_secrets(&message, &["leaky-secret-value"]);
     assert_no_secrets(&format!("{error:?}"), &["leaky-secret-value"]);
 }
@@ -553,4 +553,78 @@ async fn a_read_that_never_gets_an_answer_without_a_cached_token_fails_saying_so
         "{error}"
     );
     assert_no_secrets(&error.to_string(), &[&world.password]);
+}
+
+#[tokio::test]
+async fn a_binary_value_is_reported_as_such_not_as_a_secret_not_filled_yet() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let record = world.current().await.unwrap().to_string();
+    let token = world.current().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(
+            record.clone(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let source = TokenSource::new(sm_client(), &world.token_id);
+
+    let err = source.token().await.unwrap_err();
+
+    assert!(matches!(err, TokenError::Malformed { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "binary data (SecretBinary, {} bytes) instead of a JSON string",
+            record.len()
+        )),
+        "{text}"
+    );
+    assert_no_secrets(&format!("{text} {err:?}"), &[&token]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_for_look_alike_secret_ids_serve_each_its_own_token() {
+    // `team/a` and `team_a` are two secrets (two iAdvize users): a source and its single-flight
+    // read belong to one id, and each cache entry records the id it was read for.
+    let world = World::new().await;
+    let prefix = unique("consumer");
+    let mut sources = Vec::new();
+    for suffix in ["team/a", "team_a", "team+a", "team=a", "team@a"] {
+        let id = format!("{prefix}-{suffix}");
+        let token = unique("token");
+        let issued = time::OffsetDateTime::now_utc();
+        world
+            .sm
+            .create_secret()
+            .name(&id)
+            .secret_string(TokenRecord::new(AccessToken::new(&token), issued, 86400).to_json())
+            .send()
+            .await
+            .unwrap();
+        sources.push((Arc::new(TokenSource::new(sm_client(), &id)), token));
+    }
+    let calls: Vec<_> = sources
+        .iter()
+        .cycle()
+        .take(50)
+        .map(|(source, token)| {
+            let (source, token) = (source.clone(), token.clone());
+            tokio::spawn(async move { (source.token().await.unwrap().expose().to_owned(), token) })
+        })
+        .collect();
+    for joined in futures::future::join_all(calls).await {
+        let (got, expected) = joined.unwrap();
+        assert_eq!(got, expected);
+    }
+    for (source, _) in &sources {
+        assert_eq!(source.reads(), 1, "{}", source.secret_id());
+    }
 }

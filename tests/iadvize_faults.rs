@@ -271,7 +271,7 @@ async fn unusable_login_answers_are_errors_and_nothing_is_stored() {
         (Fault::MalformedJson, "the body is not JSON"),
         (Fault::MissingAccessToken, "access_token is missing"),
         (Fault::ExpiresIn(0), "expires_in is 0"),
-        (Fault::ExpiresIn(-5), "expires_in is -5"),
+        (Fault::ExpiresIn(-5), "expires_in is a negative number"),
         (Fault::ExpiresIn(31 * 24 * 3600), "expires_in is 2678400"),
     ] {
         let world = World::new().await;
@@ -539,4 +539,199 @@ async fn a_200_invalid_token_verification_answer_is_a_rejection() {
         err.to_string().contains("rejected it (invalid_token)"),
         "{err}"
     );
+}
+
+/// The record AWSCURRENT holds, as stored.
+async fn stored(world: &World) -> Value {
+    world.current().await.expect("AWSCURRENT has a value")
+}
+
+#[tokio::test]
+async fn login_answers_are_read_by_what_they_mean() {
+    // Each of these answers has one meaning: a bearer token that lives 86400 s (or 86400.5,
+    // rounded down). iAdvize issued a working token; throwing it away would cost a login on
+    // every tick.
+    let world = World::new().await;
+    world.standin.set_rate_limits(1000, 1000);
+    let broker = world.broker();
+    for answer in [
+        json!({"expires_in": "86400.0"}),
+        json!({"expires_in": 86400.0}),
+        json!({"expires_in": " 86400 "}),
+        json!({"expires_in": "8.64e4"}),
+        json!({"expires_in": 86400.5}),
+        json!({"expires_in": "86400.5"}),
+        json!({"token_type": null}),
+        json!({"token_type": "Bearer "}),
+        json!({"token_type": " bearer"}),
+        json!({"token_type": "BEARER"}),
+        json!({"token_type": ""}),
+        json!({"access_token": " {token}\n"}),
+    ] {
+        let logins = world.logins();
+        world
+            .standin
+            .push_login_faults(Fault::Answer(answer.clone()), 1);
+
+        let report = broker.handle(&force(), deadline(30)).await;
+
+        assert!(report.is_ok(), "{answer}: {report:?}");
+        assert_eq!(world.logins(), logins + 1, "{answer}: one login");
+        let record = stored(&world).await;
+        assert_eq!(record["expires_in"], 86400, "{answer}: {record}");
+        assert_eq!(record["token_type"], "Bearer", "{answer}");
+        assert_valid_current(&world).await;
+    }
+}
+
+#[tokio::test]
+async fn unusable_login_answers_say_what_was_received_and_nothing_is_stored() {
+    let world = World::new().await;
+    world.standin.set_rate_limits(1000, 1000);
+    world.put_record(2).await;
+    let before = world.current().await;
+    let broker = world.broker();
+    for (answer, expected) in [
+        (json!({"expires_in": null}), "expires_in is missing"),
+        (json!({"expires_in": true}), "expires_in is a boolean"),
+        (
+            json!({"expires_in": "soon"}),
+            "expires_in is a string of 4 characters that is not a number",
+        ),
+        (
+            json!({"expires_in": [86400]}),
+            "expires_in is an array of 1 item",
+        ),
+        (
+            json!({"expires_in": "-86400"}),
+            "expires_in is a negative number",
+        ),
+        (json!({"expires_in": 0.5}), "expires_in is 0 seconds"),
+        (
+            json!({"token_type": "mac"}),
+            "token_type is a string of 3 characters other than Bearer",
+        ),
+        (json!({"token_type": 1}), "token_type is an integer"),
+        (json!({"access_token": 12345}), "access_token is an integer"),
+        (json!({"access_token": null}), "access_token is missing"),
+        (json!({"access_token": "  "}), "access_token is empty"),
+        (
+            json!({"access_token": "{token}\u{7}"}),
+            "characters an Authorization header cannot carry",
+        ),
+        (
+            json!({"access_token": "{token} {token}"}),
+            "characters an Authorization header cannot carry",
+        ),
+    ] {
+        world
+            .standin
+            .push_login_faults(Fault::Answer(answer.clone()), 1);
+        let err = broker.handle(&force(), deadline(30)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(expected) && text.contains("nothing was stored"),
+            "{answer}: {text}"
+        );
+        assert_no_secrets(&text, &[&world.password, &world.username]);
+        assert_unchanged(&world, &before).await;
+        assert!(!world.is_blocked().await);
+    }
+    assert_eq!(world.verifications(), 0, "no unusable token was verified");
+}
+
+#[tokio::test]
+async fn verification_answers_are_read_by_what_they_mean() {
+    let world = World::new().await;
+    world.standin.set_rate_limits(1000, 1000);
+    let broker = world.broker();
+    for accepted in [
+        json!({"authenticated": true}),
+        json!({"authenticated": "true"}),
+        json!({"authenticated": " TRUE "}),
+    ] {
+        world
+            .standin
+            .push_verify_faults(Fault::Answer(accepted.clone()), 1);
+        let report = broker.handle(&force(), deadline(30)).await;
+        assert!(report.is_ok(), "{accepted}: {report:?}");
+    }
+    world.put_record(2).await;
+    let before = world.current().await;
+    for (answer, expected) in [
+        (
+            json!({"authenticated": "false"}),
+            "rejected the token it just issued (authenticated: false)",
+        ),
+        (
+            json!({"authenticated": " False"}),
+            "rejected the token it just issued (authenticated: false)",
+        ),
+        (
+            json!({"error": " INVALID_TOKEN "}),
+            "rejected the token it just issued (invalid_token)",
+        ),
+        (
+            json!({"authenticated": 1}),
+            "\"authenticated\" is an integer, expected true or false",
+        ),
+        (
+            json!({"authenticated": null}),
+            "\"authenticated\" is null, expected true or false",
+        ),
+        (
+            json!({"authenticated": "yes"}),
+            "\"authenticated\" is a string of 3 characters, expected true or false",
+        ),
+        (
+            json!({"ok": true}),
+            "the answer is an object with 1 key, without \"authenticated\"",
+        ),
+    ] {
+        world
+            .standin
+            .push_verify_faults(Fault::Answer(answer.clone()), 1);
+        let err = broker.handle(&force(), deadline(30)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(expected), "{answer}: {text}");
+        assert_unchanged(&world, &before).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_put_in_a_header_fails_verification_at_once() {
+    // A local failure no retry can fix: with the default policy (4 retries from 1 s), retrying
+    // it would take 15 s or more before saying the same thing.
+    let world = World::new().await;
+    let client = iadvize_token_broker::iadvize::IadvizeClient::new(
+        world.standin.url().parse().unwrap(),
+        Duration::from_secs(2),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    for token in ["tok\u{7}en", "tok\nen", "tok\u{7f}"] {
+        let err = client
+            .verify(
+                &iadvize_token_broker::token::AccessToken::new(token),
+                deadline(60),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                iadvize_token_broker::iadvize::IadvizeError::Unsendable { .. }
+            ),
+            "{token:?}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot be put in an Authorization header")
+                && text.contains("not retried"),
+            "{text}"
+        );
+        assert!(!text.contains(token), "{text}");
+        assert_eq!(err.retry(), iadvize_token_broker::error::Retry::Permanent);
+    }
+    assert_eq!(world.verifications(), 0);
 }

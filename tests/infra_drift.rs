@@ -15,11 +15,19 @@
 //!     the broker's state tags (every `"iadvize:…"` literal in `src/` that names a tag the
 //!     broker writes), which Terraform also ignores; credentials get `GetSecretValue` and
 //!     `DescribeSecret`, nothing else.
-//! (d) The function runs one invocation at a time (reserved concurrency 1), the rotation
-//!     permission names its secret (`SourceArn`), the expiry alarm is fleet-wide.
+//! (d) The rotation permission names its secret (`SourceArn`), the expiry alarm is
+//!     fleet-wide.
 //! (e) Every duration input accepts what the code's parser accepts (`1h30m`).
 //! (f) The variables/outputs tables of the READMEs list exactly what the `.tf` files and the
 //!     SAM template declare.
+//! (g) A quota-10 account: with its default inputs, neither flavour reserves concurrency
+//!     (reserved or provisioned) on any resource; a reservation only behind an option that
+//!     is off by default.
+//! (h) The log level inputs accept exactly TRACE, DEBUG and INFO (the metric lines count as
+//!     INFO for Lambda's filter).
+//! (i) Every name either flavour builds (every name-like property of every SAM resource,
+//!     every name argument of every `.tf` resource, examples included) fits its service's
+//!     limit for the longest accepted stack/module name and inputs.
 //!
 //! The templates are read as text with small, indentation/brace-based extractors, so a
 //! failure names what is missing or extra and in which file and block.
@@ -214,10 +222,10 @@ fn sam_env_vars(block: &[String]) -> Names {
             None if t == "Variables:" => vars_indent = Some(ind),
             Some(v) if ind <= v => vars_indent = (t == "Variables:").then_some(ind),
             Some(_) => {
-                if let Some((key, _)) = t.split_once(':') {
-                    if key.starts_with("IADVIZE_") {
-                        out.insert(key.to_owned());
-                    }
+                if let Some((key, _)) = t.split_once(':')
+                    && key.starts_with("IADVIZE_")
+                {
+                    out.insert(key.to_owned());
                 }
             }
             None => {}
@@ -918,10 +926,6 @@ fn check_settings_sam(template: &str) -> Vec<String> {
         }
     };
     need(
-        block(SAM_FUNCTION).contains("ReservedConcurrentExecutions:1"),
-        "BrokerFunction needs ReservedConcurrentExecutions: 1",
-    );
-    need(
         block("RotationPermission").contains("SourceArn:!RefTokenSecret"),
         "RotationPermission needs SourceArn: !Ref TokenSecret",
     );
@@ -961,10 +965,6 @@ fn check_settings_terraform(main_tf: &str, state_tags: &Names) -> Vec<String> {
         }
     };
     need(
-        block(TF_FUNCTION).contains("reserved_concurrent_executions=1"),
-        "the function needs reserved_concurrent_executions = 1".into(),
-    );
-    need(
         block(r#"resource "aws_lambda_permission" "rotation""#).contains("source_arn="),
         "the rotation permission needs source_arn".into(),
     );
@@ -995,25 +995,19 @@ fn check_settings_terraform(main_tf: &str, state_tags: &Names) -> Vec<String> {
 }
 
 #[test]
-fn both_flavours_keep_concurrency_rotation_scope_alarm_and_state_tags() {
+fn both_flavours_keep_rotation_scope_alarm_and_state_tags() {
     let mut problems = check_settings_sam(&read(SAM_TEMPLATE));
     problems.extend(check_settings_terraform(&read(TF_MAIN), &code_state_tags()));
     assert_no_problems(problems);
 }
 
 #[test]
-fn settings_checker_catches_concurrency_alarm_and_ignored_tags() {
-    let sam = read(SAM_TEMPLATE)
-        .replace("      ReservedConcurrentExecutions: 1\n", "")
-        .replace(
-            "      EvaluationPeriods: 2\n      DatapointsToAlarm: 2\n",
-            "      EvaluationPeriods: 1\n",
-        );
-    let problems = check_settings_sam(&sam).join("\n");
-    assert!(
-        problems.contains("ReservedConcurrentExecutions"),
-        "{problems}"
+fn settings_checker_catches_alarm_and_ignored_tags() {
+    let sam = read(SAM_TEMPLATE).replace(
+        "      EvaluationPeriods: 2\n      DatapointsToAlarm: 2\n",
+        "      EvaluationPeriods: 1\n",
     );
+    let problems = check_settings_sam(&sam).join("\n");
     assert!(problems.contains("2 of 2 periods"), "{problems}");
 
     let tf = read(TF_MAIN).replace("      tags[\"iadvize:last-login-attempt\"],\n", "");
@@ -1143,10 +1137,10 @@ fn tf_declared(kind: &str) -> Names {
         if path.extension().is_some_and(|e| e == "tf") {
             let src = strip_hcl_comments(&std::fs::read_to_string(&path).unwrap_or_default());
             for line in src.lines() {
-                if let Some(rest) = line.strip_prefix(&format!("{kind} \"")) {
-                    if let Some(name) = rest.split('"').next() {
-                        out.insert(name.to_owned());
-                    }
+                if let Some(rest) = line.strip_prefix(&format!("{kind} \""))
+                    && let Some(name) = rest.split('"').next()
+                {
+                    out.insert(name.to_owned());
                 }
             }
         }
@@ -1220,4 +1214,1509 @@ fn readme_table_reader_sees_a_forgotten_row() {
     // Backticked names of other sections' tables are not documented inputs.
     assert!(!readme_table_names(&readme, "Inputs").contains("package_build = true"));
     assert!(readme_table_names(&readme, "Outputs").contains("broker_policy_json"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Small readers shared by the quota, log level and name checks
+// ------------------------------------------------------------------------------------------
+
+/// A YAML flow value of the SAM template: `!Tag arg`, `[a, b]` or a scalar.
+#[derive(Debug, Clone, PartialEq)]
+enum Yaml {
+    Tag(String, Box<Yaml>),
+    Seq(Vec<Yaml>),
+    Scalar(String),
+}
+
+/// Parses one flow value (`!If [C, !Ref P, !Sub "${AWS::StackName}-x"]`).
+fn parse_yaml_flow(text: &str) -> Result<Yaml, String> {
+    fn value(s: &[char], i: &mut usize) -> Result<Yaml, String> {
+        while *i < s.len() && s[*i] == ' ' {
+            *i += 1;
+        }
+        match s.get(*i) {
+            Some('!') => {
+                let start = *i + 1;
+                while *i < s.len() && !matches!(s[*i], ' ' | ',' | ']') {
+                    *i += 1;
+                }
+                let tag: String = s[start..*i].iter().collect();
+                Ok(Yaml::Tag(tag, Box::new(value(s, i)?)))
+            }
+            Some('[') => {
+                *i += 1;
+                let mut items = Vec::new();
+                loop {
+                    while *i < s.len() && s[*i] == ' ' {
+                        *i += 1;
+                    }
+                    if s.get(*i) == Some(&']') {
+                        *i += 1;
+                        return Ok(Yaml::Seq(items));
+                    }
+                    items.push(value(s, i)?);
+                    while *i < s.len() && s[*i] == ' ' {
+                        *i += 1;
+                    }
+                    match s.get(*i) {
+                        Some(',') => *i += 1,
+                        Some(']') => {}
+                        other => {
+                            return Err(format!("expected , or ] in flow sequence, got {other:?}"));
+                        }
+                    }
+                }
+            }
+            Some(q @ ('"' | '\'')) => {
+                let q = *q;
+                *i += 1;
+                let start = *i;
+                while *i < s.len() && s[*i] != q {
+                    *i += 1;
+                }
+                let text: String = s[start..*i].iter().collect();
+                *i += 1;
+                Ok(Yaml::Scalar(text))
+            }
+            _ => {
+                let start = *i;
+                while *i < s.len() && !matches!(s[*i], ',' | ']') {
+                    *i += 1;
+                }
+                Ok(Yaml::Scalar(
+                    s[start..*i].iter().collect::<String>().trim().to_owned(),
+                ))
+            }
+        }
+    }
+    let chars: Vec<char> = text.trim().chars().collect();
+    let mut i = 0;
+    let v = value(&chars, &mut i)?;
+    if i < chars.len() && chars[i..].iter().any(|c| *c != ' ') {
+        return Err(format!("trailing text in {text:?}"));
+    }
+    Ok(v)
+}
+
+/// One SAM resource: its logical id, `Type` and the lines of its `Properties` (comments
+/// removed), as written.
+struct SamResource {
+    name: String,
+    kind: String,
+    properties: Vec<String>,
+}
+
+fn sam_resources(template: &str) -> Vec<SamResource> {
+    let mut names = Vec::new();
+    let mut level = None;
+    for line in template
+        .lines()
+        .skip_while(|l| l.trim_end() != "Resources:")
+        .skip(1)
+    {
+        let code = strip_yaml_comment(line);
+        if code.trim().is_empty() {
+            continue;
+        }
+        let ind = indent(code);
+        let level = *level.get_or_insert(ind);
+        if ind < level {
+            break;
+        }
+        if ind == level {
+            names.push(code.trim().trim_end_matches(':').to_owned());
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let block = yaml_resource_block(template, &name)?;
+            let base = block.first().map(|l| indent(l))?;
+            let kind = block
+                .iter()
+                .find_map(|l| (indent(l) == base).then(|| l.trim().strip_prefix("Type:"))?)?
+                .trim()
+                .to_owned();
+            let properties = block
+                .iter()
+                .skip_while(|l| !(indent(l) == base && l.trim() == "Properties:"))
+                .skip(1)
+                .take_while(|l| indent(l) > base)
+                .cloned()
+                .collect();
+            Some(SamResource {
+                name,
+                kind,
+                properties,
+            })
+        })
+        .collect()
+}
+
+/// The top-level keys of a SAM section with their inline value and the lines below them.
+fn sam_section(template: &str, section: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in template
+        .lines()
+        .skip_while(|l| l.trim_end() != format!("{section}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+    {
+        let code = strip_yaml_comment(line);
+        if code.trim().is_empty() {
+            continue;
+        }
+        if indent(code) == 2 {
+            if let Some((key, rest)) = code.trim().split_once(':') {
+                out.push((key.to_owned(), vec![rest.trim().to_owned()]));
+            }
+        } else if let Some((_, lines)) = out.last_mut() {
+            lines.push(code.to_owned());
+        }
+    }
+    out
+}
+
+/// `Key: value` of a SAM parameter (its first-level attributes).
+fn sam_parameter(template: &str, name: &str) -> Option<Vec<(String, String)>> {
+    let (_, lines) = sam_section(template, "Parameters")
+        .into_iter()
+        .find(|(k, _)| k == name)?;
+    Some(
+        lines
+            .iter()
+            .skip(1)
+            .filter(|l| indent(l) == 4)
+            .filter_map(|l| l.trim().split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().trim_matches('"').to_owned()))
+            .collect(),
+    )
+}
+
+fn sam_parameter_attr(template: &str, name: &str, attr: &str) -> Option<String> {
+    sam_parameter(template, name)?
+        .into_iter()
+        .find_map(|(k, v)| (k == attr).then_some(v))
+}
+
+/// The body of `variable "name"` in some `.tf` files.
+fn tf_variable(files: &[(String, String)], name: &str) -> Option<String> {
+    files
+        .iter()
+        .find_map(|(_, src)| hcl_block(src, &format!("variable \"{name}\" ")))
+}
+
+/// `(file name, text)` of the `.tf` files of a folder, comments removed.
+fn tf_files(dir: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let path = root().join(dir);
+    let mut entries: Vec<_> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let rel = format!(
+            "{dir}/{}",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        );
+        out.push((rel, strip_hcl_comments(&text)));
+    }
+    out
+}
+
+/// The Terraform folders checked: the module and every example root module.
+fn tf_dirs() -> Vec<String> {
+    let mut dirs = vec![TF_MODULE_DIR.to_owned()];
+    let examples = root().join(TF_MODULE_DIR).join("examples");
+    let mut found: Vec<String> = std::fs::read_dir(&examples)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("main.tf").is_file())
+                .map(|e| {
+                    format!(
+                        "{TF_MODULE_DIR}/examples/{}",
+                        e.file_name().to_string_lossy()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    dirs.extend(found);
+    dirs
+}
+
+/// Every `resource "type" "name" { … }` of some HCL text: (type, name, body).
+fn tf_resources(src: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in src.lines() {
+        let Some(rest) = line.strip_prefix("resource \"") else {
+            continue;
+        };
+        let mut parts = rest.split('"');
+        let (Some(kind), _, Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if let Some(body) = hcl_block(src, &format!("resource \"{kind}\" \"{name}\"")) {
+            out.push((kind.to_owned(), name.to_owned(), body));
+        }
+    }
+    out
+}
+
+/// Top-level `key = expression` arguments of an HCL body (nested blocks skipped; an
+/// expression runs until its brackets balance).
+fn hcl_arguments(body: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current: Option<(String, String, i32)> = None;
+    for line in body.lines() {
+        let t = line.trim();
+        if let Some((key, expr, open)) = current.as_mut() {
+            expr.push('\n');
+            expr.push_str(t);
+            *open += bracket_balance(t);
+            if *open <= 0 {
+                out.push((key.clone(), expr.clone()));
+                current = None;
+            }
+            continue;
+        }
+        if depth == 0
+            && let Some((key, expr)) = t.split_once('=')
+        {
+            let key = key.trim();
+            if !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !expr.starts_with('=')
+            {
+                let expr = expr.trim().to_owned();
+                let open = bracket_balance(&expr);
+                if open > 0 {
+                    current = Some((key.to_owned(), expr, open));
+                } else {
+                    out.push((key.to_owned(), expr));
+                }
+                continue;
+            }
+        }
+        depth += bracket_balance(t);
+    }
+    out
+}
+
+/// Opening minus closing brackets of a line, outside string literals.
+fn bracket_balance(line: &str) -> i32 {
+    let mut n = 0;
+    let mut in_str = false;
+    let mut prev = ' ';
+    let mut interp = 0;
+    for c in line.chars() {
+        if in_str {
+            match c {
+                '"' if prev != '\\' && interp == 0 => in_str = false,
+                '{' if prev == '$' => interp += 1,
+                '}' if interp > 0 => interp -= 1,
+                _ => {}
+            }
+        } else {
+            match c {
+                '"' => in_str = true,
+                '{' | '[' | '(' => n += 1,
+                '}' | ']' | ')' => n -= 1,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    n
+}
+
+// ------------------------------------------------------------------------------------------
+// (g) A quota-10 account: nothing reserved with the default inputs
+// ------------------------------------------------------------------------------------------
+
+/// Properties that take concurrency from the account's unreserved pool: an account whose
+/// Lambda concurrency quota is 10 rejects any ("decreases account's
+/// UnreservedConcurrentExecution below its minimum value of [10]").
+const SAM_RESERVING: &[&str] = &[
+    "ReservedConcurrentExecutions",
+    "ProvisionedConcurrencyConfig",
+    "ProvisionedConcurrentExecutions",
+];
+const TF_RESERVING_ARGUMENTS: &[&str] = &[
+    "reserved_concurrent_executions",
+    "provisioned_concurrent_executions",
+];
+
+/// A SAM condition, evaluated with every parameter at its default.
+fn sam_condition_default(template: &str, name: &str, depth: usize) -> Result<bool, String> {
+    if depth > 10 {
+        return Err(format!("condition {name} is too deep"));
+    }
+    let (_, lines) = sam_section(template, "Conditions")
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .ok_or_else(|| format!("no condition {name}"))?;
+    let expr = parse_yaml_flow(&lines.join(" "))?;
+    fn value(template: &str, v: &Yaml, depth: usize) -> Result<String, String> {
+        Ok(match v {
+            Yaml::Scalar(s) => s.clone(),
+            Yaml::Tag(t, arg) if t == "Ref" => {
+                let Yaml::Scalar(p) = arg.as_ref() else {
+                    return Err(format!("!Ref of {arg:?}"));
+                };
+                sam_parameter_attr(template, p, "Default").unwrap_or_default()
+            }
+            Yaml::Tag(t, arg) if t == "Join" => match arg.as_ref() {
+                Yaml::Seq(items) if items.len() == 2 => {
+                    let Yaml::Scalar(sep) = &items[0] else {
+                        return Err("!Join separator".into());
+                    };
+                    match &items[1] {
+                        // A CommaDelimitedList at its default: its items joined.
+                        list @ Yaml::Tag(..) => value(template, list, depth)?
+                            .split(',')
+                            .collect::<Vec<_>>()
+                            .join(sep),
+                        Yaml::Seq(parts) => parts
+                            .iter()
+                            .map(|p| value(template, p, depth))
+                            .collect::<Result<Vec<_>, _>>()?
+                            .join(sep),
+                        other => return Err(format!("!Join of {other:?}")),
+                    }
+                }
+                other => return Err(format!("!Join {other:?}")),
+            },
+            other => truth(template, other, depth)?.to_string(),
+        })
+    }
+    fn truth(template: &str, v: &Yaml, depth: usize) -> Result<bool, String> {
+        match v {
+            Yaml::Tag(t, arg) => match (t.as_str(), arg.as_ref()) {
+                ("Equals", Yaml::Seq(items)) if items.len() == 2 => {
+                    Ok(value(template, &items[0], depth)? == value(template, &items[1], depth)?)
+                }
+                ("Not", Yaml::Seq(items)) if items.len() == 1 => {
+                    Ok(!truth(template, &items[0], depth)?)
+                }
+                ("And", Yaml::Seq(items)) => items
+                    .iter()
+                    .try_fold(true, |acc, i| Ok(acc && truth(template, i, depth)?)),
+                ("Or", Yaml::Seq(items)) => items
+                    .iter()
+                    .try_fold(false, |acc, i| Ok(acc || truth(template, i, depth)?)),
+                ("Condition", Yaml::Scalar(c)) => sam_condition_default(template, c, depth + 1),
+                _ => Err(format!("cannot evaluate condition !{t} {arg:?}")),
+            },
+            Yaml::Scalar(s) if s == "true" || s == "false" => Ok(s == "true"),
+            other => Err(format!("cannot evaluate condition {other:?}")),
+        }
+    }
+    truth(template, &expr, depth)
+}
+
+fn check_quota_10_sam(file: &str, template: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in sam_resources(template) {
+        for line in &r.properties {
+            let t = line.trim().trim_start_matches("- ");
+            let Some((key, rest)) = t.split_once(':') else {
+                continue;
+            };
+            if !SAM_RESERVING.contains(&key) {
+                continue;
+            }
+            let what = format!("{file}: {} {key}", r.name);
+            // Only behind a condition that is false at the defaults, with no value then.
+            let gated = match parse_yaml_flow(rest) {
+                Ok(Yaml::Tag(tag, arg)) if tag == "If" => match arg.as_ref() {
+                    Yaml::Seq(items) if items.len() == 3 => {
+                        let no_value = items[2]
+                            == Yaml::Tag(
+                                "Ref".into(),
+                                Box::new(Yaml::Scalar("AWS::NoValue".into())),
+                            );
+                        match &items[0] {
+                            Yaml::Scalar(cond) if no_value => {
+                                sam_condition_default(template, cond, 0).map(|on| !on)
+                            }
+                            _ => Ok(false),
+                        }
+                    }
+                    _ => Ok(false),
+                },
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match gated {
+                Ok(true) => {}
+                Ok(false) => problems.push(format!(
+                    "{what} reserves concurrency in the default deploy: an account whose concurrency quota is 10 rejects it (make it `!If [Cond, …, !Ref AWS::NoValue]` with Cond false by default)"
+                )),
+                Err(e) => problems.push(format!("{what}: cannot tell whether it is off by default: {e}")),
+            }
+        }
+    }
+    problems
+}
+
+/// The `default` of a Terraform variable, as written.
+fn tf_variable_default(files: &[(String, String)], name: &str) -> Option<String> {
+    let body = tf_variable(files, name)?;
+    hcl_arguments(&body)
+        .into_iter()
+        .find_map(|(k, v)| (k == "default").then_some(v))
+}
+
+fn check_quota_10_terraform(files: &[(String, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let off = |expr: &str| -> bool {
+        let expr = expr.trim();
+        if expr == "-1" {
+            return true;
+        }
+        expr.strip_prefix("var.").is_some_and(|v| {
+            v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && matches!(
+                    tf_variable_default(files, v).as_deref(),
+                    Some("null" | "-1")
+                )
+        })
+    };
+    for (file, src) in files {
+        for (kind, name, body) in tf_resources(src) {
+            let args = hcl_arguments(&body);
+            for (key, expr) in &args {
+                if TF_RESERVING_ARGUMENTS.contains(&key.as_str()) && !off(expr) {
+                    problems.push(format!(
+                        "{file}: {kind}.{name} sets {key} = {expr} in the default deploy: an account whose concurrency quota is 10 rejects any reservation (use a variable that defaults to null)"
+                    ));
+                }
+            }
+            if kind == "aws_lambda_provisioned_concurrency_config" {
+                let gate = args
+                    .iter()
+                    .find(|(k, _)| k == "count" || k == "for_each")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let var = gate.split("var.").nth(1).map(|v| {
+                    v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or("")
+                });
+                let default_off = var.is_some_and(|v| {
+                    matches!(
+                        tf_variable_default(files, v).as_deref(),
+                        Some("null" | "0" | "[]" | "{}" | "false")
+                    )
+                });
+                if !default_off {
+                    problems.push(format!(
+                        "{file}: {kind}.{name} reserves provisioned concurrency unless gated by a count/for_each on a variable that is off by default"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_default_deploy_of_both_flavours_reserves_no_concurrency() {
+    let mut problems = Vec::new();
+    for file in [SAM_TEMPLATE, SAM_PREBUILT_TEMPLATE] {
+        problems.extend(check_quota_10_sam(file, &read(file)));
+    }
+    for dir in tf_dirs() {
+        problems.extend(check_quota_10_terraform(&tf_files(&dir)));
+    }
+    assert_no_problems(problems);
+    // The option is there, and on when asked.
+    let sam = read(SAM_TEMPLATE);
+    assert!(sam.contains("ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrentExecutions, !Ref AWS::NoValue]"));
+    assert_eq!(
+        sam_parameter_attr(&sam, "ReservedConcurrentExecutions", "Default").as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        tf_variable_default(&tf_files(TF_MODULE_DIR), "reserved_concurrent_executions").as_deref(),
+        Some("null")
+    );
+}
+
+#[test]
+fn quota_check_catches_a_hard_coded_reservation_in_either_flavour() {
+    let sam = read(SAM_TEMPLATE).replace(
+        "ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrentExecutions, !Ref AWS::NoValue]",
+        "ReservedConcurrentExecutions: 1",
+    );
+    let problems = check_quota_10_sam(SAM_TEMPLATE, &sam).join("\n");
+    assert!(
+        problems.contains("BrokerFunction ReservedConcurrentExecutions reserves concurrency"),
+        "{problems}"
+    );
+    // A condition that is on by default is no better.
+    let sam = read(SAM_TEMPLATE).replace(
+        "  HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrentExecutions, \"\"]]",
+        "  HasReservedConcurrency: !Equals [!Ref ReservedConcurrentExecutions, \"\"]",
+    );
+    let problems = check_quota_10_sam(SAM_TEMPLATE, &sam).join("\n");
+    assert!(problems.contains("reserves concurrency"), "{problems}");
+    // A resource added later is covered too (provisioned concurrency on an alias).
+    let sam = read(SAM_TEMPLATE).replace(
+        "\nOutputs:\n",
+        "  LiveAlias:\n    Type: AWS::Lambda::Alias\n    Properties:\n      FunctionName: !Ref BrokerFunction\n      FunctionVersion: \"1\"\n      Name: live\n      ProvisionedConcurrencyConfig:\n        ProvisionedConcurrentExecutions: 1\n\nOutputs:\n",
+    );
+    let problems = check_quota_10_sam(SAM_TEMPLATE, &sam).join("\n");
+    assert!(
+        problems.contains("LiveAlias ProvisionedConcurrencyConfig"),
+        "{problems}"
+    );
+
+    let mut files = tf_files(TF_MODULE_DIR);
+    for (_, src) in &mut files {
+        *src = src.replace(
+            "reserved_concurrent_executions = var.reserved_concurrent_executions",
+            "reserved_concurrent_executions = 1",
+        );
+        src.push_str("\nresource \"aws_lambda_provisioned_concurrency_config\" \"live\" {\n  function_name = aws_lambda_function.broker.function_name\n  qualifier = \"1\"\n  provisioned_concurrent_executions = 2\n}\n");
+    }
+    let problems = check_quota_10_terraform(&files).join("\n");
+    assert!(
+        problems.contains("aws_lambda_function.broker sets reserved_concurrent_executions = 1"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "aws_lambda_provisioned_concurrency_config.live reserves provisioned concurrency"
+        ),
+        "{problems}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// (h) Log levels: exactly what keeps the metric lines
+// ------------------------------------------------------------------------------------------
+
+/// The levels at which Lambda's filter keeps a JSON line without a valid `level` and RFC 3339
+/// `timestamp` (it counts as INFO): the metric lines.
+const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO"];
+
+fn check_log_levels_sam(file: &str, template: &str) -> Vec<String> {
+    let want: Names = names(LOG_LEVELS);
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for r in sam_resources(template) {
+        for line in &r.properties {
+            let Some(value) = line.trim().strip_prefix("ApplicationLogLevel:") else {
+                continue;
+            };
+            seen += 1;
+            let value = value.trim();
+            let accepted: Names = match value.strip_prefix("!Ref ") {
+                Some(p) => sam_parameter_attr(template, p.trim(), "AllowedValues")
+                    .unwrap_or_default()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(',')
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+                    .filter(|v| !v.is_empty())
+                    .collect(),
+                None => names(&[value.trim_matches('"')]),
+            };
+            if !accepted.is_subset(&want) || (value.starts_with("!Ref ") && accepted != want) {
+                problems.push(format!(
+                    "{file}: {} ApplicationLogLevel accepts {accepted:?}, must be exactly {want:?} (above INFO Lambda drops the metric lines)",
+                    r.name
+                ));
+            }
+        }
+    }
+    if seen == 0 {
+        problems.push(format!("{file}: no ApplicationLogLevel found"));
+    }
+    problems
+}
+
+fn check_log_levels_terraform(files: &[(String, String)]) -> Vec<String> {
+    let want: Names = names(LOG_LEVELS);
+    let mut problems = Vec::new();
+    for (file, src) in files {
+        for block in hcl_blocks(src, &["logging_config {"]) {
+            for (key, expr) in hcl_arguments(&block) {
+                if key != "application_log_level" {
+                    continue;
+                }
+                let accepted: Names = match expr.trim().strip_prefix("var.") {
+                    Some(v) => {
+                        let body = tf_variable(files, v).unwrap_or_default();
+                        body.split("contains([")
+                            .nth(1)
+                            .and_then(|r| r.split(']').next())
+                            .unwrap_or_default()
+                            .split(',')
+                            .map(|s| s.trim().trim_matches('"').to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    }
+                    None => names(&[expr.trim().trim_matches('"')]),
+                };
+                if !accepted.is_subset(&want)
+                    || (expr.trim().starts_with("var.") && accepted != want)
+                {
+                    problems.push(format!(
+                        "{file}: application_log_level accepts {accepted:?}, must be exactly {want:?} (above INFO Lambda drops the metric lines)"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn log_level_inputs_accept_exactly_trace_debug_info() {
+    let mut problems = Vec::new();
+    for file in [SAM_TEMPLATE, SAM_PREBUILT_TEMPLATE] {
+        problems.extend(check_log_levels_sam(file, &read(file)));
+    }
+    let files = tf_files(TF_MODULE_DIR);
+    assert!(
+        files
+            .iter()
+            .any(|(_, s)| s.contains("application_log_level = var.application_log_level"))
+    );
+    problems.extend(check_log_levels_terraform(&files));
+    assert_no_problems(problems);
+}
+
+#[test]
+fn log_level_check_catches_warn() {
+    let sam = read(SAM_TEMPLATE).replace(
+        "AllowedValues: [TRACE, DEBUG, INFO]\n",
+        "AllowedValues: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]\n",
+    );
+    let problems = check_log_levels_sam(SAM_TEMPLATE, &sam).join("\n");
+    assert!(
+        problems.contains("ApplicationLogLevel accepts"),
+        "{problems}"
+    );
+    let mut files = tf_files(TF_MODULE_DIR);
+    for (_, src) in &mut files {
+        *src = src.replace(
+            "contains([\"TRACE\", \"DEBUG\", \"INFO\"], var.application_log_level)",
+            "contains([\"TRACE\", \"DEBUG\", \"INFO\", \"WARN\"], var.application_log_level)",
+        );
+    }
+    let problems = check_log_levels_terraform(&files).join("\n");
+    assert!(
+        problems.contains("application_log_level accepts"),
+        "{problems}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// (i) Names: every name built from the stack or module name fits its service's limit
+// ------------------------------------------------------------------------------------------
+
+/// CloudFormation stack names: up to 128 characters; a template cannot constrain its own.
+const STACK_NAME_MAX: usize = 128;
+/// Region names are counted this long (the longest today, us-isof-south-1, has 15).
+const REGION_MAX: usize = 20;
+/// Partition names (aws, aws-cn, aws-us-gov, aws-iso-b, …).
+const PARTITION_MAX: usize = 10;
+
+/// A name a resource property or argument defines: (resource type, property path, limit,
+/// service). Paths: `.` between keys, `[]` for list items, `*` for any key. Limits from
+/// the services' API references: Lambda CreateFunction (FunctionName 64), AddPermission
+/// (StatementId 100); IAM quotas (role 64, policy 128); EventBridge PutRule (64); EventBridge
+/// Scheduler CreateSchedule (64); CloudWatch PutMetricAlarm (255), PutDashboard (255); Logs
+/// CreateLogGroup (512); SQS CreateQueue (80, ".fifo" included); SNS CreateTopic (256);
+/// Secrets Manager CreateSecret (512); SNS display names (100, for SMS subscriptions).
+const NAME_LIMITS: &[(&str, &str, usize, &str)] = &[
+    // SAM / CloudFormation
+    (
+        "AWS::Serverless::Function",
+        "FunctionName",
+        64,
+        "Lambda function",
+    ),
+    (
+        "AWS::Serverless::Function",
+        "Events.*.Properties.Name",
+        64,
+        "EventBridge rule or schedule",
+    ),
+    (
+        "AWS::Lambda::Function",
+        "FunctionName",
+        64,
+        "Lambda function",
+    ),
+    ("AWS::IAM::Role", "RoleName", 64, "IAM role"),
+    (
+        "AWS::IAM::Role",
+        "Policies[].PolicyName",
+        128,
+        "IAM inline policy",
+    ),
+    (
+        "AWS::IAM::ManagedPolicy",
+        "ManagedPolicyName",
+        128,
+        "IAM policy",
+    ),
+    ("AWS::IAM::Policy", "PolicyName", 128, "IAM inline policy"),
+    ("AWS::Events::Rule", "Name", 64, "EventBridge rule"),
+    (
+        "AWS::Scheduler::Schedule",
+        "Name",
+        64,
+        "EventBridge Scheduler schedule",
+    ),
+    (
+        "AWS::CloudWatch::Alarm",
+        "AlarmName",
+        255,
+        "CloudWatch alarm",
+    ),
+    (
+        "AWS::CloudWatch::Dashboard",
+        "DashboardName",
+        255,
+        "CloudWatch dashboard",
+    ),
+    (
+        "AWS::Logs::LogGroup",
+        "LogGroupName",
+        512,
+        "CloudWatch log group",
+    ),
+    ("AWS::SQS::Queue", "QueueName", 80, "SQS queue"),
+    ("AWS::SNS::Topic", "TopicName", 256, "SNS topic"),
+    ("AWS::SNS::Topic", "DisplayName", 100, "SNS topic display"),
+    (
+        "AWS::SecretsManager::Secret",
+        "Name",
+        512,
+        "Secrets Manager secret",
+    ),
+    // Terraform
+    (
+        "aws_lambda_function",
+        "function_name",
+        64,
+        "Lambda function",
+    ),
+    (
+        "aws_lambda_permission",
+        "statement_id",
+        100,
+        "Lambda permission statement id",
+    ),
+    (
+        "aws_lambda_permission",
+        "statement_id_prefix",
+        74,
+        "Lambda permission statement id prefix",
+    ),
+    ("aws_iam_role", "name", 64, "IAM role"),
+    ("aws_iam_role", "name_prefix", 38, "IAM role name prefix"),
+    ("aws_iam_role_policy", "name", 128, "IAM inline policy"),
+    ("aws_iam_policy", "name", 128, "IAM policy"),
+    (
+        "aws_iam_policy",
+        "name_prefix",
+        102,
+        "IAM policy name prefix",
+    ),
+    ("aws_cloudwatch_event_rule", "name", 64, "EventBridge rule"),
+    (
+        "aws_cloudwatch_event_rule",
+        "name_prefix",
+        38,
+        "EventBridge rule name prefix",
+    ),
+    (
+        "aws_scheduler_schedule",
+        "name",
+        64,
+        "EventBridge Scheduler schedule",
+    ),
+    (
+        "aws_cloudwatch_metric_alarm",
+        "alarm_name",
+        255,
+        "CloudWatch alarm",
+    ),
+    (
+        "aws_cloudwatch_dashboard",
+        "dashboard_name",
+        255,
+        "CloudWatch dashboard",
+    ),
+    (
+        "aws_cloudwatch_log_group",
+        "name",
+        512,
+        "CloudWatch log group",
+    ),
+    ("aws_sqs_queue", "name", 80, "SQS queue"),
+    ("aws_sns_topic", "name", 256, "SNS topic"),
+    ("aws_sns_topic", "display_name", 100, "SNS topic display"),
+    (
+        "aws_secretsmanager_secret",
+        "name",
+        512,
+        "Secrets Manager secret",
+    ),
+];
+
+/// Name-like properties that name something else (a reference, a metric, a dimension),
+/// not the resource: (resource type, path).
+const NAME_REFERENCES: &[(&str, &str)] = &[
+    ("AWS::Lambda::Permission", "FunctionName"),
+    ("AWS::Lambda::EventInvokeConfig", "FunctionName"),
+    ("AWS::CloudWatch::Alarm", "MetricName"),
+    ("AWS::CloudWatch::Alarm", "Dimensions[].Name"),
+    ("aws_lambda_permission", "function_name"),
+    ("aws_lambda_function_event_invoke_config", "function_name"),
+    ("aws_cloudwatch_metric_alarm", "metric_name"),
+];
+
+fn is_name_like(key: &str) -> bool {
+    key == "Name"
+        || key.ends_with("Name")
+        || key == "name"
+        || key == "name_prefix"
+        || key.ends_with("_name")
+        || key.starts_with("statement_id")
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, q): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), path.split('.').collect());
+    p.len() == q.len() && p.iter().zip(&q).all(|(a, b)| *a == "*" || a == b)
+}
+
+/// What a name-like property is: Some(limit, service), or None for a reference.
+fn name_rule(kind: &str, path: &str) -> Result<Option<(usize, &'static str)>, String> {
+    if let Some((_, _, limit, what)) = NAME_LIMITS
+        .iter()
+        .find(|(k, p, _, _)| *k == kind && path_matches(p, path))
+    {
+        return Ok(Some((*limit, what)));
+    }
+    if NAME_REFERENCES
+        .iter()
+        .any(|(k, p)| *k == kind && path_matches(p, path))
+    {
+        return Ok(None);
+    }
+    Err(format!(
+        "{kind} {path}: a name-like property whose limit this test does not know: add it to NAME_LIMITS (or to NAME_REFERENCES if it names something else)"
+    ))
+}
+
+/// A name, its longest accepted length, and how it was built.
+struct NameCheck {
+    place: String,
+    expr: String,
+    len: Result<usize, String>,
+    limit: usize,
+    what: &'static str,
+}
+
+fn name_problems(checks: &[NameCheck]) -> Vec<String> {
+    checks
+        .iter()
+        .filter_map(|c| match &c.len {
+            Ok(n) if *n <= c.limit => None,
+            Ok(n) => Some(format!(
+                "{}: {} is {n} characters for the longest accepted inputs; a {} name holds {}",
+                c.place, c.expr, c.what, c.limit
+            )),
+            Err(e) => Some(format!("{}: {}: {e}", c.place, c.expr)),
+        })
+        .collect()
+}
+
+// ---- SAM ----------------------------------------------------------------------------------
+
+/// Longest value a SAM parameter accepts: MaxLength, AllowedValues, or a `{m,n}` pattern.
+fn sam_parameter_max(template: &str, name: &str) -> Result<usize, String> {
+    match name {
+        "AWS::StackName" => return Ok(STACK_NAME_MAX),
+        "AWS::Region" => return Ok(REGION_MAX),
+        "AWS::AccountId" => return Ok(12),
+        "AWS::Partition" => return Ok(PARTITION_MAX),
+        _ => {}
+    }
+    let attrs = sam_parameter(template, name).ok_or_else(|| format!("no parameter {name}"))?;
+    let get = |a: &str| {
+        attrs
+            .iter()
+            .find_map(|(k, v)| (k == a).then_some(v.as_str()))
+    };
+    if let Some(n) = get("MaxLength") {
+        return n.parse().map_err(|_| format!("{name} MaxLength {n}"));
+    }
+    if let Some(values) = get("AllowedValues") {
+        return Ok(values
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|v| v.trim().trim_matches('"').len())
+            .max()
+            .unwrap_or(0));
+    }
+    if let Some(p) = get("AllowedPattern")
+        && let Some(n) = pattern_max(p)
+    {
+        return Ok(n);
+    }
+    Err(format!(
+        "parameter {name} accepts any length: give it a MaxLength (a name built from it must fit)"
+    ))
+}
+
+/// The longest string a pattern `^[class]{m,n}$` (or `^([class]{m,n})?$`) accepts.
+fn pattern_max(pattern: &str) -> Option<usize> {
+    let p = pattern.trim().trim_matches('"');
+    let body = p.strip_prefix('^')?.strip_suffix('$')?;
+    let body = body
+        .strip_prefix('(')
+        .and_then(|b| b.strip_suffix(")?"))
+        .unwrap_or(body);
+    let close = body.rfind(']')?;
+    if !body.starts_with('[') {
+        return None;
+    }
+    let q = &body[close + 1..];
+    let n = q.strip_prefix('{')?.strip_suffix('}')?;
+    let max = n.split(',').next_back()?;
+    max.trim().parse().ok()
+}
+
+/// Longest value of a `${…}` template: literal characters plus the longest of each variable.
+fn sub_max(
+    template: &str,
+    text: &str,
+    vars: &[(String, Yaml)],
+    depth: usize,
+) -> Result<usize, String> {
+    let mut total = 0;
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        total += rest[..i].chars().count();
+        let end = rest[i..].find('}').ok_or("unclosed ${")? + i;
+        let var = &rest[i + 2..end];
+        total += match vars.iter().find(|(k, _)| k == var) {
+            Some((_, v)) => yaml_max(template, v, depth + 1)?,
+            None if var.contains('.') => {
+                return Err(format!("${{{var}}} (an attribute) cannot be bounded"));
+            }
+            None => sam_parameter_max(template, var)?,
+        };
+        rest = &rest[end + 1..];
+    }
+    Ok(total + rest.chars().count())
+}
+
+fn yaml_max(template: &str, v: &Yaml, depth: usize) -> Result<usize, String> {
+    if depth > 10 {
+        return Err("too deep".into());
+    }
+    match v {
+        Yaml::Scalar(s) => Ok(s.chars().count()),
+        Yaml::Tag(t, arg) => match (t.as_str(), arg.as_ref()) {
+            ("Ref", Yaml::Scalar(p)) => sam_parameter_max(template, p),
+            ("Sub", Yaml::Scalar(s)) => sub_max(template, s, &[], depth),
+            ("If", Yaml::Seq(items)) if items.len() == 3 => Ok(yaml_max(
+                template,
+                &items[1],
+                depth + 1,
+            )?
+            .max(yaml_max(template, &items[2], depth + 1)?)),
+            _ => Err(format!("cannot bound !{t} {arg:?}")),
+        },
+        Yaml::Seq(_) => Err(format!("cannot bound a list {v:?}")),
+    }
+}
+
+/// The value of a name-like key: its inline flow value, or the block below it (a `!Sub`
+/// with its variables: `- "template"` then `- Var: value` lines).
+fn sam_value_max(template: &str, inline: &str, below: &[String]) -> Result<usize, String> {
+    let inline = inline.trim();
+    if inline == "!Sub" {
+        let items: Vec<&str> = below.iter().map(|l| l.trim()).collect();
+        let text = items
+            .first()
+            .and_then(|l| l.strip_prefix("- "))
+            .ok_or("!Sub block without a template")?;
+        let Yaml::Scalar(text) = parse_yaml_flow(text)? else {
+            return Err("!Sub template is not a string".into());
+        };
+        let mut vars = Vec::new();
+        for l in &items[1..] {
+            let l = l.trim_start_matches("- ");
+            let (k, v) = l.split_once(':').ok_or("!Sub variable without a value")?;
+            vars.push((k.trim().to_owned(), parse_yaml_flow(v)?));
+        }
+        return sub_max(template, &text, &vars, 0);
+    }
+    yaml_max(template, &parse_yaml_flow(inline)?, 0)
+}
+
+fn sam_name_checks(file: &str, template: &str) -> (Vec<NameCheck>, Vec<String>) {
+    let mut checks = Vec::new();
+    let mut unknown = Vec::new();
+    for r in sam_resources(template) {
+        // (indent, key) of the enclosing keys; a list item adds "[]".
+        let mut stack: Vec<(usize, String)> = Vec::new();
+        let base = r.properties.first().map(|l| indent(l)).unwrap_or(0);
+        // The lines below a name-like key are its value (a !Sub's variables), not keys.
+        let mut skip_deeper_than: Option<usize> = None;
+        for (i, line) in r.properties.iter().enumerate() {
+            if let Some(level) = skip_deeper_than {
+                if indent(line) > level {
+                    continue;
+                }
+                skip_deeper_than = None;
+            }
+            let mut ind = indent(line);
+            let mut t = line.trim();
+            let item = t.starts_with("- ");
+            if item {
+                t = &t[2..];
+                ind += 2;
+            }
+            while stack.last().is_some_and(|(si, _)| *si >= ind) {
+                stack.pop();
+            }
+            let Some((key, value)) = t.split_once(':') else {
+                continue;
+            };
+            if key.contains(' ') || key.starts_with('!') || key.starts_with('"') {
+                continue;
+            }
+            if item
+                && let Some((_, parent)) = stack.last_mut()
+                && !parent.ends_with("[]")
+            {
+                parent.push_str("[]");
+            }
+            let path = stack
+                .iter()
+                .map(|(_, k)| k.as_str())
+                .chain([key])
+                .collect::<Vec<_>>()
+                .join(".");
+            stack.push((ind, key.to_owned()));
+            if !is_name_like(key) || ind < base {
+                continue;
+            }
+            skip_deeper_than = Some(indent(line));
+            match name_rule(&r.kind, &path) {
+                Err(e) => unknown.push(format!("{file}: {}: {e}", r.name)),
+                Ok(None) => {}
+                Ok(Some((limit, what))) => {
+                    let below: Vec<String> = r.properties[i + 1..]
+                        .iter()
+                        .take_while(|l| indent(l) > indent(line) + usize::from(item) * 2)
+                        .cloned()
+                        .collect();
+                    checks.push(NameCheck {
+                        place: format!("{file}: {} {path}", r.name),
+                        expr: format!(
+                            "{}{}",
+                            value.trim(),
+                            if below.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " {}",
+                                    below.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+                                )
+                            }
+                        ),
+                        len: sam_value_max(template, value, &below),
+                        limit,
+                        what,
+                    });
+                }
+            }
+        }
+    }
+    (checks, unknown)
+}
+
+// ---- Terraform ----------------------------------------------------------------------------
+
+/// Positions of `needle` in `expr` outside strings and brackets.
+fn top_level(expr: &str, needle: char) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut interp = 0;
+    let mut prev = ' ';
+    for (i, c) in expr.char_indices() {
+        if in_str {
+            match c {
+                '"' if prev != '\\' && interp == 0 => in_str = false,
+                '{' if prev == '$' => interp += 1,
+                '}' if interp > 0 => interp -= 1,
+                _ => {}
+            }
+        } else {
+            match c {
+                c if c == needle && depth == 0 => out.push(i),
+                '"' => in_str = true,
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    out
+}
+
+/// Terraform values in one folder: variables (their validations), locals and resources.
+struct TfScope<'a> {
+    files: &'a [(String, String)],
+}
+
+impl TfScope<'_> {
+    fn local(&self, name: &str) -> Option<String> {
+        self.files.iter().find_map(|(_, src)| {
+            hcl_blocks(src, &["locals {"])
+                .into_iter()
+                .flat_map(|b| hcl_arguments(&b))
+                .find_map(|(k, v)| (k == name).then_some(v))
+        })
+    }
+
+    /// `{m,n}` of a `regex("…", var.NAME)` (or of `k` for `keys(var.NAME)`) in its validations.
+    fn variable_max(&self, name: &str, keys: bool) -> Result<usize, String> {
+        let body = tf_variable(self.files, name).ok_or_else(|| format!("no variable {name}"))?;
+        for v in hcl_blocks(&body, &["validation {"]) {
+            let cond = hcl_arguments(&v)
+                .into_iter()
+                .find_map(|(k, c)| (k == "condition").then_some(c))
+                .unwrap_or_default();
+            if keys != cond.contains(&format!("keys(var.{name})")) {
+                continue;
+            }
+            if let Some(list) = cond.strip_prefix("contains([")
+                && let Some(items) = list.split(']').next()
+            {
+                return Ok(items
+                    .split(',')
+                    .map(|s| s.trim().trim_matches('"').len())
+                    .max()
+                    .unwrap_or(0));
+            }
+            if let Some(p) = cond
+                .split("regex(\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                && let Some(n) = pattern_max(&p.replace("\\\\", "\\"))
+            {
+                return Ok(n);
+            }
+        }
+        Err(format!(
+            "variable {name}{} accepts any length: validate it (a name built from it must fit)",
+            if keys { "'s keys" } else { "" }
+        ))
+    }
+
+    /// Longest key of a `for_each` expression.
+    fn key_max(&self, expr: &str, depth: usize) -> Result<usize, String> {
+        let e = expr.trim();
+        if depth > 10 {
+            return Err("too deep".into());
+        }
+        if let Some((a, b)) = split_conditional(e) {
+            return Ok(self.key_max(a, depth + 1)?.max(self.key_max(b, depth + 1)?));
+        }
+        if let Some(v) = e.strip_prefix("var.") {
+            return self.variable_max(v, true);
+        }
+        if let Some(l) = e.strip_prefix("local.") {
+            let v = self.local(l).ok_or_else(|| format!("no local {l}"))?;
+            return self.key_max(&v, depth + 1);
+        }
+        if let Some(args) = e.strip_prefix("merge(").and_then(|a| a.strip_suffix(')')) {
+            return split_args(args)
+                .iter()
+                .try_fold(0, |m, a| Ok(m.max(self.key_max(a, depth + 1)?)));
+        }
+        if let Some(body) = e.strip_prefix('{').and_then(|b| b.strip_suffix('}')) {
+            let body = body.trim();
+            if let Some(f) = body.strip_prefix("for ") {
+                // { for k, v in SOURCE : k => … }: the keys of SOURCE.
+                let source = f
+                    .split(" in ")
+                    .nth(1)
+                    .and_then(|s| s.split(':').next())
+                    .unwrap_or("");
+                return self.key_max(source, depth + 1);
+            }
+            return Ok(split_args(body)
+                .iter()
+                .filter_map(|kv| kv.split('=').next())
+                .map(|k| k.trim().trim_matches('"').len())
+                .max()
+                .unwrap_or(0));
+        }
+        // The keys of another resource's for_each.
+        let mut parts = e.split('.');
+        if let (Some(kind), Some(name), None) = (parts.next(), parts.next(), parts.next())
+            && kind.starts_with("aws_")
+        {
+            for (_, src) in self.files {
+                if let Some(body) = hcl_block(src, &format!("resource \"{kind}\" \"{name}\"")) {
+                    let fe = hcl_arguments(&body)
+                        .into_iter()
+                        .find_map(|(k, v)| (k == "for_each").then_some(v))
+                        .ok_or_else(|| format!("{kind}.{name} has no for_each"))?;
+                    return self.key_max(&fe, depth + 1);
+                }
+            }
+        }
+        Err(format!("cannot bound the keys of {e}"))
+    }
+
+    /// Longest value of a name expression; `for_each` is the enclosing resource's.
+    fn max(&self, expr: &str, for_each: Option<&str>, depth: usize) -> Result<usize, String> {
+        let e = expr.trim();
+        if depth > 10 {
+            return Err("too deep".into());
+        }
+        if let Some(inner) = e.strip_prefix('(').and_then(|i| i.strip_suffix(')')) {
+            return self.max(inner, for_each, depth + 1);
+        }
+        if let Some((a, b)) = split_conditional(e) {
+            return Ok(self
+                .max(a, for_each, depth + 1)?
+                .max(self.max(b, for_each, depth + 1)?));
+        }
+        if e.len() >= 2 && e.starts_with('"') && e.ends_with('"') {
+            let text = &e[1..e.len() - 1];
+            let mut total = 0;
+            let mut rest = text;
+            while let Some(i) = rest.find("${") {
+                total += rest[..i].chars().count();
+                let after = &rest[i + 2..];
+                let close = top_level(after, '}')
+                    .into_iter()
+                    .next()
+                    .ok_or("unclosed ${")?;
+                total += self.max(&after[..close], for_each, depth + 1)?;
+                rest = &after[close + 1..];
+            }
+            if rest.contains("%{") {
+                return Err("template directives are not bounded".into());
+            }
+            return Ok(total + rest.chars().count());
+        }
+        if let Some(args) = e
+            .strip_prefix("coalesce(")
+            .and_then(|a| a.strip_suffix(')'))
+        {
+            return split_args(args).iter().try_fold(0, |m, a| {
+                Ok(m.max(if a.trim() == "null" {
+                    0
+                } else {
+                    self.max(a, for_each, depth + 1)?
+                }))
+            });
+        }
+        if let Some(v) = e.strip_prefix("var.") {
+            return self.variable_max(v, false);
+        }
+        if let Some(l) = e.strip_prefix("local.") {
+            let v = self.local(l).ok_or_else(|| format!("no local {l}"))?;
+            return self.max(&v, for_each, depth + 1);
+        }
+        if e == "each.key" {
+            let fe = for_each.ok_or("each.key outside a for_each")?;
+            return self.key_max(fe, depth + 1);
+        }
+        if e.starts_with("data.aws_region.") {
+            return Ok(REGION_MAX);
+        }
+        if e.starts_with("data.aws_partition.") {
+            return Ok(PARTITION_MAX);
+        }
+        if e.starts_with("data.aws_caller_identity.") && e.ends_with(".account_id") {
+            return Ok(12);
+        }
+        Err(format!("cannot bound {e}"))
+    }
+}
+
+fn split_conditional(e: &str) -> Option<(&str, &str)> {
+    let q = *top_level(e, '?').first()?;
+    let rest = &e[q + 1..];
+    let c = *top_level(rest, ':').first()?;
+    Some((&rest[..c], &rest[c + 1..]))
+}
+
+fn split_args(args: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in top_level(args, ',') {
+        out.push(args[start..i].trim());
+        start = i + 1;
+    }
+    let last = args[start..].trim();
+    if !last.is_empty() {
+        out.push(last);
+    }
+    out
+}
+
+fn tf_name_checks(files: &[(String, String)]) -> (Vec<NameCheck>, Vec<String>) {
+    let scope = TfScope { files };
+    let mut checks = Vec::new();
+    let mut unknown = Vec::new();
+    for (file, src) in files {
+        for (kind, name, body) in tf_resources(src) {
+            let args = hcl_arguments(&body);
+            let for_each = args
+                .iter()
+                .find_map(|(k, v)| (k == "for_each").then_some(v.as_str()));
+            for (key, expr) in &args {
+                if !is_name_like(key) {
+                    continue;
+                }
+                match name_rule(&kind, key) {
+                    Err(e) => unknown.push(format!("{file}: {kind}.{name}: {e}")),
+                    Ok(None) => {}
+                    Ok(Some((limit, what))) => checks.push(NameCheck {
+                        place: format!("{file}: {kind}.{name} {key}"),
+                        expr: expr.clone(),
+                        len: scope.max(expr, for_each, 0),
+                        limit,
+                        what,
+                    }),
+                }
+            }
+        }
+    }
+    (checks, unknown)
+}
+
+fn all_name_checks() -> (Vec<NameCheck>, Vec<String>) {
+    let (mut checks, mut unknown) = (Vec::new(), Vec::new());
+    for file in [SAM_TEMPLATE, SAM_PREBUILT_TEMPLATE] {
+        let (c, u) = sam_name_checks(file, &read(file));
+        checks.extend(c);
+        unknown.extend(u);
+    }
+    for dir in tf_dirs() {
+        let (c, u) = tf_name_checks(&tf_files(&dir));
+        checks.extend(c);
+        unknown.extend(u);
+    }
+    (checks, unknown)
+}
+
+#[test]
+fn every_generated_name_fits_its_limit_for_the_longest_accepted_inputs() {
+    let (checks, unknown) = all_name_checks();
+    for c in &checks {
+        println!(
+            "{} = {} -> {:?} (limit {})",
+            c.place, c.expr, c.len, c.limit
+        );
+    }
+    // The extractors see the names this file knows to be there.
+    for place in [
+        "infra/sam/template.yaml: TokenSecret Name",
+        "infra/sam/template.yaml: CredentialsSecret Name",
+        "infra/sam/template.yaml: LogGroup LogGroupName",
+        "infra/sam/template.yaml: BrokerRole Policies[].PolicyName",
+        "infra/terraform/main.tf: aws_iam_role.broker name",
+        "infra/terraform/main.tf: aws_iam_policy.integration_consumer name",
+        "infra/terraform/main.tf: aws_cloudwatch_event_rule.tick name",
+        "infra/terraform/main.tf: aws_lambda_permission.rotation statement_id",
+        "infra/terraform/examples/complete/main.tf: aws_iam_role.own name",
+    ] {
+        assert!(checks.iter().any(|c| c.place == place), "{place} not found");
+    }
+    let mut problems = unknown;
+    problems.extend(name_problems(&checks));
+    assert_no_problems(problems);
+}
+
+#[test]
+fn name_check_catches_long_names_unbounded_inputs_and_unknown_resources() {
+    // The tick rule named after the stack, as it was: 128 + 5 > 64.
+    let sam = read(SAM_TEMPLATE).replace(
+        "          Properties:\n            Schedule: !Ref ScheduleExpression\n",
+        "          Properties:\n            Name: !Sub ${AWS::StackName}-tick\n            Schedule: !Ref ScheduleExpression\n",
+    );
+    let (checks, _) = sam_name_checks(SAM_TEMPLATE, &sam);
+    let problems = name_problems(&checks).join("\n");
+    assert!(
+        problems.contains("BrokerFunction Events.RefreshTick.Properties.Name: !Sub ${AWS::StackName}-tick is 133 characters")
+            && problems.contains("holds 64"),
+        "{problems}"
+    );
+    // A token secret name without a bound; a new resource type.
+    let sam = read(SAM_TEMPLATE)
+        .replace("    MaxLength: 500\n", "")
+        .replace(
+            "\nOutputs:\n",
+            "  Queue:\n    Type: AWS::Some::Thing\n    Properties:\n      ThingName: !Sub ${AWS::StackName}-q\n\nOutputs:\n",
+        );
+    let (checks, unknown) = sam_name_checks(SAM_TEMPLATE, &sam);
+    let problems = name_problems(&checks).join("\n");
+    assert!(
+        problems.contains("TokenSecretName accepts any length"),
+        "{problems}"
+    );
+    assert!(
+        unknown.join("\n").contains("AWS::Some::Thing ThingName"),
+        "{unknown:?}"
+    );
+
+    // Terraform: a name over its limit, an unvalidated variable, an unknown resource type.
+    let mut files = tf_files(TF_MODULE_DIR);
+    for (_, src) in &mut files {
+        *src = src
+            .replace(
+                "name                = \"${var.name}-tick\"",
+                "name                = \"${var.name}-tick-${var.name}\"",
+            )
+            .replace("\"^[A-Za-z0-9_.-]{1,48}$\"", "\"^[A-Za-z0-9_.-]+$\"");
+        src.push_str("\nresource \"aws_sqs_queue\" \"q\" {\n  name = \"${var.name}-events-that-are-waiting-for-the-next-tick-of-the-broker.fifo\"\n}\nresource \"aws_thing\" \"t\" {\n  thing_name = var.name\n}\n");
+    }
+    let (checks, unknown) = tf_name_checks(&files);
+    let problems = name_problems(&checks).join("\n");
+    assert!(
+        problems.contains(
+            "aws_cloudwatch_event_rule.tick name: \"${var.name}-tick-${var.name}\" is 86 characters"
+        ),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("variable integrations's keys accepts any length"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("aws_sqs_queue.q name") && problems.contains("holds 80"),
+        "{problems}"
+    );
+    assert!(
+        unknown.join("\n").contains("aws_thing thing_name"),
+        "{unknown:?}"
+    );
 }

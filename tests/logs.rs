@@ -301,3 +301,170 @@ fn lambdas_log_filter_rule_follows_its_documentation() {
     assert_eq!(lambda_keeps(&output, "WARN").len(), 1);
     assert!(lambda_keeps(&output, "FATAL").is_empty());
 }
+
+/// Runs the `iadvize-token` CLI with the world's environment plus `extra`; stdout, stderr.
+async fn cli_at_most_verbose(
+    world: &World,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_iadvize-token"));
+    command
+        .args(args)
+        .envs(binary_env(world))
+        .env_remove("AWS_PROFILE")
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let output = command.output().await.expect("the CLI runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_cli_command_at_the_most_verbose_setting_logs_no_secret() {
+    // The CLI logs through the same allow-list as the Lambda: `RUST_LOG=trace` or `-vvv` turn
+    // on our own traces, never aws-sigv4's canonical requests (the session token) or the SDK's
+    // whole responses (secret values).
+    let world = World::new().await;
+    world.put_record(20).await;
+    let id = world.token_id.clone();
+    let mut tokens = vec![current_token(&world).await];
+    let mut outputs = Vec::new();
+    let settings: [(&[&str], &str); 3] = [
+        (&["-vvv"], ""),
+        (&[], "trace"),
+        (
+            &["-vvv"],
+            "trace,aws_sigv4=trace,aws_smithy_runtime=trace,hyper=trace,h2=trace,reqwest=trace",
+        ),
+    ];
+    for (flags, rust_log) in settings {
+        let commands: [&[&str]; 8] = [
+            &["get", &id],
+            &["status", &id],
+            &["status", "--json"],
+            &["verify", &id],
+            &["verify", "--json", &id],
+            &["refresh", "--force", &id],
+            &["refresh", "--json", &id],
+            &["resume", &id],
+        ];
+        for command in commands {
+            if command[0] == "resume" {
+                world.start_sm_rotation().await;
+            }
+            let args = [flags, command].concat();
+            let env = [
+                ("RUST_LOG", rust_log),
+                ("IADVIZE_STUCK_ROTATION_AFTER", "0s"),
+            ];
+            let (stdout, stderr) = cli_at_most_verbose(&world, &args, &env).await;
+            outputs.push((args.join(" "), stdout, stderr));
+            // Every token a command stored on the way (refresh, resume).
+            let token = current_token(&world).await;
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+    }
+    assert_eq!(tokens.len(), 7, "each refresh --force and resume logged in");
+
+    for (command, stdout, stderr) in &outputs {
+        let mut secrets: Vec<&str> = vec![SESSION_TOKEN, &world.password, &world.username];
+        secrets.extend(tokens.iter().map(String::as_str));
+        assert_no_secrets(stderr, &secrets);
+        if command.contains("get ") {
+            // `get` prints the token alone on stdout, by design.
+            secrets.truncate(3);
+        }
+        assert_no_secrets(stdout, &secrets);
+    }
+    for (command, _, stderr) in &outputs {
+        assert!(
+            stderr.contains("TRACE"),
+            "`{command}` logged at TRACE:\n{stderr}"
+        );
+    }
+}
+
+async fn current_token(world: &World) -> String {
+    world.current().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn values_taken_from_input_are_capped_wherever_they_are_echoed() {
+    // A hostile or broken event must not become a megabyte error answer or log line.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let (logs, _guard) = CapturedLogs::start();
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        per_secret_metrics: true,
+        ..world.config()
+    });
+    let huge = "a".repeat(1 << 20);
+    // The longest id Secrets Manager takes: accepted, looked up (not found), and shown capped.
+    let longest = "b".repeat(2048);
+    let many_keys: serde_json::Map<String, serde_json::Value> = (0..100_000)
+        .map(|i| (format!("key-{i:06}"), json!(1)))
+        .collect();
+    let events = [
+        step_event("createSecret", &huge, &token),
+        step_event("createSecret", &format!("arn:{huge}"), &token),
+        step_event("createSecret", &world.token_id, &huge),
+        step_event(&huge, &world.token_id, &token),
+        json!({"action": "refresh", "secret_ids": [huge]}),
+        json!({"action": "refresh", "secret_ids": huge}),
+        json!({"action": "refresh", huge.clone(): true}),
+        json!({"action": huge}),
+        serde_json::Value::Object(many_keys),
+        step_event("createSecret", &longest, &token),
+        json!({"action": "refresh", "secret_ids": [longest]}),
+    ];
+    for event in &events {
+        let error = broker
+            .handle(event, deadline(30))
+            .await
+            .expect_err("each of these is refused")
+            .to_string();
+        assert!(
+            error.len() <= 2048,
+            "an error of {} bytes: {}…",
+            error.len(),
+            &error[..200]
+        );
+    }
+    let text = logs.text();
+    // The capture takes everything at TRACE, the SDK's own long lines included: what matters
+    // is that no line holds more of an input value than the cap.
+    let too_long = [
+        "a".repeat(iadvize_token_broker::error::ECHO_MAX_BYTES + 1),
+        "b".repeat(iadvize_token_broker::error::ECHO_MAX_BYTES + 1),
+        "key-099999".to_owned(),
+    ];
+    for line in text.lines() {
+        for value in &too_long {
+            assert!(
+                !line.contains(value.as_str()),
+                "a log line of {} bytes echoes an input value whole: {}",
+                line.len(),
+                line.replace(value.as_str(), "<VALUE>")
+            );
+        }
+    }
+    assert!(
+        text.contains("…(2048 bytes)"),
+        "the capture works, and shows the longest id capped"
+    );
+    for line in world.metrics.lines() {
+        assert!(line.len() <= 4096, "a metric line of {} bytes", line.len());
+    }
+    assert_eq!(world.logins(), 1, "nothing was done for any of them");
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use iadvize_token_broker::Error;
 use iadvize_token_broker::config::{parse_api_url, parse_duration};
+use iadvize_token_broker::error::{ECHO_MAX_BYTES, echo};
 use iadvize_token_broker::events::{Event, Step};
 use iadvize_token_broker::iadvize::{
     IadvizeError, MAX_EXPIRES_IN, MAX_RETRY_AFTER, Verification, parse_login, parse_retry_after,
@@ -65,6 +66,53 @@ fn object_with(
 /// A secret-looking string: long and random enough never to occur by chance in a message.
 fn secret() -> impl Strategy<Value = String> {
     "[A-Za-z0-9+/]{24,40}"
+}
+
+/// An access token as a server might send it: plain, with surrounding whitespace (which has
+/// one meaning), or with a character no `Authorization` header can carry (which has none).
+fn token_variation() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => secret(),
+        1 => secret().prop_map(|t| format!(" {t}\n")),
+        1 => secret().prop_map(|t| format!("{t}\u{1}")),
+        1 => secret().prop_map(|t| format!("{t} {t}")),
+        1 => secret().prop_map(|t| format!("{t}é")),
+        1 => Just("  ".to_owned()),
+    ]
+}
+
+/// The token a value means: a string, surrounding whitespace aside, of visible ASCII.
+fn usable_token(value: &Value) -> Option<String> {
+    let token = value
+        .as_str()?
+        .trim_matches(|c: char| c.is_ascii_whitespace());
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())).then(|| token.to_owned())
+}
+
+/// Whether a `token_type` means Bearer: absent, null, blank, or Bearer in any case and spacing.
+fn bearer_meant(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty() || s.trim().eq_ignore_ascii_case("bearer"),
+        Some(_) => false,
+    }
+}
+
+/// The seconds a value means: a JSON number, or a string holding one in JSON's syntax, not
+/// negative, a fraction rounded down.
+fn seconds_meant(value: &Value) -> Option<u64> {
+    let number: serde_json::Number = match value {
+        Value::Number(n) => n.clone(),
+        Value::String(s) => serde_json::from_str(s.trim()).ok()?,
+        _ => return None,
+    };
+    match number.as_u64() {
+        Some(n) => Some(n),
+        None => {
+            let f = number.as_f64()?;
+            (f >= 0.0 && f < u64::MAX as f64).then(|| f.floor() as u64)
+        }
+    }
 }
 
 /// Times the broker meets: now ± 50 years, to the second.
@@ -189,7 +237,8 @@ proptest! {
 
     #[test]
     fn a_token_record_round_trips_through_its_json(
-        token in "[ -~]{1,64}".prop_filter("not blank", |t| !t.trim().is_empty()),
+        // Visible ASCII: what an Authorization header can carry (RFC 6750 b64token is a subset).
+        token in "[!-~]{1,64}",
         issued_at in plausible_time(),
         expires_in in 1..=MAX_EXPIRES_IN,
     ) {
@@ -252,31 +301,32 @@ proptest! {
         answer in object_with(
             &["access_token", "token_type", "expires_in", "refresh_token"],
             vec![
-                json!("Bearer"), json!("bearer"), json!("BEARER"), json!("mac"), json!("none"),
-                json!(86400), json!("86400"), json!(0), json!(-5), json!(86400.5),
+                json!("Bearer"), json!("bearer"), json!("BEARER"), json!("Bearer "), json!(" bearer\t"),
+                json!(""), json!(null), json!("mac"), json!("none"),
+                json!(86400), json!("86400"), json!(0), json!(-5), json!(86400.5), json!(86400.0),
+                json!("86400.0"), json!(" 86400 "), json!("86400.5"), json!("8.64e4"), json!("-1"),
+                json!("0x10"), json!("+60"), json!("1e400"), json!(true), json!([60]),
                 json!(MAX_EXPIRES_IN), json!(MAX_EXPIRES_IN + 1), json!(1e300), json!(" 60 "),
             ],
         ),
-        token in prop::option::of(secret()),
+        token in prop::option::of(token_variation()),
         issued_at in plausible_time(),
     ) {
         let mut answer = answer;
         if let (Value::Object(map), Some(token)) = (&mut answer, &token) {
             map.insert("access_token".into(), json!(token));
         }
-        let expires_in = match &answer["expires_in"] {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            Value::String(s) => s.trim().parse::<i64>().ok(),
-            _ => None,
-        };
-        let usable = answer["access_token"].as_str().is_some_and(|t| !t.trim().is_empty())
-            && answer.get("token_type").is_none_or(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer")))
-            && expires_in.is_some_and(|e| e > 0 && e as u64 <= MAX_EXPIRES_IN);
+        let expected_token = answer.get("access_token").and_then(usable_token);
+        let expires_in = answer.get("expires_in").and_then(seconds_meant);
+        let usable = expected_token.is_some()
+            && bearer_meant(answer.get("token_type"))
+            && expires_in.is_some_and(|e| e > 0 && e <= MAX_EXPIRES_IN);
         match parse_login(answer.to_string().as_bytes(), issued_at) {
             Ok(record) => {
                 prop_assert!(usable, "accepted {answer}");
-                let lifetime = expires_in.expect("usable") as u64;
+                let lifetime = expires_in.expect("usable");
                 prop_assert_eq!(record.expires_in, lifetime);
+                prop_assert_eq!(Some(record.access_token.expose().to_owned()), expected_token);
                 prop_assert_eq!(
                     record.expires_at - record.issued_at,
                     time::Duration::seconds(lifetime as i64)
@@ -285,9 +335,74 @@ proptest! {
             }
             Err(e) => {
                 prop_assert!(!usable, "refused a usable answer: {e}");
-                if let Some(token) = &token {
-                    prop_assert!(!e.to_string().contains(token.as_str()), "{e}");
+                let text = e.to_string();
+                // Says which field and what it holds.
+                prop_assert!(
+                    ["access_token", "token_type", "expires_in", "the body"].iter().any(|f| text.contains(f)),
+                    "{text}"
+                );
+                if let Some(token) = &token
+                    && !token.trim().is_empty()
+                {
+                    prop_assert!(!text.contains(token.trim()), "{text}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_record_with_variations_of_its_fields_parses_by_what_it_means(
+        token in token_variation(),
+        token_type in prop::sample::select(vec![
+            None, Some(json!(null)), Some(json!("Bearer")), Some(json!("bearer ")), Some(json!("")),
+            Some(json!("mac")), Some(json!(1)),
+        ]),
+        issued_at in plausible_time(),
+        lifetime in 1..=MAX_EXPIRES_IN,
+        padded in any::<bool>(),
+        expires_in in prop::sample::select(vec![
+            None, Some(json!(null)), Some(json!(86400)), Some(json!("86400")), Some(json!(86400.0)),
+            Some(json!(" 86400.5 ")), Some(json!(-1)), Some(json!("soon")), Some(json!(false)),
+        ]),
+    ) {
+        let expires_at = issued_at + time::Duration::seconds(lifetime as i64);
+        let time = |at: OffsetDateTime| {
+            let text = iadvize_token_broker::token::rfc3339(at);
+            if padded { format!(" {text}\n") } else { text }
+        };
+        let mut value = json!({
+            "access_token": token, "issued_at": time(issued_at), "expires_at": time(expires_at),
+        });
+        if let Some(kind) = &token_type {
+            value["token_type"] = kind.clone();
+        }
+        if let Some(seconds) = &expires_in {
+            value["expires_in"] = seconds.clone();
+        }
+        let expected_token = usable_token(&json!(token));
+        let usable = expected_token.is_some()
+            && bearer_meant(token_type.as_ref())
+            && expires_in.as_ref().is_none_or(|s| s.is_null() || seconds_meant(s).is_some());
+        match TokenRecord::parse(&value.to_string()) {
+            Ok(record) => {
+                prop_assert!(usable, "accepted {value}");
+                prop_assert_eq!(Some(record.access_token.expose().to_owned()), expected_token);
+                prop_assert_eq!(record.token_type.as_str(), "Bearer");
+                prop_assert_eq!(record.issued_at, issued_at);
+                prop_assert_eq!(record.expires_at, expires_at);
+                let meant = expires_in.as_ref().and_then(seconds_meant).unwrap_or(lifetime);
+                prop_assert_eq!(record.expires_in, meant);
+            }
+            Err(e) => {
+                prop_assert!(!usable, "refused {value}: {e}");
+                let text = e.to_string();
+                if !token.trim().is_empty() {
+                    prop_assert!(!text.contains(token.trim()), "{text}");
+                }
+                prop_assert!(
+                    ["access_token", "token_type", "expires_in"].iter().any(|f| text.contains(f)),
+                    "{text}"
+                );
             }
         }
     }
@@ -298,29 +413,154 @@ proptest! {
         body in prop_oneof![
             prop::collection::vec(any::<u8>(), 0..200),
             object_with(&["authenticated", "error", "error_description"], vec![
-                json!(true), json!(false), json!("true"), json!("invalid_token"), json!("<html>"),
+                json!(true), json!(false), json!("true"), json!(" TRUE "), json!("false"),
+                json!("False\n"), json!("yes"), json!(1), json!(null), json!("invalid_token"),
+                json!(" Invalid_Token "), json!("<html>"),
             ]).prop_map(|v| v.to_string().into_bytes()),
         ],
     ) {
         let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let authenticated = json.as_ref().and_then(|j| j.get("authenticated")).cloned();
+        // What `authenticated` means: a boolean, or "true"/"false" in any case and spacing.
+        let meant = json.as_ref().and_then(|j| j.get("authenticated")).and_then(|a| match a {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        });
         match parse_verification(status, &body) {
             Ok(Verification::Authenticated) => {
                 prop_assert_eq!(status, 200);
-                prop_assert_eq!(authenticated, Some(Value::Bool(true)));
+                prop_assert_eq!(meant, Some(true));
             }
             Ok(Verification::Rejected(reason)) => {
                 prop_assert!(matches!(status, 200 | 400 | 401 | 403), "{status}");
                 prop_assert!(reason.len() <= 64, "{reason}");
+                prop_assert_ne!(meant.filter(|_| status == 200), Some(true));
             }
-            Err(IadvizeError::UnexpectedStatus { status: reported, .. }) => {
+            Err(IadvizeError::UnexpectedStatus { status: reported, error, .. }) => {
                 prop_assert_eq!(reported, status);
                 prop_assert!(!matches!(status, 400 | 401 | 403));
+                if status == 200 {
+                    prop_assert!(meant.is_none());
+                    // Says what it received.
+                    let what = error.unwrap_or_default();
+                    prop_assert!(what.contains("authenticated") || what.contains("not JSON"), "{what}");
+                }
             }
             Err(other) => prop_assert!(false, "{other:?}"),
         }
         if matches!(status, 400 | 401 | 403) {
             prop_assert!(matches!(parse_verification(status, &body), Ok(Verification::Rejected(_))));
+        }
+    }
+
+    #[test]
+    fn an_echoed_input_value_is_capped_on_a_character_boundary(
+        value in prop_oneof![".{0,50}", "[a-zé€😀]{600,700}", "[a-z]{0,2000}"],
+    ) {
+        let shown = echo(&value);
+        if value.len() <= ECHO_MAX_BYTES {
+            prop_assert_eq!(shown.as_ref(), value.as_str());
+        } else {
+            let marker = format!("…({} bytes)", value.len());
+            prop_assert!(shown.ends_with(&marker), "{shown}");
+            let kept = &shown[..shown.len() - marker.len()];
+            prop_assert!(value.starts_with(kept));
+            prop_assert!(kept.len() <= ECHO_MAX_BYTES && kept.len() + 4 > ECHO_MAX_BYTES);
+            // Fits a CloudWatch dimension value (1,024 characters).
+            prop_assert!(shown.chars().count() <= 1024);
+        }
+    }
+
+    #[test]
+    fn operator_and_step_events_are_read_by_what_they_mean(
+        action in prop::sample::select(vec!["refresh", "Refresh", " REFRESH ", "status", "Status\n"]),
+        force in prop::sample::select(vec![
+            None, Some(json!(null)), Some(json!(true)), Some(json!(false)), Some(json!("true")),
+            Some(json!(" FALSE ")), Some(json!(1)), Some(json!("yes")),
+        ]),
+        ids in prop::collection::vec("[A-Za-z0-9/_+=.@-]{1,20}", 1..4),
+        ids_as in 0..4u8,
+        step in prop::sample::select(vec!["createSecret", "CREATESECRET", " testSecret", "finishsecret\t", "rotateSecret"]),
+        padding in prop::sample::select(vec!["", " ", "\n", "\t "]),
+    ) {
+        let secret_ids = match ids_as {
+            0 => None,
+            1 => Some(json!(ids)),
+            2 => Some(json!(ids.join(","))),
+            _ => Some(json!(ids.iter().map(|id| format!("{padding}{id}{padding}")).collect::<Vec<_>>())),
+        };
+        let mut event = json!({"action": action});
+        if let Some(force) = &force { event["force"] = force.clone(); }
+        if let Some(secret_ids) = &secret_ids { event["secret_ids"] = secret_ids.clone(); }
+        let force_meant = match &force {
+            None | Some(Value::Null) => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        };
+        match (Event::parse(&event), force_meant) {
+            (Ok(Event::Refresh { force, secret_ids: parsed }), Some(meant)) => {
+                prop_assert_eq!(action.trim().to_lowercase(), "refresh");
+                prop_assert_eq!(force, meant);
+                prop_assert_eq!(parsed, secret_ids.map(|_| ids.clone()));
+            }
+            (Ok(Event::Status), Some(_)) => prop_assert_eq!(action.trim().to_lowercase(), "status"),
+            (Err(Error::InvalidEvent(message)), None) => prop_assert!(message.contains("force is"), "{message}"),
+            (other, meant) => prop_assert!(false, "{event} → {other:?} (force {meant:?})"),
+        }
+
+        let step_event = json!({
+            "Step": step, "SecretId": format!("{padding}{}{padding}", ids[0]),
+            "ClientRequestToken": format!("{padding}v-1{padding}"),
+        });
+        match Event::parse(&step_event) {
+            Ok(Event::Step(parsed)) => {
+                prop_assert_eq!(parsed.step.as_str().to_lowercase(), step.trim().to_lowercase());
+                prop_assert_eq!(&parsed.secret_id, &ids[0]);
+                prop_assert_eq!(parsed.token, "v-1");
+            }
+            Err(Error::InvalidEvent(message)) => {
+                prop_assert_eq!(step, "rotateSecret");
+                prop_assert!(message.contains("unknown rotation step"), "{message}");
+            }
+            other => prop_assert!(false, "{other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_string_value_of_an_event_field_is_refused_saying_its_shape_never_its_value(
+        field in prop::sample::select(vec!["SecretId", "ClientRequestToken", "secret_ids", "force"]),
+        value in prop_oneof![
+            secret().prop_map(|s| json!(format!("{s}\u{1}"))),
+            secret().prop_map(|s| json!(format!("{s} {s}"))),
+            (2100usize..3000).prop_map(|n| json!("x".repeat(n))),
+            any::<i64>().prop_map(|n| json!(n)),
+            Just(json!(null)), Just(json!({})), Just(json!([[]])),
+        ],
+    ) {
+        let mut event = if matches!(field, "secret_ids" | "force") {
+            json!({"action": "refresh"})
+        } else {
+            json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "v-1"})
+        };
+        event[field] = value.clone();
+        match Event::parse(&event) {
+            Ok(parsed) => {
+                // Only these have a meaning: absent-like null, or a long valid id within limits.
+                prop_assert!(value.is_null() && matches!(field, "secret_ids" | "force"), "{parsed:?}");
+            }
+            Err(Error::InvalidEvent(message)) => {
+                prop_assert!(message.len() < 1024, "{}", message.len());
+                if let Value::String(text) = &value
+                    && text.len() > 8
+                {
+                    prop_assert!(!message.contains(text.as_str()), "{message}");
+                    prop_assert!(message.contains(&format!("string of {} characters", text.chars().count())), "{message}");
+                }
+            }
+            Err(other) => prop_assert!(false, "{other:?}"),
         }
     }
 

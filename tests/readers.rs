@@ -480,7 +480,7 @@ async fn the_shell_reader_keeps_the_token_in_a_private_cache_file_between_runs()
     let cache_dir = dir.0.join("cache");
     let mode = std::fs::metadata(&cache_dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the cache directory is private");
-    let cache = cache_dir.join(format!("{}.json", world.token_id));
+    let cache = cache_files(&dir).pop().expect("a cache file");
     let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the cache file is private");
     let token = world.current().await.unwrap()["access_token"]
@@ -760,5 +760,276 @@ async fn the_shell_reader_cannot_be_broken_by_paths_another_user_created_in_a_sh
     assert_eq!(ours.len(), 1, "one private directory of its own: {ours:?}");
     let mode = std::fs::metadata(&ours[0]).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
-    assert!(ours[0].join(format!("{}.json", world.token_id)).is_file());
+    let files: Vec<_> = std::fs::read_dir(&ours[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(cached["secret_id"], world.token_id.as_str());
+}
+
+/// Token secrets whose ids differ only in characters a file name cannot all keep: the shell
+/// reader once mapped every character outside `[A-Za-z0-9._-]` to `_`, so these five shared
+/// one cache file. Each holds the token of another iAdvize user.
+const LOOK_ALIKE: [&str; 5] = ["team/a", "team_a", "team+a", "team=a", "team@a"];
+
+/// Several iAdvize users, each with a token secret of its own, named `{prefix}{suffix}`.
+struct Teams {
+    standin: iadvize_standin::Standin,
+    /// (secret id, username, token), in the order of the suffixes.
+    secrets: Vec<(String, String, String)>,
+}
+
+impl Teams {
+    async fn new(suffixes: &[&str]) -> Teams {
+        let prefix = unique("readers");
+        let users: Vec<(String, String)> = suffixes
+            .iter()
+            .map(|_| (format!("{}@example.com", unique("user")), unique("pw")))
+            .collect();
+        let config = users.iter().fold(
+            iadvize_standin::StandinConfig::default(),
+            |config, (user, password)| config.with_user(user, password),
+        );
+        let standin = iadvize_standin::Standin::start(config).await.unwrap();
+        let sm = sm_client();
+        let mut secrets = Vec::new();
+        for (suffix, (user, password)) in suffixes.iter().zip(&users) {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .post(format!("{}/oauth2/token", standin.url()))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", user),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = answer["access_token"].as_str().unwrap().to_owned();
+            let id = format!("{prefix}-{suffix}");
+            sm.create_secret()
+                .name(&id)
+                .secret_string(record_json(&token))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
+            secrets.push((id, user.clone(), token));
+        }
+        Teams { standin, secrets }
+    }
+
+    /// The environment of a reader of these secrets through `proxy`.
+    fn env(&self, proxy: &CountingProxy) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", proxy.url()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_DEFAULT_REGION", REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("IADVIZE_API_URL", self.standin.url()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn ids(&self) -> Vec<&str> {
+        self.secrets.iter().map(|(id, _, _)| id.as_str()).collect()
+    }
+
+    fn tokens(&self) -> Vec<&str> {
+        self.secrets.iter().map(|(_, _, t)| t.as_str()).collect()
+    }
+}
+
+/// Runs `reader` for `secret_id` alone (the shell reader: one run; the others: one process).
+async fn run_for(
+    reader: Reader,
+    teams: &Teams,
+    proxy: &CountingProxy,
+    dir: &TempDir,
+    secret_id: &str,
+    args: &[&str],
+) -> Output {
+    let mut env = teams.env(proxy);
+    env.push(("IADVIZE_TOKEN_SECRET_ID".into(), secret_id.into()));
+    run_with(reader, dir, env, args).await
+}
+
+/// Two rounds over the look-alike secrets: each read gives its own user's token, and each
+/// secret is read from Secrets Manager once.
+async fn reads_look_alike_secret_ids_each_with_its_own_token(reader: Reader) {
+    let teams = Teams::new(&LOOK_ALIKE).await;
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+
+    let expected: String = teams
+        .secrets
+        .iter()
+        .map(|(_, user, _)| format!("{user}\n"))
+        .collect::<String>()
+        .repeat(2);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if matches!(reader, Reader::Shell) {
+        // Runs one after the other, sharing one cache folder, as cron jobs would.
+        for _round in 0..2 {
+            for id in teams.ids() {
+                let output = run_for(reader, &teams, &proxy, &dir, id, &[]).await;
+                assert!(output.status.success(), "{id}: {}", describe(&output));
+                stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+                stderr.push_str(&String::from_utf8_lossy(&output.stderr));
+            }
+        }
+    } else {
+        // One process that reads every secret, twice.
+        let mut env = teams.env(&proxy);
+        env.push(("READER_SECRET_IDS".into(), teams.ids().join(",")));
+        env.push(("READER_CALLS".into(), "2".into()));
+        let output = run_with(reader, &dir, env, &[]).await;
+        assert!(output.status.success(), "{}", describe(&output));
+        stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+        stderr.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+
+    assert_eq!(stdout, expected, "each secret gives its own user's token");
+    assert_eq!(
+        proxy.reads(),
+        LOOK_ALIKE.len() as u64,
+        "one read per secret, then each from its own cache entry"
+    );
+    assert_eq!(
+        teams.standin.stats().login_requests,
+        LOOK_ALIKE.len() as u32
+    );
+    assert_no_secrets(&stderr, &teams.tokens());
+}
+
+#[tokio::test]
+async fn the_node_reader_keeps_look_alike_secret_ids_apart() {
+    reads_look_alike_secret_ids_each_with_its_own_token(Reader::Node).await;
+}
+
+#[tokio::test]
+async fn the_python_reader_keeps_look_alike_secret_ids_apart() {
+    reads_look_alike_secret_ids_each_with_its_own_token(Reader::Python).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_keeps_look_alike_secret_ids_apart() {
+    reads_look_alike_secret_ids_each_with_its_own_token(Reader::PythonSecretCache).await;
+}
+
+#[tokio::test]
+async fn the_shell_reader_keeps_look_alike_secret_ids_apart() {
+    reads_look_alike_secret_ids_each_with_its_own_token(Reader::Shell).await;
+}
+
+/// The `.json` files of the shell reader's cache folder.
+fn cache_files(dir: &TempDir) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.0.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_shell_reader_ignores_a_cache_file_written_for_another_secret_id() {
+    let teams = Teams::new(&["team/a", "team_a"]).await;
+    let (other, _, other_token) = &teams.secrets[0];
+    let (id, user, _) = &teams.secrets[1];
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+    let output = run_for(Reader::Shell, &teams, &proxy, &dir, id, &[]).await;
+    assert!(output.status.success(), "{}", describe(&output));
+    let files = cache_files(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(
+        written["secret_id"],
+        id.as_str(),
+        "the entry records its id"
+    );
+
+    // What another id's entry could leave there (a bug, an older version, a hand-made file):
+    // a fresh record of another user's token, for another id, then without any id.
+    let mut planted: serde_json::Value = serde_json::from_str(&record_json(other_token)).unwrap();
+    planted["read_again_at"] = serde_json::json!(i64::from(i32::MAX));
+    for recorded_for in [serde_json::json!(other), serde_json::Value::Null] {
+        planted["secret_id"] = recorded_for.clone();
+        std::fs::write(&files[0], planted.to_string()).unwrap();
+        let reads = proxy.reads();
+
+        let output = run_for(Reader::Shell, &teams, &proxy, &dir, id, &[]).await;
+
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("{user}\n"),
+            "an entry recorded for {recorded_for} is not this secret's"
+        );
+        assert_eq!(proxy.reads(), reads + 1, "the secret was read instead");
+    }
+    let token = run_for(Reader::Shell, &teams, &proxy, &dir, id, &["token"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&token.stdout),
+        format!("{}\n", teams.secrets[1].2)
+    );
+}
+
+async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
+    let world = World::new().await;
+    let token = world.login_directly().await;
+    // A valid record, stored with `--secret-binary`: not what the broker writes.
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(record_json(
+            &token,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+
+    let output = run(reader, &world, &proxy, &dir, &[]).await;
+
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("holds binary data (SecretBinary)"),
+        "{}",
+        describe(&output)
+    );
+    assert_no_secrets(&describe(&output), &[&token]);
+}
+
+#[tokio::test]
+async fn the_node_reader_says_when_the_value_is_binary() {
+    says_what_it_found_when_the_value_is_binary(Reader::Node).await;
+}
+
+#[tokio::test]
+async fn the_python_reader_says_when_the_value_is_binary() {
+    says_what_it_found_when_the_value_is_binary(Reader::Python).await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_recipe_says_when_the_value_is_binary() {
+    says_what_it_found_when_the_value_is_binary(Reader::PythonSecretCache).await;
+}
+
+#[tokio::test]
+async fn the_shell_reader_says_when_the_value_is_binary() {
+    says_what_it_found_when_the_value_is_binary(Reader::Shell).await;
 }

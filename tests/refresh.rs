@@ -444,3 +444,183 @@ async fn a_last_login_tag_in_the_far_future_neither_blocks_logins_nor_panics() {
     assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
     assert_valid_current(&world).await;
 }
+
+#[tokio::test]
+async fn a_credentials_value_that_cannot_be_used_says_what_it_holds_and_nothing_changes() {
+    let world = World::new().await;
+    world.put_record(2).await;
+    let before = world.current().await;
+    let broker = world.broker();
+    let valid = json!({"username": world.username, "password": world.password}).to_string();
+    /// A value as stored: with `--secret-string`, or with `--secret-binary`.
+    enum Stored<'a> {
+        Text(&'a str),
+        Binary(Vec<u8>),
+    }
+    let cases = [
+        // A valid value stored with `--secret-binary`: refused, with how to store it.
+        (
+            Stored::Binary(valid.clone().into_bytes()),
+            "the value is binary data (SecretBinary,",
+        ),
+        (
+            Stored::Text("user:password"),
+            "the value is not JSON (line 1, column 1)",
+        ),
+        (
+            Stored::Text(r#"["u", "p"]"#),
+            "the value is an array of 2 items, expected a JSON object",
+        ),
+        (
+            Stored::Text(r#"{"Username": "u", "password": "p"}"#),
+            r#"field "username" is missing (there is a "Username": field names are case-sensitive)"#,
+        ),
+        (
+            Stored::Text(r#"{"username": 12345, "password": "p"}"#),
+            r#"field "username" must be a non-empty string, got an integer"#,
+        ),
+        (
+            Stored::Text(r#"{"username": "u", "password": null}"#),
+            r#"field "password" must be a non-empty string, got null"#,
+        ),
+        (
+            Stored::Text(r#"{"username": "u", "password": ""}"#),
+            r#"field "password" must be a non-empty string, got an empty string"#,
+        ),
+    ];
+    for (stored, expected) in cases {
+        let put = world.sm.put_secret_value().secret_id(&world.creds_id);
+        let binary = matches!(stored, Stored::Binary(_));
+        let put = match stored {
+            Stored::Text(text) => put.secret_string(text),
+            Stored::Binary(bytes) => {
+                put.secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(bytes))
+            }
+        };
+        put.send().await.unwrap();
+        let logins = world.logins();
+
+        let err = broker
+            .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+            .await
+            .unwrap_err();
+
+        let text = err.to_string();
+        assert!(text.contains(expected), "{expected}: {text}");
+        if binary {
+            assert!(
+                text.contains(&format!(
+                    "--secret-id {} --secret-string file://credentials.json",
+                    world.creds_id
+                )),
+                "{text}"
+            );
+        }
+        assert_no_secrets(&text, &[&world.password, &world.username]);
+        assert_eq!(world.logins(), logins, "no login with unusable credentials");
+        assert_eq!(world.current().await, before, "AWSCURRENT is unchanged");
+    }
+}
+
+#[tokio::test]
+async fn credentials_with_a_byte_order_mark_or_spaces_around_the_username_are_used() {
+    // Both have one meaning: an editor's byte-order mark is not part of the JSON, and an
+    // iAdvize login never begins or ends with whitespace.
+    let world = World::new().await;
+    let broker = world.broker();
+    for value in [
+        format!(
+            "\u{feff}{}",
+            json!({"username": world.username, "password": world.password})
+        ),
+        json!({"username": format!(" {}\n", world.username), "password": world.password})
+            .to_string(),
+    ] {
+        world
+            .sm
+            .put_secret_value()
+            .secret_id(&world.creds_id)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+        let answer = broker
+            .handle(&json!({"action": "refresh", "force": true}), deadline(30))
+            .await
+            .unwrap();
+        assert_eq!(outcome(&answer, 0), "refreshed");
+        assert_valid_current(&world).await;
+    }
+    assert!(!world.is_blocked().await);
+}
+
+#[tokio::test]
+async fn operator_events_are_read_by_what_they_mean() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let broker = world.broker();
+    for event in [
+        json!({"action": " Refresh ", "force": "true", "secret_ids": world.token_id}),
+        json!({"action": "REFRESH", "force": true, "secret_ids": format!(" {} ", world.token_id)}),
+        json!({"action": "refresh", "force": " TRUE", "secret_ids": [format!("{}\n", world.token_id)]}),
+    ] {
+        let logins = world.logins();
+        let answer = broker.handle(&event, deadline(30)).await.unwrap();
+        assert_eq!(outcome(&answer, 0), "refreshed", "{event}");
+        assert_eq!(answer["results"][0]["secret_id"], world.token_id.as_str());
+        assert_eq!(world.logins(), logins + 1);
+    }
+    let status = broker
+        .handle(&json!({"action": "Status", "force": null}), deadline(30))
+        .await
+        .unwrap();
+    assert_eq!(status["secrets"][0]["token"], "valid", "{status}");
+    for (event, expected) in [
+        (
+            json!({"action": "refresh", "force": 1}),
+            "force is an integer, expected true or false",
+        ),
+        (
+            json!({"action": "refresh", "secret_ids": [world.token_id, 7]}),
+            "secret_ids[1] is an integer, expected a secret name or ARN",
+        ),
+        (
+            json!({"action": "refresh", "secret_ids": ["bad\nid"]}),
+            "secret_ids[0] is a string of 6 characters with characters no secret name or ARN holds",
+        ),
+        (
+            json!({"action": "refresh", "secret_ids": {"id": "x"}}),
+            "secret_ids is an object with 1 key, expected an array",
+        ),
+        (
+            json!({"action": ["refresh"]}),
+            "action is an array of 1 item, expected a string",
+        ),
+    ] {
+        let logins = world.logins();
+        let err = broker.handle(&event, deadline(30)).await.unwrap_err();
+        assert_eq!(err.kind(), "InvalidEvent");
+        assert!(err.to_string().contains(expected), "{event}: {err}");
+        assert_eq!(world.logins(), logins);
+    }
+}
+
+#[tokio::test]
+async fn a_credentials_tag_with_whitespace_around_the_id_names_that_secret() {
+    // Tag values are typed by hand in the console; a secret id never holds whitespace.
+    let world = World::new().await;
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:credentials-secret-id",
+        &format!(" {} ", world.creds_id),
+    )
+    .await;
+    let broker = world.broker_with(iadvize_token_broker::Config {
+        credentials_secret_id: None,
+        ..world.config()
+    });
+    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
+    assert_valid_current(&world).await;
+}

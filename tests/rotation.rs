@@ -1,5 +1,7 @@
 //! The Secrets Manager rotation contract: step events as Secrets Manager sends them.
 
+#[path = "support/flaky_sm.rs"]
+mod flaky_sm;
 mod support;
 
 use serde_json::json;
@@ -583,5 +585,71 @@ async fn a_first_rotation_before_the_credentials_are_put_says_what_to_do_and_fin
         let stages = world.stages().await;
         assert_eq!(stages[&token], ["AWSCURRENT"], "{stages:?}");
         assert_eq!(world.logins(), 1);
+    }
+}
+
+#[tokio::test]
+async fn step_events_are_read_by_what_they_mean() {
+    // Secrets Manager sends exact names; these variations still have one meaning each.
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = world.start_sm_rotation().await;
+    let broker = world.broker();
+    for step in ["CreateSecret", " setsecret", "TESTSECRET", "finishSecret "] {
+        let event = serde_json::json!({
+            "Step": step,
+            "SecretId": format!(" {} ", world.token_id),
+            "ClientRequestToken": format!("{token}\n"),
+            "RotationToken": "",
+        });
+        let answer = broker
+            .handle(&event, deadline(30))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+        assert_eq!(answer["secret_id"], world.token_id.as_str());
+    }
+    assert_eq!(world.stages().await[&token], ["AWSCURRENT"]);
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn finish_secret_does_not_repeat_a_stage_move_that_failed_for_good() {
+    // One classification of failures decides retries: a move refused for good (access
+    // denied) on unchanged stages is reported at once; a transient one is tried once more.
+    for (code, moves) in [("AccessDeniedException", 1), ("ThrottlingException", 2)] {
+        let world = World::new().await;
+        world.put_record(20).await;
+        let before = world.current().await;
+        let token = world.start_sm_rotation().await;
+        let sm = flaky_sm::FlakySm::start().await;
+        let broker = iadvize_token_broker::Broker::new(
+            world.config(),
+            iadvize_token_broker::SecretStore::new(sm.client()),
+            iadvize_token_broker::metrics::Metrics::off(),
+        )
+        .unwrap();
+        for step in ["createSecret", "setSecret", "testSecret"] {
+            broker
+                .handle(&step_event(step, &world.token_id, &token), deadline(30))
+                .await
+                .unwrap();
+        }
+        sm.fail_operation("UpdateSecretVersionStage", code);
+
+        let err = broker
+            .handle(
+                &step_event("finishSecret", &world.token_id, &token),
+                deadline(30),
+            )
+            .await
+            .unwrap_err();
+
+        assert!(err.to_string().contains(code), "{err}");
+        assert_eq!(
+            sm.requests("UpdateSecretVersionStage"),
+            moves,
+            "{code}: moves sent"
+        );
+        assert_eq!(world.current().await, before, "AWSCURRENT keeps its token");
     }
 }

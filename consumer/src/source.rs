@@ -136,9 +136,13 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
-/// What the cache holds: the record and when to read the secret again.
+/// What the cache holds: the record, the secret it was read from, and when to read the secret
+/// again.
 #[derive(Clone)]
 struct Cached {
+    /// The secret id the record was read for, exactly as asked: an entry is only ever served
+    /// for that id.
+    secret_id: String,
     record: TokenRecord,
     read_again_at: OffsetDateTime,
 }
@@ -159,6 +163,18 @@ struct State {
 }
 
 impl State {
+    /// Drops a cached entry that was not read for `secret_id`, so that no token is ever
+    /// served for a secret it does not belong to.
+    fn keep_only(&mut self, secret_id: &str) {
+        if self
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.secret_id != secret_id)
+        {
+            self.cached = None;
+        }
+    }
+
     /// The answer when no read is due: the cached token while it is fresh, or, while a failed
     /// read's backoff runs, the cached token if it has not expired, else that read's error.
     fn without_reading(
@@ -166,10 +182,10 @@ impl State {
         now: OffsetDateTime,
         clock: Instant,
     ) -> Option<Result<TokenRecord, TokenError>> {
-        if let Some(cached) = &self.cached {
-            if now < cached.read_again_at {
-                return Some(Ok(cached.record.clone()));
-            }
+        if let Some(cached) = &self.cached
+            && now < cached.read_again_at
+        {
+            return Some(Ok(cached.record.clone()));
         }
         let failure = self.failure.as_ref().filter(|f| clock < f.retry_at)?;
         Some(match self.usable(now) {
@@ -374,7 +390,8 @@ impl TokenSource {
     /// The current token record (token, `issued_at`, `expires_at`), as [`TokenSource::token`].
     pub async fn record(&self) -> Result<TokenRecord, TokenError> {
         let seen = {
-            let state = self.lock_state();
+            let mut state = self.lock_state();
+            state.keep_only(&self.secret_id);
             if let Some(answer) = state.without_reading(OffsetDateTime::now_utc(), Instant::now()) {
                 return answer;
             }
@@ -397,10 +414,10 @@ impl TokenSource {
             if let Some(answer) = state.without_reading(OffsetDateTime::now_utc(), Instant::now()) {
                 return answer;
             }
-            if state.reads_done != seen {
-                if let Some(failure) = &state.failure {
-                    return Err(failure.error.clone());
-                }
+            if state.reads_done != seen
+                && let Some(failure) = &state.failure
+            {
+                return Err(failure.error.clone());
             }
         }
         let result = self.read().await;
@@ -521,7 +538,20 @@ impl TokenSource {
                 });
             }
         };
-        let value = out.secret_string().unwrap_or_default();
+        let value = match (out.secret_string(), out.secret_binary()) {
+            (Some(value), _) => value,
+            // Stored with `--secret-binary`: say what is there rather than "not filled".
+            (None, Some(binary)) => {
+                return Err(TokenError::Malformed {
+                    secret_id,
+                    reason: RecordError::Shape(format!(
+                        "binary data (SecretBinary, {} bytes) instead of a JSON string",
+                        binary.as_ref().len()
+                    )),
+                });
+            }
+            (None, None) => "",
+        };
         if is_placeholder(value) {
             return Err(TokenError::NotFilled { secret_id });
         }
@@ -538,6 +568,7 @@ impl TokenSource {
         }
         let read_again_at = read_again_at(&record, now, self.margin, self.recheck_interval);
         Ok(Cached {
+            secret_id,
             record,
             read_again_at,
         })
@@ -630,6 +661,7 @@ mod tests {
     fn state(record: TokenRecord, read_again_at: OffsetDateTime) -> State {
         State {
             cached: Some(Cached {
+                secret_id: "team/a".into(),
                 record,
                 read_again_at,
             }),
@@ -702,6 +734,17 @@ mod tests {
         assert_eq!(backoff(first, max, u32::MAX), max);
         let jittered = lengthen(Duration::from_secs(4));
         assert!(jittered >= Duration::from_secs(4) && jittered <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_entry_read_for_another_secret_id_is_never_served() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = state(record(86400, now), now + Duration::from_secs(60));
+        s.keep_only("team/a");
+        assert!(s.without_reading(now, Instant::now()).is_some());
+        s.keep_only("team_a");
+        assert!(s.cached.is_none());
+        assert!(s.without_reading(now, Instant::now()).is_none());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 // token until it actually expires and read again after a backoff, not on every call; after a
 // 401, read the secret again once, then give up.
 //
+// One process can read several token secrets (several iAdvize users): pass the secret id to
+// getToken/graphql; each secret has its own cache entry.
+//
 //   IADVIZE_TOKEN_SECRET_ID=iadvize/token node read-token.mjs
 import { pathToFileURL } from "node:url";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -19,104 +22,137 @@ const BACKOFF_MS = 1000; // after a failed read: wait 1 s, doubling, at most 30 
 const MAX_BACKOFF_MS = 30 * 1000;
 
 const secrets = new SecretsManagerClient({}); // region, credentials, AWS_ENDPOINT_URL: the usual chain
-let current = null; // { token, expiresAt, readAgainAt }
-let failure = null; // { error, inARow, retryAt }: the last read failed
-let pending = null; // the read in flight, shared by concurrent callers
 export let reads = 0;
 
-async function readSecret() {
+// One cache entry per token secret, keyed by the id exactly as given: `team/a` and `team_a`
+// (two iAdvize users) never share an entry. Each entry records the id it was made for and is
+// used only for that id.
+const entries = new Map(); // secretId → { secretId, current, failure, pending }
+// current: { token, expiresAt, readAgainAt }; failure: { error, inARow, retryAt } (the last
+// read failed); pending: the read in flight, shared by concurrent callers of that secret.
+
+function entryFor(secretId) {
+  if (typeof secretId !== "string" || secretId === "") {
+    throw new Error("no token secret: set IADVIZE_TOKEN_SECRET_ID or pass a secret id");
+  }
+  let entry = entries.get(secretId);
+  if (entry?.secretId !== secretId) {
+    entry = { secretId, current: null, failure: null, pending: null };
+    entries.set(secretId, entry);
+  }
+  return entry;
+}
+
+// What a secret holds when it is not a token record, in words (never the value).
+function notARecord(secretId, out) {
+  if (out.SecretBinary !== undefined) {
+    return new Error(`secret ${secretId} holds binary data (SecretBinary), not a token record; only the broker should write it (run \`iadvize-token refresh --force ${secretId}\`)`);
+  }
+  return new Error(`secret ${secretId} holds no token record yet; is the broker running?`);
+}
+
+async function readSecret(secretId) {
   reads += 1;
   const out = await secrets.send(
-    new GetSecretValueCommand({ SecretId: SECRET_ID, VersionStage: "AWSCURRENT" }),
+    new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" }),
   );
+  if (typeof out.SecretString !== "string" || out.SecretString.trim() === "") throw notARecord(secretId, out);
   let record;
   try {
-    record = JSON.parse(out.SecretString || "{}");
+    record = JSON.parse(out.SecretString);
   } catch {
-    throw new Error(`secret ${SECRET_ID} holds no token record (the value is not JSON); is the broker running?`); // never echo the value
+    throw new Error(`secret ${secretId} holds no token record (the value is not JSON); is the broker running?`); // never echo the value
   }
-  const expiresAt = Date.parse(record.expires_at);
-  if (!record.access_token || Number.isNaN(expiresAt)) {
-    throw new Error(`secret ${SECRET_ID} holds no token record yet; is the broker running?`);
+  const expiresAt = Date.parse(record?.expires_at);
+  if (typeof record?.access_token !== "string" || !record.access_token || Number.isNaN(expiresAt)) {
+    throw notARecord(secretId, out);
   }
   const now = Date.now();
   if (expiresAt <= now) {
-    throw new Error(`the token in ${SECRET_ID} expired at ${record.expires_at}; is the broker running?`);
+    throw new Error(`the token in ${secretId} expired at ${record.expires_at}; is the broker running?`);
   }
   const due = expiresAt - MARGIN_MS;
   const readAgainAt = due > now ? due : Math.min(expiresAt, now + RECHECK_MS);
   return { token: record.access_token, expiresAt, readAgainAt };
 }
 
-const usable = () => (current && Date.now() < current.expiresAt ? current.token : null);
+const usable = (entry) => (entry.current && Date.now() < entry.current.expiresAt ? entry.current.token : null);
 
-function readShared() {
-  pending ??= readSecret()
-    .then((entry) => {
-      current = entry;
-      failure = null;
-      return entry;
+function readShared(entry) {
+  entry.pending ??= readSecret(entry.secretId)
+    .then((current) => {
+      entry.current = current;
+      entry.failure = null;
+      return current;
     })
     .catch((error) => {
-      const inARow = (failure?.inARow ?? 0) + 1;
+      const inARow = (entry.failure?.inARow ?? 0) + 1;
       let wait = Math.min(BACKOFF_MS * 2 ** (inARow - 1), MAX_BACKOFF_MS) * (1 + Math.random() / 4);
-      if (usable()) wait = Math.min(wait, current.expiresAt - Date.now()); // try again at expiry
-      failure = { error, inARow, retryAt: Date.now() + wait };
+      if (usable(entry)) wait = Math.min(wait, entry.current.expiresAt - Date.now()); // try again at expiry
+      entry.failure = { error, inARow, retryAt: Date.now() + wait };
       throw error;
     })
     .finally(() => {
-      pending = null;
+      entry.pending = null;
     });
-  return pending;
+  return entry.pending;
 }
 
-/** The current token. `rejected`: a token iAdvize just refused, to read the secret again. */
-export async function getToken(rejected) {
-  if (current && current.token === rejected) {
-    current = null; // never hand it out again
-    failure = null; // and read at once, even during a backoff
+/**
+ * The current token of `secretId` (default IADVIZE_TOKEN_SECRET_ID). `rejected`: a token
+ * iAdvize just refused, to read the secret again.
+ */
+export async function getToken(rejected, secretId = SECRET_ID) {
+  const entry = entryFor(secretId);
+  if (entry.current && entry.current.token === rejected) {
+    entry.current = null; // never hand it out again
+    entry.failure = null; // and read at once, even during a backoff
   }
-  if (current && Date.now() < current.readAgainAt) return current.token;
-  if (pending && usable()) return current.token; // a read is under way: no need to wait for it
-  if (failure && Date.now() < failure.retryAt) {
-    if (usable()) return current.token;
-    throw failure.error;
+  if (entry.current && Date.now() < entry.current.readAgainAt) return entry.current.token;
+  if (entry.pending && usable(entry)) return entry.current.token; // a read is under way: no need to wait for it
+  if (entry.failure && Date.now() < entry.failure.retryAt) {
+    if (usable(entry)) return entry.current.token;
+    throw entry.failure.error;
   }
   try {
-    return (await readShared()).token;
+    return (await readShared(entry)).token;
   } catch (error) {
     // Secrets Manager throttled or unreachable: a token that has not expired still works.
-    if (usable()) {
-      console.error(`reading ${SECRET_ID} failed (${error.name ?? "error"}: ${error.message}); using the cached token until it expires`);
-      return current.token;
+    if (usable(entry)) {
+      console.error(`reading ${secretId} failed (${error.name ?? "error"}: ${error.message}); using the cached token until it expires`);
+      return entry.current.token;
     }
     throw error;
   }
 }
 
-/** POST {API_URL}/graphql with the token; one re-read of the secret after a 401. */
-export async function graphql(query) {
+/** POST {API_URL}/graphql with the token of `secretId`; one re-read of the secret after a 401. */
+export async function graphql(query, secretId = SECRET_ID) {
   const post = (token) =>
     fetch(`${API_URL}/graphql`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ query }),
     });
-  const token = await getToken();
+  const token = await getToken(undefined, secretId);
   let response = await post(token);
-  if (response.status === 401) response = await post(await getToken(token));
+  if (response.status === 401) response = await post(await getToken(token, secretId));
   if (!response.ok) throw new Error(`iAdvize GraphQL answered HTTP ${response.status}`);
   return response.json();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  // READER_CALLS, READER_PAUSE_MS: how the tests drive it.
+  // READER_CALLS, READER_PAUSE_MS, READER_SECRET_IDS (several secrets, comma-separated, read
+  // in turn by each call): how the tests drive it.
   const calls = Number(process.env.READER_CALLS ?? 1);
   const pause = Number(process.env.READER_PAUSE_MS ?? 0);
+  const secretIds = process.env.READER_SECRET_IDS?.split(",") ?? [SECRET_ID];
   for (let i = 0; i < calls; i += 1) {
     if (i > 0 && pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
-    const answer = await graphql("{ me { username } }");
-    console.log(answer.data.me.username);
+    for (const secretId of secretIds) {
+      const answer = await graphql("{ me { username } }", secretId);
+      console.log(answer.data.me.username);
+    }
   }
   console.error(`secret reads: ${reads}`);
 }

@@ -6,6 +6,9 @@ process per token lifetime); when a read fails (throttling, network), keep using
 token until it actually expires and read again after a backoff, not on every call; after a
 401, read the secret again once, then give up.
 
+One process can read several token secrets (several iAdvize users): pass the secret id to
+get_token/graphql; each secret has its own cache entry.
+
     IADVIZE_TOKEN_SECRET_ID=iadvize/token python read_token.py
 """
 
@@ -29,90 +32,133 @@ RECHECK = float(os.environ.get("IADVIZE_TOKEN_RECHECK_SECONDS", "30"))
 BACKOFF, MAX_BACKOFF = 1, 30  # after a failed read: wait 1 s, doubling, at most 30 s
 
 _secrets = boto3.client("secretsmanager")  # region, credentials, AWS_ENDPOINT_URL: the usual chain
-_state = threading.Lock()  # guards _cached and _failure
-_reading = threading.Lock()  # one read at a time, shared by concurrent threads
-_cached = None  # (token, expires_at, read_again_at)
-_failure = None  # (error, failures_in_a_row, retry_at): the last read failed
 reads = 0
 
 
-def _read_secret():
+class _Entry:
+    """The cache of one token secret. Entries are keyed by the secret id exactly as given, so
+    `team/a` and `team_a` (two iAdvize users) never share one; each records its id and is used
+    only for that id."""
+
+    def __init__(self, secret_id):
+        self.secret_id = secret_id
+        self.state = threading.Lock()  # guards cached and failure
+        self.reading = threading.Lock()  # one read at a time, shared by concurrent threads
+        self.cached = None  # (token, expires_at, read_again_at)
+        self.failure = None  # (error, failures_in_a_row, retry_at): the last read failed
+
+    def usable(self):
+        """The cached token if it has not expired, even when it is due for a new read."""
+        return self.cached[0] if self.cached and time.time() < self.cached[1] else None
+
+    def without_reading(self):
+        """(True, token) when no read is due; raises the last error during its backoff."""
+        now = time.time()
+        if self.cached and now < self.cached[2]:
+            return True, self.cached[0]
+        if self.failure and now < self.failure[2]:
+            if self.usable():
+                return True, self.cached[0]
+            raise self.failure[0]
+        return False, None
+
+
+_entries = {}  # secret id -> _Entry
+_entries_lock = threading.Lock()
+
+
+def _entry(secret_id):
+    if not secret_id:
+        raise RuntimeError("no token secret: set IADVIZE_TOKEN_SECRET_ID or pass a secret id")
+    with _entries_lock:
+        entry = _entries.get(secret_id)
+        if entry is None or entry.secret_id != secret_id:
+            entry = _entries[secret_id] = _Entry(secret_id)
+        return entry
+
+
+def _not_a_record(secret_id, value):
+    """What a secret holds when it is not a token record, in words (never the value)."""
+    if value.get("SecretBinary") is not None:
+        return RuntimeError(
+            f"secret {secret_id} holds binary data (SecretBinary), not a token record; "
+            f"only the broker should write it (run `iadvize-token refresh --force {secret_id}`)"
+        )
+    return RuntimeError(f"secret {secret_id} holds no token record yet; is the broker running?")
+
+
+def _read_secret(secret_id):
     global reads
     reads += 1
-    value = _secrets.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")
+    value = _secrets.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+    text = value.get("SecretString")
+    if not isinstance(text, str) or not text.strip():
+        raise _not_a_record(secret_id, value)
     try:
-        record = json.loads(value.get("SecretString") or "{}")
+        record = json.loads(text)
+    except ValueError:
+        # Never echo the value: it may hold a token.
+        raise RuntimeError(
+            f"secret {secret_id} holds no token record (the value is not JSON); is the broker running?"
+        ) from None
+    try:
         token = record["access_token"]
         expires_at = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+        if not isinstance(token, str) or not token:
+            raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
-        # Never echo the value: it may hold a token.
-        raise RuntimeError(f"secret {SECRET_ID} holds no token record yet; is the broker running?") from None
+        raise _not_a_record(secret_id, value) from None
     now = time.time()
     if expires_at <= now:
-        raise RuntimeError(f"the token in {SECRET_ID} expired at {record['expires_at']}; is the broker running?")
+        raise RuntimeError(f"the token in {secret_id} expired at {record['expires_at']}; is the broker running?")
     due = expires_at - MARGIN
     return token, expires_at, (due if due > now else min(expires_at, now + RECHECK))
 
 
-def _usable():
-    """The cached token if it has not expired, even when it is due for a new read."""
-    return _cached[0] if _cached and time.time() < _cached[1] else None
-
-
-def _without_reading():
-    """(True, token) when no read is due; raises the last error during its backoff."""
-    now = time.time()
-    if _cached and now < _cached[2]:
-        return True, _cached[0]
-    if _failure and now < _failure[2]:
-        if _usable():
-            return True, _cached[0]
-        raise _failure[0]
-    return False, None
-
-
-def get_token(rejected=None):
-    """The current token. `rejected`: a token iAdvize just refused, to read the secret again."""
-    global _cached, _failure
-    with _state:
-        if _cached and _cached[0] == rejected:
-            _cached, _failure = None, None  # never hand it out again; read at once
-        done, token = _without_reading()
+def get_token(rejected=None, secret_id=None):
+    """The current token of `secret_id` (default IADVIZE_TOKEN_SECRET_ID). `rejected`: a token
+    iAdvize just refused, to read the secret again."""
+    secret_id = secret_id or SECRET_ID
+    entry = _entry(secret_id)
+    with entry.state:
+        if entry.cached and entry.cached[0] == rejected:
+            entry.cached, entry.failure = None, None  # never hand it out again; read at once
+        done, token = entry.without_reading()
         if done:
             return token
-    if not _reading.acquire(blocking=False):
-        with _state:
-            if _usable():  # a read is under way: no need to wait for it
-                return _cached[0]
-        _reading.acquire()
+    if not entry.reading.acquire(blocking=False):
+        with entry.state:
+            if entry.usable():  # a read is under way: no need to wait for it
+                return entry.cached[0]
+        entry.reading.acquire()
     try:
-        with _state:
-            done, token = _without_reading()  # another thread may have just read
+        with entry.state:
+            done, token = entry.without_reading()  # another thread may have just read
             if done:
                 return token
         try:
-            entry = _read_secret()
+            cached = _read_secret(secret_id)
         except Exception as error:
-            with _state:
-                in_a_row = _failure[1] + 1 if _failure else 1
+            with entry.state:
+                in_a_row = entry.failure[1] + 1 if entry.failure else 1
                 wait = min(BACKOFF * 2 ** (in_a_row - 1), MAX_BACKOFF) * (1 + random.random() / 4)
-                if _usable():
-                    wait = min(wait, _cached[1] - time.time())  # try again at expiry
-                _failure = (error, in_a_row, time.time() + wait)
-                if _usable():
+                if entry.usable():
+                    wait = min(wait, entry.cached[1] - time.time())  # try again at expiry
+                entry.failure = (error, in_a_row, time.time() + wait)
+                if entry.usable():
                     # Secrets Manager throttled or unreachable: a token that has not expired works.
-                    print(f"reading {SECRET_ID} failed ({error}); using the cached token until it expires", file=sys.stderr)
-                    return _cached[0]
+                    print(f"reading {secret_id} failed ({error}); using the cached token until it expires", file=sys.stderr)
+                    return entry.cached[0]
             raise
-        with _state:
-            _cached, _failure = entry, None
-            return entry[0]
+        with entry.state:
+            entry.cached, entry.failure = cached, None
+            return cached[0]
     finally:
-        _reading.release()
+        entry.reading.release()
 
 
-def graphql(query):
-    """POST {API_URL}/graphql with the token; one re-read of the secret after a 401."""
+def graphql(query, secret_id=None):
+    """POST {API_URL}/graphql with the token of `secret_id`; one re-read of the secret after a 401."""
 
     def post(token):
         request = urllib.request.Request(
@@ -124,19 +170,22 @@ def graphql(query):
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
-    token = get_token()
+    token = get_token(secret_id=secret_id)
     try:
         return post(token)
     except urllib.error.HTTPError as error:
         if error.code != 401:
             raise
-    return post(get_token(rejected=token))
+    return post(get_token(rejected=token, secret_id=secret_id))
 
 
 if __name__ == "__main__":
-    # READER_CALLS, READER_PAUSE_MS: how the tests drive it.
+    # READER_CALLS, READER_PAUSE_MS, READER_SECRET_IDS (several secrets, comma-separated, read
+    # in turn by each call): how the tests drive it.
+    secret_ids = os.environ["READER_SECRET_IDS"].split(",") if "READER_SECRET_IDS" in os.environ else [SECRET_ID]
     for call in range(int(os.environ.get("READER_CALLS", "1"))):
         if call:
             time.sleep(float(os.environ.get("READER_PAUSE_MS", "0")) / 1000)
-        print(graphql("{ me { username } }")["data"]["me"]["username"], flush=True)
+        for secret_id in secret_ids:
+            print(graphql("{ me { username } }", secret_id)["data"]["me"]["username"], flush=True)
     print(f"secret reads: {reads}", file=sys.stderr)

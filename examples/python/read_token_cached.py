@@ -41,24 +41,43 @@ _cache = SecretCache(
 )
 
 
-def get_token():
-    """The current token from the cache; fails (never echoing the value) if it is unusable."""
-    value = _cache.get_secret_string(SECRET_ID)  # AWSCURRENT
+def get_token(secret_id=None):
+    """The current token of `secret_id` (default IADVIZE_TOKEN_SECRET_ID) from the cache; fails
+    (never echoing the value) if it is unusable. SecretCache keys its entries by the secret id
+    exactly as given, so several secrets (`team/a`, `team_a`) share one cache safely."""
+    secret_id = secret_id or SECRET_ID
+    value = _cache.get_secret_string(secret_id)  # AWSCURRENT
+    if value is None and _cache.get_secret_binary(secret_id) is not None:
+        raise RuntimeError(
+            f"secret {secret_id} holds binary data (SecretBinary), not a token record; "
+            f"only the broker should write it (run `iadvize-token refresh --force {secret_id}`)"
+        )
+    if not isinstance(value, str) or not value.strip():
+        raise RuntimeError(f"secret {secret_id} holds no token record yet; is the broker running?")
     try:
-        record = json.loads(value or "{}")
+        record = json.loads(value)
+    except ValueError:
+        raise RuntimeError(
+            f"secret {secret_id} holds no token record (the value is not JSON); is the broker running?"
+        ) from None
+    try:
         token = record["access_token"]
         expires_at = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00"))
+        if not isinstance(token, str) or not token:
+            raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise RuntimeError(f"secret {SECRET_ID} holds no token record yet; is the broker running?") from None
+        raise RuntimeError(f"secret {secret_id} holds no token record yet; is the broker running?") from None
     if expires_at <= datetime.now(timezone.utc):
         # The cache holds an expired token only if refreshing kept failing, or the broker is
         # down: say so rather than call iAdvize with it.
-        raise RuntimeError(f"the token in {SECRET_ID} expired at {record['expires_at']}; is the broker running?")
+        raise RuntimeError(f"the token in {secret_id} expired at {record['expires_at']}; is the broker running?")
     return token
 
 
-def graphql(query):
-    """POST {API_URL}/graphql with the token; one forced refresh of the cache after a 401."""
+def graphql(query, secret_id=None):
+    """POST {API_URL}/graphql with the token of `secret_id`; one forced refresh of the cache
+    after a 401."""
+    secret_id = secret_id or SECRET_ID
 
     def post(token):
         request = urllib.request.Request(
@@ -71,15 +90,19 @@ def graphql(query):
             return json.load(response)
 
     try:
-        return post(get_token())
+        return post(get_token(secret_id))
     except urllib.error.HTTPError as error:
         if error.code != 401:
             raise
     # The broker may have replaced the token: one forced refresh, one retry, then give up.
-    _cache.refresh_secret_now(SECRET_ID)
-    return post(get_token())
+    _cache.refresh_secret_now(secret_id)
+    return post(get_token(secret_id))
 
 
 if __name__ == "__main__":
+    # READER_CALLS, READER_SECRET_IDS (several secrets, comma-separated, read in turn by each
+    # call): how the tests drive it.
+    secret_ids = os.environ["READER_SECRET_IDS"].split(",") if "READER_SECRET_IDS" in os.environ else [SECRET_ID]
     for _ in range(int(os.environ.get("READER_CALLS", "1"))):
-        print(graphql("{ me { username } }")["data"]["me"]["username"], flush=True)
+        for secret_id in secret_ids:
+            print(graphql("{ me { username } }", secret_id)["data"]["me"]["username"], flush=True)

@@ -45,25 +45,33 @@ cache_dir() {
   printf '%s\n' "$dir"
 }
 dir=$(cache_dir)
-name=${secret_id//[^A-Za-z0-9._-]/_}
-cache=$dir/$name.json     # the record, plus the time to read it again
-failed=$dir/$name.failed  # after a failed read: "retry_at failures_in_a_row", then the error
+# The cache files are named after the SHA-256 of the secret id: one name per id, whatever
+# characters it holds (names may hold /_+=.@-; `team/a` and `team_a` are two secrets) and
+# however long it is. Each file also records the id it was written for, and is ignored when
+# that is not this run's id.
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1; }
+name=$(printf '%s' "$secret_id" | sha256)
+cache=$dir/$name.json     # {"secret_id", the record, "read_again_at"}
+failed=$dir/$name.failed  # after a failed read: {"secret_id", "retry_at", "in_a_row", "error"}
 
 # GNU mv -T: never move into a directory that happens to have the target's name.
 replace() { if mv --version >/dev/null 2>&1; then mv -f -T "$1" "$2"; else mv -f "$1" "$2"; fi; }
 
-cached_token() { jq -r .access_token "$cache" 2>/dev/null; }
-# Whether the cached token is due neither for a new read ($1 = read_again_at) nor expired.
-fresh() { [ -f "$cache" ] && [ "$(jq -r .read_again_at "$cache")" -gt "$(date +%s)" ]; }
-usable() { [ -f "$cache" ] && [ "$(jq -r '.expires_at | fromdateiso8601' "$cache")" -gt "$(date +%s)" ]; }
-backing_off() { [ -f "$failed" ] && [ "$(head -n 1 "$failed" | cut -d' ' -f1)" -gt "$(date +%s)" ]; }
+# A field of a cache file ($1: the file, $2: a jq path) if the file was written for this id.
+field() { [ -f "$1" ] && jq -er --arg id "$secret_id" "select(.secret_id == \$id) | $2" "$1" 2>/dev/null; }
+cached_token() { field "$cache" .access_token; }
+# Whether the cached token is due neither for a new read (read_again_at) nor expired.
+fresh() { local at; at=$(field "$cache" .read_again_at) && [ "$at" -gt "$(date +%s)" ]; }
+expires() { field "$cache" '.expires_at | fromdateiso8601'; }
+usable() { local at; at=$(expires) && [ "$at" -gt "$(date +%s)" ]; }
+backing_off() { local at; at=$(field "$failed" .retry_at) && [ "$at" -gt "$(date +%s)" ]; }
 
 # The answer when no read is due: prints the token, or the last error during its backoff.
 without_reading() {
   if fresh || { backing_off && usable; }; then
     cached_token
   elif backing_off; then
-    tail -n +2 "$failed" >&2
+    field "$failed" .error >&2
     return 2
   else
     return 1
@@ -74,14 +82,15 @@ without_reading() {
 read_failed() {
   local in_a_row=1 wait now expires
   now=$(date +%s)
-  [ -f "$failed" ] && in_a_row=$(($(head -n 1 "$failed" | cut -d' ' -f2) + 1))
+  in_a_row=$(($(field "$failed" .in_a_row || echo 0) + 1))
   wait=$((backoff << (in_a_row - 1)))
   [ "$wait" -le "$max_backoff" ] && [ "$in_a_row" -lt 16 ] || wait=$max_backoff
   if usable; then
-    expires=$(jq -r '.expires_at | fromdateiso8601' "$cache")
+    expires=$(expires)
     [ $((now + wait)) -le "$expires" ] || wait=$((expires - now)) # try again at expiry
   fi
-  printf '%s %s\n%s\n' $((now + wait)) "$in_a_row" "$1" >"$failed.tmp" && replace "$failed.tmp" "$failed"
+  jq -n --arg id "$secret_id" --argjson at $((now + wait)) --argjson n "$in_a_row" --arg error "$1" \
+    '{secret_id: $id, retry_at: $at, in_a_row: $n, error: $error}' >"$failed.tmp" && replace "$failed.tmp" "$failed"
   if usable; then
     echo "$1; using the cached token until it expires" >&2
     cached_token
@@ -96,16 +105,24 @@ read_secret() {
   local tmp expires now read_again_at error
   tmp=$(mktemp "$dir/.read.XXXXXX")
   if ! aws secretsmanager get-secret-value --secret-id "$secret_id" --version-stage AWSCURRENT \
-    --query SecretString --output text >"$tmp" 2>"$tmp.err"; then
+    --output json >"$tmp" 2>"$tmp.err"; then
     error="reading $secret_id from Secrets Manager failed: $(tr -s '\n' ' ' <"$tmp.err")"
     rm -f "$tmp" "$tmp.err"
     read_failed "$error"
     return
   fi
   rm -f "$tmp.err"
-  if ! expires=$(jq -er 'select(.access_token) | .expires_at | fromdateiso8601' "$tmp" 2>/dev/null); then
+  # What the secret holds when it is not a token record, in words (never the value).
+  case $(jq -r 'if .SecretBinary != null then "binary"
+    elif (.SecretString // "" | test("\\S") | not) then "empty"
+    else (.SecretString | try (fromjson | "json") catch "text") end' "$tmp" 2>/dev/null) in
+  binary) error="secret $secret_id holds binary data (SecretBinary), not a token record; only the broker should write it (run \`iadvize-token refresh --force $secret_id\`)" ;;
+  text) error="secret $secret_id holds no token record (the value is not JSON); is the broker running?" ;;
+  *) error="secret $secret_id holds no token record yet; is the broker running?" ;;
+  esac
+  if ! expires=$(jq -er '.SecretString | fromjson | select(.access_token | type == "string" and length > 0) | .expires_at | fromdateiso8601' "$tmp" 2>/dev/null); then
     rm -f "$tmp"
-    read_failed "secret $secret_id holds no token record yet; is the broker running?"
+    read_failed "$error"
     return
   fi
   now=$(date +%s)
@@ -118,7 +135,8 @@ read_secret() {
   if [ "$read_again_at" -le "$now" ]; then
     read_again_at=$((now + recheck < expires ? now + recheck : expires))
   fi
-  jq -c --argjson at "$read_again_at" '. + {read_again_at: $at}' "$tmp" >"$tmp.json"
+  jq -c --arg id "$secret_id" --argjson at "$read_again_at" \
+    '.SecretString | fromjson | . + {secret_id: $id, read_again_at: $at}' "$tmp" >"$tmp.json"
   rm -f "$tmp" "$failed"
   replace "$tmp.json" "$cache"
   cached_token

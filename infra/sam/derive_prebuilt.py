@@ -15,9 +15,10 @@ HEADER = """\
 # GENERATED from infra/sam/template.yaml by infra/sam/derive_prebuilt.py: edit the main
 # template, then run `make sam-prebuilt-template`. Deploys a prebuilt release zip from S3:
 #   aws s3 cp iadvize-token-broker-<version>-<arch>.zip s3://<bucket>/
-#   sam deploy -t infra/sam/template-prebuilt.yaml --guided \\
-#     --parameter-overrides PackageS3Bucket=<bucket> \\
-#       PackageS3Key=iadvize-token-broker-<version>-<arch>.zip Architecture=<arch>
+# then, in infra/sam/samconfig.toml's parameter_overrides: Architecture="<arch>"
+# PackageS3Bucket="<bucket>" PackageS3Key="iadvize-token-broker-<version>-<arch>.zip", and:
+#   cd "$(git rev-parse --show-toplevel)"
+#   sam deploy --config-file "$PWD/infra/sam/samconfig.toml" -t infra/sam/template-prebuilt.yaml
 """
 
 PARAMETERS = """\

@@ -357,10 +357,10 @@ resource "aws_lambda_function" "broker" {
   memory_size   = var.memory_size
   # Covers the iAdvize retry budget (4 backoff retries, 10 s per request) with margin.
   timeout = var.timeout
-  # One invocation at a time: ticks, operator refreshes and rotation steps never overlap
-  # inside Lambda (a second one is throttled, and retried by its sender), and the
-  # per-minute login cap (IADVIZE_MAX_LOGINS_PER_MINUTE) is then global for the broker.
-  reserved_concurrent_executions = 1
+  # No reservation unless asked for (null = the provider's -1, unreserved): an account whose
+  # concurrency quota is 10 (new accounts) rejects any. Overlapping invocations are safe;
+  # 1 makes them queue instead (infra/README.md "Reserved concurrency").
+  reserved_concurrent_executions = var.reserved_concurrent_executions
 
   tracing_config {
     mode = "PassThrough"

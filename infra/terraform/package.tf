@@ -4,7 +4,7 @@
 #   2. s3_bucket + s3_key (+ s3_object_version): the same zip uploaded to S3;
 #   3. otherwise, built from source by `make package` in the repository this module sits in.
 #      Terraform checks out the whole repository for a git source
-#      (git::https://…/iadvize-token-broker.git//infra/terraform?ref=v0.1.0), so this works
+#      (git::https://…/iadvize-token-broker.git//infra/terraform?ref=<commit>), so this works
 #      there too, on a machine with Rust, Python 3 and make.
 
 locals {

@@ -3,13 +3,13 @@
 # ------------------------------------------------------------------------------------------
 
 variable "name" {
-  description = "Name prefix of every resource (function, role, log group, alarms, policy)."
+  description = "Name prefix of every resource (function, role, log group, alarms, policy): 1-40 letters, digits, '-' or '_', so that every name built from it fits its service's limit (tests/infra_drift.rs checks them all)."
   type        = string
   default     = "iadvize-token-broker"
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name))
-    error_message = "name must be 1-40 characters of letters, digits, '-' or '_' (it prefixes Lambda and IAM names)."
+    error_message = "name must be 1-40 characters of letters, digits, '-' or '_': it prefixes the function (64 characters at most), the role (64, with \"-<region>\"), the policies and the rule."
   }
 }
 
@@ -103,6 +103,17 @@ variable "schedule_expression" {
   }
 }
 
+variable "reserved_concurrent_executions" {
+  description = "Concurrent executions reserved for the function. null (default) = no reservation, so the module deploys in an account whose Lambda concurrency quota is 10. 1 = one invocation at a time (the per-minute login cap is then strict); the account must keep 10 (new accounts) or 100 unreserved executions beside it, else the apply fails with \"decreases account's UnreservedConcurrentExecution below its minimum value\" (infra/README.md \"Reserved concurrency\")."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.reserved_concurrent_executions == null || try(var.reserved_concurrent_executions >= 1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions, false)
+    error_message = "reserved_concurrent_executions must be null (no reservation) or a whole number of at least 1 (0 would stop every invocation)."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of the function's CloudWatch log group, in days."
   type        = number
@@ -125,13 +136,13 @@ variable "tags" {
 # ------------------------------------------------------------------------------------------
 
 variable "token_secret_name" {
-  description = "Name of the token secret consumers read. null = \"<name>/token\"."
+  description = "Name of the token secret consumers read (at most 500 characters: the created credentials secret adds \"/credentials\" and secret names hold 512). null = \"<name>/token\"."
   type        = string
   default     = null
 
   validation {
-    condition     = var.token_secret_name == null || can(regex("^[A-Za-z0-9/_+=.@-]{1,512}$", var.token_secret_name))
-    error_message = "token_secret_name may contain only letters, digits and /_+=.@- (at most 512 characters)."
+    condition     = var.token_secret_name == null || can(regex("^[A-Za-z0-9/_+=.@-]{1,500}$", var.token_secret_name))
+    error_message = "token_secret_name may contain only letters, digits and /_+=.@-, at most 500 characters (the credentials secret is named \"<token_secret_name>/credentials\", and secret names hold 512)."
   }
 }
 
@@ -272,7 +283,7 @@ variable "refused_credentials_retry" {
 }
 
 variable "max_logins_per_minute" {
-  description = "Logins the whole broker may start in any rolling minute (IADVIZE_MAX_LOGINS_PER_MINUTE); iAdvize allows 100 per minute per IP. Global because the function has reserved concurrency 1."
+  description = "Logins the broker may start in any rolling minute (IADVIZE_MAX_LOGINS_PER_MINUTE); iAdvize allows 100 per minute per IP. Each invocation counts the others' logins from the secrets' tags; two that overlap before seeing each other's tags start at most twice this. reserved_concurrent_executions = 1 makes it strict."
   type        = number
   default     = 30
 
@@ -289,13 +300,13 @@ variable "per_secret_metrics" {
 }
 
 variable "application_log_level" {
-  description = "Lambda application log level (sets AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  description = "Lambda application log level (sets AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG or INFO only. The metrics ride on log lines that Lambda's filter counts as INFO (an EMF line has no valid level and timestamp), so at WARN or above every metric is dropped and the token expiry alarm, which treats missing data as breaching, pages without end."
   type        = string
   default     = "INFO"
 
   validation {
-    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.application_log_level)
-    error_message = "application_log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+    condition     = contains(["TRACE", "DEBUG", "INFO"], var.application_log_level)
+    error_message = "application_log_level must be TRACE, DEBUG or INFO: at WARN and above Lambda drops the metric lines (they count as INFO), and the token expiry alarm pages."
   }
 }
 
@@ -422,8 +433,8 @@ variable "integrations" {
   default = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.integrations) : can(regex("^[A-Za-z0-9_.-]{1,64}$", k))])
-    error_message = "integrations keys must be 1-64 letters, digits, '.', '-' or '_'."
+    condition     = alltrue([for k in keys(var.integrations) : can(regex("^[A-Za-z0-9_.-]{1,48}$", k))])
+    error_message = "integrations keys must be 1-48 letters, digits, '.', '-' or '_' (the consumer policy \"<name>-read-token-<key>-<region>\" must fit IAM's 128 characters)."
   }
 
   validation {

@@ -16,8 +16,7 @@ use iadvize_token_broker::operator::{Resumed, Verified};
 use iadvize_token_broker::refresh::Outcome;
 use iadvize_token_broker::status::SecretStatus;
 use iadvize_token_broker::token::rfc3339;
-use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource};
-use tracing_subscriber::EnvFilter;
+use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource, logging};
 
 /// Everything worked (`status`: every token valid, no credentials blocked).
 const EXIT_OK: u8 = 0;
@@ -46,7 +45,8 @@ IADVIZE_API_URL, IADVIZE_MIN_LOGIN_INTERVAL, ...). Only `get` ever prints a toke
 #[derive(Debug, Parser)]
 #[command(name = "iadvize-token", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// The broker's logs on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    /// The broker's logs on stderr (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
+    /// Dependencies log below INFO only through the broker's allow-list, whatever is asked.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
@@ -136,22 +136,26 @@ async fn run(command: Command, timeout: Duration, deadline: tokio::time::Instant
     }
 }
 
-/// Logs go to stderr (stdout is for `get`'s token and the reports); quiet by default.
+/// Logs go to stderr (stdout is for `get`'s token and the reports); quiet by default. The
+/// filter is the Lambda's (`logging::filter`): however verbose the operator asks for, the
+/// dependencies that log secrets below INFO (request signing with the session token, whole
+/// responses with secret values) stay at INFO.
 fn init_logging(verbose: u8) {
-    let filter = std::env::var("RUST_LOG")
+    let level = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
         .unwrap_or_else(|| {
             // By default the command's own messages say what failed; -v adds the broker's logs.
-            let level = match verbose {
+            match verbose {
                 0 => "off",
                 1 => "info",
-                _ => "debug",
-            };
-            format!("{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn,rustls=warn")
+                2 => "debug",
+                _ => "trace",
+            }
+            .to_owned()
         });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(logging::filter(&level))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
@@ -251,7 +255,10 @@ fn print_status(s: &SecretStatus) {
         }
         ("expired", Some(at)) => format!("EXPIRED at {at}"),
         ("missing", _) => "missing: the secret has no value yet".to_owned(),
-        ("invalid", _) => "INVALID: the value is not a token record".to_owned(),
+        ("invalid", _) => match &s.invalid_reason {
+            Some(reason) => format!("INVALID: the value is {reason}"),
+            None => "INVALID: the value is not a token record".to_owned(),
+        },
         (other, _) => other.to_owned(),
     };
     println!("  token:               {token}");

@@ -149,6 +149,11 @@ pub enum Fault {
     HugeBody(usize),
     /// `200 {"error":"invalid_token", …}`: the error body of DESIGN §1 with a success status.
     InvalidTokenOk,
+    /// Login: `200` with a real token (valid for the configured lifetime) in an answer whose
+    /// fields are the documented ones overwritten by this object's (e.g. `{"expires_in":
+    /// "86400.0", "token_type": null}`); in its string values `{token}` stands for the token.
+    /// Verification: `200` with this object as it is.
+    Answer(Value),
 }
 
 /// The `Retry-After` header of a [`Fault::TooManyRequests`].
@@ -648,6 +653,24 @@ async fn login(
         Some(fault @ (Fault::Html(_) | Fault::HugeBody(_) | Fault::InvalidTokenOk)) => {
             return same_on_both_endpoints(fault);
         }
+        Some(Fault::Answer(fields)) => {
+            let mut inner = shared.lock();
+            let token = inner.issue_token(username.map_or("", String::as_str));
+            let lifetime = inner.token_lifetime.as_secs();
+            let mut answer = json!({
+                "access_token": token,
+                "expires_in": lifetime,
+                "token_type": "Bearer",
+                "refresh_token": "none",
+            });
+            for (key, value) in fields.as_object().into_iter().flatten() {
+                answer[key] = match value {
+                    Value::String(text) => Value::String(text.replace("{token}", &token)),
+                    other => other.clone(),
+                };
+            }
+            return json_response(StatusCode::OK, answer);
+        }
     }
 
     handle_login(&shared, peer.ip(), form.as_ref())
@@ -728,6 +751,7 @@ async fn authenticated(State(shared): State<Shared>, headers: HeaderMap) -> Resp
         Some(fault @ (Fault::Html(_) | Fault::HugeBody(_) | Fault::InvalidTokenOk)) => {
             return same_on_both_endpoints(fault);
         }
+        Some(Fault::Answer(body)) => return json_response(StatusCode::OK, body),
     }
 
     let checked = shared.lock().check_bearer(&headers);

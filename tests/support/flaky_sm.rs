@@ -19,6 +19,10 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(Default)]
 struct Shared {
+    /// The operation that fails (`GetSecretValue` unless [`FlakySm::fail_operation`] says).
+    operation: Mutex<Option<&'static str>>,
+    /// Requests seen per operation.
+    requests: Mutex<std::collections::HashMap<String, u64>>,
     /// The error code `GetSecretValue` answers with, when failing.
     failing: Mutex<Option<&'static str>>,
     /// Reads that pass before `failing` applies.
@@ -47,9 +51,26 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_read = headers
+    let target = headers
         .get("x-amz-target")
-        .is_some_and(|t| t.as_bytes().ends_with(b".GetSecretValue"));
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or_default()
+        .to_owned();
+    *proxy
+        .shared
+        .requests
+        .lock()
+        .unwrap()
+        .entry(target.clone())
+        .or_default() += 1;
+    let failing_operation = proxy
+        .shared
+        .operation
+        .lock()
+        .unwrap()
+        .unwrap_or("GetSecretValue");
+    let is_read = target == failing_operation;
     if is_read {
         let seen = proxy.shared.reads.fetch_add(1, Ordering::SeqCst);
         let failing = *proxy.shared.failing.lock().unwrap();
@@ -138,12 +159,31 @@ impl FlakySm {
         self.fail_reads(Some(code));
     }
 
-    /// `GetSecretValue` requests seen, answered or failed.
+    /// From now on `operation` (e.g. `UpdateSecretVersionStage`) answers this error code
+    /// instead of `GetSecretValue`.
+    pub fn fail_operation(&self, operation: &'static str, code: &'static str) {
+        *self.shared.operation.lock().unwrap() = Some(operation);
+        self.fail_reads(Some(code));
+    }
+
+    /// Requests of `operation` seen, answered or failed.
+    pub fn requests(&self, operation: &str) -> u64 {
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests of the failing operation (`GetSecretValue` unless
+    /// [`FlakySm::fail_operation`] changed it) seen, answered or failed.
     pub fn reads(&self) -> u64 {
         self.shared.reads.load(Ordering::SeqCst)
     }
 
-    /// `GetSecretValue` requests that got the injected error.
+    /// Requests of the failing operation that got the injected error.
     pub fn failed_reads(&self) -> u64 {
         self.shared.failed_reads.load(Ordering::SeqCst)
     }

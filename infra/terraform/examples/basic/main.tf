@@ -1,11 +1,9 @@
-# Example root module: deploys the broker with its defaults, from a release zip you
-# downloaded (or built once with `make dist`): no Rust toolchain needed.
+# Example root module: deploys the broker with its defaults, from a release zip built once
+# with `make dist` (or a release asset of your fork): no Rust toolchain needed here.
 #
-#   curl -LO https://…/releases/download/v0.1.0/iadvize-token-broker-0.1.0-x86_64.zip
-#   sha256sum -c SHA256SUMS --ignore-missing
-#   terraform init && terraform apply -var package=iadvize-token-broker-0.1.0-x86_64.zip
-#   aws secretsmanager put-secret-value --secret-id "$(terraform output -raw credentials_secret_arn)" \
-#       --secret-string file://creds.json
+#   (cd dist && sha256sum -c SHA256SUMS --ignore-missing)
+#   terraform init && terraform apply -var package=../../../../dist/iadvize-token-broker-0.1.0-x86_64.zip
+#   then put the credentials and run a first tick: infra/README.md "Put the credentials".
 #
 # With aws_endpoint_url set, every call goes to a local stand-in (moto) with dummy
 # credentials; `make test-infra-apply` does that.

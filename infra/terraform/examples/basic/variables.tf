@@ -5,9 +5,14 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Name prefix of the broker's resources."
+  description = "Name prefix of the broker's resources (1-40 characters)."
   type        = string
   default     = "iadvize-token-broker"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name))
+    error_message = "name must be 1-40 characters of letters, digits, '-' or '_' (the module's limit, so that every name built from it fits)."
+  }
 }
 
 variable "package" {

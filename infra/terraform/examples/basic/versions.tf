@@ -1,10 +1,11 @@
 terraform {
-  required_version = ">= 1.5"
+  # The module's own minimums (infra/terraform/versions.tf says why).
+  required_version = ">= 1.4"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.31, < 7.0"
+      version = ">= 5.33.0, < 7.0"
     }
   }
 }

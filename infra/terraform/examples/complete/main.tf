@@ -95,6 +95,9 @@ module "broker" {
   memory_size       = 256
   timeout           = 180
 
+  # One invocation at a time, for accounts whose concurrency quota allows a reservation.
+  reserved_concurrent_executions = var.reserved_concurrent_executions
+
   # Schedule, logs, alarms.
   schedule_expression   = "rate(1 hour)"
   log_retention_days    = 90

@@ -5,9 +5,20 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Name prefix of the broker's resources and secrets."
+  description = "Name prefix of the broker's resources and secrets (1-40 characters)."
   type        = string
   default     = "iadvize-token-broker"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name))
+    error_message = "name must be 1-40 characters of letters, digits, '-' or '_' (the module's limit, so that every name built from it fits)."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Concurrent executions reserved for the function (null = none; 1 = one invocation at a time, needs an account concurrency quota above 10)."
+  type        = number
+  default     = null
 }
 
 variable "package_s3_bucket" {
