@@ -83,7 +83,8 @@ tokio::task_local! {
 /// (on this task; a spawned task starts without one). An inner call replaces it for its own
 /// work.
 pub async fn within_deadline<F: IntoFuture>(deadline: Instant, work: F) -> F::Output {
-    DEADLINE.scope(deadline, work.into_future()).await
+    // Boxed: the work (a tick, a rotation) is a deep future, and scopes nest.
+    DEADLINE.scope(deadline, Box::pin(work.into_future())).await
 }
 
 /// The time left for outside calls: until the deadline set by [`within_deadline`] minus

@@ -363,6 +363,10 @@ impl Error {
     pub fn retry(&self) -> Retry {
         match self {
             Error::SecretsManager { retry, .. } => *retry,
+            // A time-out, like the SDK's own (`Retry::of_sdk`): a later call may be answered.
+            Error::SecretsManagerNoAnswer { .. } | Error::SecretsManagerNotConfirmed { .. } => {
+                Retry::Transient
+            }
             Error::Iadvize { source, .. } => source.retry(),
             _ => Retry::Permanent,
         }
@@ -380,6 +384,24 @@ mod tests {
         }
         for status in [200, 301, 400, 401, 403, 404, 413, 501, 505] {
             assert_eq!(Retry::of_status(status), Retry::Permanent, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_call_without_an_answer_is_transient() {
+        for error in [
+            Error::SecretsManagerNoAnswer {
+                secret_id: "s".into(),
+                operation: "DescribeSecret",
+                message: "m".into(),
+            },
+            Error::SecretsManagerNotConfirmed {
+                secret_id: "s".into(),
+                operation: "PutSecretValue",
+                message: "m".into(),
+            },
+        ] {
+            assert_eq!(error.retry(), Retry::Transient, "{error}");
         }
     }
 

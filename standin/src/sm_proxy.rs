@@ -324,6 +324,11 @@ impl SmProxy {
         self.lock().holding
     }
 
+    /// Calls held so far: those being held and those whose caller gave up.
+    pub fn held(&self) -> u64 {
+        self.lock().held
+    }
+
     /// Drops the storm, the holds, and every fault and kill not yet applied (calls already
     /// held stay held until their caller gives up).
     pub fn calm(&self) {
@@ -451,6 +456,8 @@ struct State {
     holds: Vec<(String, Hold)>,
     /// Calls held right now.
     holding: u64,
+    /// Calls held so far.
+    held: u64,
     storm: Option<(Storm, SplitMix64)>,
     log: Vec<CallRecord>,
 }
@@ -465,6 +472,7 @@ impl State {
             kills: Vec::new(),
             holds: Vec::new(),
             holding: 0,
+            held: 0,
             storm: None,
             log: Vec::new(),
         }
@@ -639,10 +647,22 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
                     eprintln!("sm proxy: held call {seq} could not be applied: {error}");
                 }
             }
-            lock(&state).holding += 1;
+            {
+                let mut state = lock(&state);
+                state.holding += 1;
+                state.held += 1;
+            }
             let held = wait_for_close(&mut client).await;
-            lock(&state).holding -= 1;
-            Outcome::Held { point, held }
+            let mut state = lock(&state);
+            state.holding -= 1;
+            state.log.push(CallRecord {
+                seq,
+                operation: request.operation,
+                op_seq,
+                delay,
+                outcome: Outcome::Held { point, held },
+            });
+            return;
         }
         Plan::Kill(pid, point) => {
             if point == KillPoint::AfterApplied {
