@@ -195,9 +195,15 @@ impl Config {
             }
             Ok(value)
         };
+        let operation = positive(AWS_OPERATION_TIMEOUT, defaults.aws_timeouts.operation)?;
+        // Left unset, the attempt time-out follows a shorter operation time-out rather than
+        // refusing a setting the operator did not make.
         let aws_timeouts = AwsTimeouts {
-            operation: positive(AWS_OPERATION_TIMEOUT, defaults.aws_timeouts.operation)?,
-            attempt: positive(AWS_ATTEMPT_TIMEOUT, defaults.aws_timeouts.attempt)?,
+            operation,
+            attempt: positive(
+                AWS_ATTEMPT_TIMEOUT,
+                defaults.aws_timeouts.attempt.min(operation),
+            )?,
         };
         if aws_timeouts.attempt > aws_timeouts.operation {
             return Err(ConfigError {
@@ -325,6 +331,19 @@ mod tests {
         assert_eq!(c.stuck_rotation_after, Duration::from_secs(5400));
         assert!(!c.verify_token);
         assert_eq!(c.max_concurrency.get(), 2);
+    }
+
+    #[test]
+    fn a_short_operation_time_out_alone_shortens_the_attempt_time_out_too() {
+        let c = config(&[(AWS_OPERATION_TIMEOUT, "1s")]).unwrap();
+        assert_eq!(c.aws_timeouts.operation, Duration::from_secs(1));
+        assert_eq!(c.aws_timeouts.attempt, Duration::from_secs(1));
+        let c = config(&[(AWS_OPERATION_TIMEOUT, "1m")]).unwrap();
+        assert_eq!(
+            c.aws_timeouts.attempt,
+            Duration::from_secs(5),
+            "the default attempt"
+        );
     }
 
     #[test]

@@ -51,7 +51,8 @@ struct Cli {
     verbose: u8,
 
     /// Give up after this long (e.g. 10s, 90s, 5m), waiting on Secrets Manager or iAdvize.
-    /// Each Secrets Manager call also gives up after IADVIZE_AWS_OPERATION_TIMEOUT (20s).
+    /// Each Secrets Manager call also gives up after IADVIZE_AWS_OPERATION_TIMEOUT (20s; `get`
+    /// reads no IADVIZE_* variable and always uses 20s).
     #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
