@@ -122,7 +122,7 @@ async fn a_tick_whose_read_never_gets_an_answer_reports_it_within_the_operation_
 
         figures.push(Figure {
             what: format!("{operation} (every call, before forwarding)"),
-            bound: "1 s per operation".into(),
+            bound: "1s per operation".into(),
             answered_after: elapsed,
             deadline: INVOKE_TIMEOUT,
             outcome: outcome(&answer),
@@ -342,7 +342,7 @@ async fn rotation_steps_whose_calls_never_get_an_answer_fail_in_time_and_their_r
     rig.proxy.calm();
     figures.push(Figure {
         what: "createSecret: PutSecretValue (after Secrets Manager applied it)".into(),
-        bound: "1 s per operation".into(),
+        bound: "1s per operation".into(),
         answered_after: elapsed,
         deadline: INVOKE_TIMEOUT,
         outcome: outcome(&answer),
@@ -367,7 +367,7 @@ async fn rotation_steps_whose_calls_never_get_an_answer_fail_in_time_and_their_r
     rig.proxy.calm();
     figures.push(Figure {
         what: "finishSecret: UpdateSecretVersionStage (before forwarding)".into(),
-        bound: "1 s per operation".into(),
+        bound: "1s per operation".into(),
         answered_after: elapsed,
         deadline: INVOKE_TIMEOUT,
         outcome: outcome(&answer),
