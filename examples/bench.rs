@@ -9,6 +9,7 @@
 //! binary is `BENCH_BINARY` when set (e.g. the `bootstrap` of a release zip), else the release
 //! build in `target/release/` that `make bench` builds.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,10 @@ async fn main() -> Fallible<()> {
         .send()
         .await?;
     sm.create_secret().name(&token).send().await?;
+    // The binary's own token secret: the login pacing is seeded from a secret's tags, and the
+    // in-process runs below log in many times on `token`.
+    let binary_token = format!("bench-binary-token-{suffix}");
+    sm.create_secret().name(&binary_token).send().await?;
 
     let store = SecretStore::new(sm.clone());
     let config = Config {
@@ -53,6 +58,8 @@ async fn main() -> Fallible<()> {
         credentials_secret_id: Some(creds.clone()),
         api_url: standin.url().parse()?,
         min_login_interval: Duration::ZERO,
+        // 20 forced refreshes and 20 rotations log in 40 times within a minute.
+        max_logins_per_minute: NonZeroU32::MAX,
         ..Config::default()
     };
     let binary_config = [
@@ -61,9 +68,11 @@ async fn main() -> Fallible<()> {
         ("AWS_SECRET_ACCESS_KEY", "bench"),
         ("AWS_REGION", "us-east-1"),
         ("IADVIZE_API_URL", standin.url().as_str()),
-        ("IADVIZE_TOKEN_SECRET_IDS", token.as_str()),
+        ("IADVIZE_TOKEN_SECRET_IDS", binary_token.as_str()),
         ("IADVIZE_CREDENTIALS_SECRET_ID", creds.as_str()),
         ("IADVIZE_MIN_LOGIN_INTERVAL", "0s"),
+        // 31 forced refreshes, each a login, within a minute.
+        ("IADVIZE_MAX_LOGINS_PER_MINUTE", "100"),
     ]
     .map(|(key, value)| (key.to_owned(), value.to_owned()));
     let broker = Broker::new(config, store.clone(), Metrics::off())?;
