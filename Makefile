@@ -89,7 +89,8 @@ demo: prereqs-demo tools ## the broker's main job end to end on local stand-ins 
 	cargo build --workspace --bins
 	$(WITH_MOTO) cargo run --quiet --example demo
 
-bench: tools ## cost of a tick and of a rotation: Secrets Manager calls, iAdvize calls, wall time
+bench: tools ## cost of a tick and of a rotation, and the Lambda binary's init and refresh times (BENCH_BINARY=path/to/bootstrap to time another build)
+	$(if $(BENCH_BINARY),,cargo build --release --quiet --bin iadvize-token-broker)
 	$(WITH_MOTO) cargo run --release --quiet --example bench
 
 bench-fleet: tools ## one broker for 10/100/500 integrations: first fill, fresh-tick cost, a simulated day (minutes)
@@ -100,7 +101,7 @@ build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
 
 package: tools ## the zip Terraform uploads: target/lambda/iadvize-token-broker/bootstrap.zip
 	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker --output-format zip
-	@ls -l target/lambda/iadvize-token-broker/bootstrap.zip
+	@scripts/check-zip-size.sh target/lambda/iadvize-token-broker/bootstrap.zip
 
 dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in dist/: zip per arch, CycloneDX SBOM, SHA256SUMS (see RELEASING.md)
 	@echo "dist: one release build per architecture ($(DIST_ARCHES)); a first one takes 5 to 10 minutes here"

@@ -5,6 +5,9 @@
 #   dist/iadvize-token-broker-<version>-<arch>.cdx.json   CycloneDX SBOM of the Lambda binary's crates
 #   dist/SHA256SUMS                                       `sha256sum -c SHA256SUMS` checks them
 #
+# A zip over the size budget (scripts/check-zip-size.sh: 4,000,000 bytes unless MAX_ZIP_BYTES
+# says otherwise) fails the run: it is removed and no SHA256SUMS is written.
+#
 # usage: scripts/dist.sh ARCH...   (ARCH: x86_64, arm64)
 #
 # Reproducible: paths are remapped out of the binary, the zip has one entry with a fixed time
@@ -29,6 +32,8 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=/build --remap-path-prefix=$cargo_home=/cargo"
 
 mkdir -p dist
+# Written last, only when every zip passed.
+rm -f dist/SHA256SUMS
 for arch in "$@"; do
   case $arch in
     x86_64) flag=--x86-64 triple=x86_64-unknown-linux-gnu ;;
@@ -53,6 +58,11 @@ with open(src, "rb") as f, zipfile.ZipFile(dst + ".part", "w") as z:
     z.writestr(info, f.read(), compresslevel=9)
 os.replace(dst + ".part", dst)
 PY
+  if ! scripts/check-zip-size.sh "dist/$name.zip"; then
+    rm -f "dist/$name.zip"
+    echo "dist: removed dist/$name.zip; the binary is $CARGO_TARGET_DIR/lambda/$bin/bootstrap" >&2
+    exit 1
+  fi
   # SBOM of the broker crate's normal dependencies for this target (what the binary links).
   "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --all --no-build-deps \
     --target "$triple" --override-filename "$name.cdx" --manifest-path Cargo.toml

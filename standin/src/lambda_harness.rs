@@ -14,7 +14,8 @@
 //!
 //! The child's stdout and stderr are captured ([`LambdaHarness::logs`]). When the child exits or
 //! reports an initialisation error, pending and later invocations fail at once instead of
-//! waiting for a deadline.
+//! waiting for a deadline. [`LambdaHarness::ready`] tells how long the function took from its
+//! start to its first `/invocation/next` (its initialisation, as Lambda's `Init Duration`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,8 +23,8 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -139,12 +140,15 @@ impl LambdaHarness {
         let addr = listener.local_addr()?;
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (stopping_tx, stopping_rx) = watch::channel(false);
+        let (first_poll_tx, _) = watch::channel(None);
         let state = Arc::new(HarnessState {
             queue_tx,
             queue_rx: tokio::sync::Mutex::new(queue_rx),
             stopping_tx,
             stopping_rx,
             function_arn,
+            spawned: OnceLock::new(),
+            first_poll: first_poll_tx,
             inner: Mutex::new(HarnessInner::default()),
             logs: Mutex::new(String::new()),
         });
@@ -179,6 +183,7 @@ impl LambdaHarness {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let _ = state.spawned.set(Instant::now());
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(error) => {
@@ -226,6 +231,33 @@ impl LambdaHarness {
     /// The function process's id (for fault tests that kill it), if it started.
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Waits until the function asks for its first event (`GET /invocation/next`) and returns
+    /// the time from spawning the process to that request: the function's initialisation, what
+    /// Lambda reports as `Init Duration` for a cold start. Fails at once when the function
+    /// reports an initialisation error or exits first, and with [`InvokeError::Timeout`] after
+    /// the per-invocation deadline (default 60 s).
+    pub async fn ready(&self) -> Result<Duration, InvokeError> {
+        let mut first_poll = self.state.first_poll.subscribe();
+        let wait = async {
+            loop {
+                if let Some(init) = *first_poll.borrow_and_update() {
+                    return Ok(init);
+                }
+                if let Some(error) = self.state.lock().terminal_error() {
+                    return Err(error);
+                }
+                if first_poll.changed().await.is_err() {
+                    return Err(InvokeError::Harness(
+                        "the runtime API has stopped".to_owned(),
+                    ));
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, wait)
+            .await
+            .unwrap_or(Err(InvokeError::Timeout))
     }
 
     /// Queues `event` and waits for the function's response (up to the deadline plus 10 s).
@@ -337,6 +369,11 @@ struct HarnessState {
     stopping_tx: watch::Sender<bool>,
     stopping_rx: watch::Receiver<bool>,
     function_arn: String,
+    /// When the function process was spawned.
+    spawned: OnceLock<Instant>,
+    /// Time from the spawn to the first `/invocation/next`; also signalled (unchanged) when the
+    /// function fails its initialisation or exits, to wake [`LambdaHarness::ready`].
+    first_poll: watch::Sender<Option<Duration>>,
     inner: Mutex<HarnessInner>,
     logs: Mutex<String>,
 }
@@ -432,6 +469,8 @@ async fn watch_child(
     let mut inner = state.lock();
     inner.exited = Some(description);
     inner.fail_waiting();
+    drop(inner);
+    state.first_poll.send_modify(|_| {});
 }
 
 fn runtime_api(state: Arc<HarnessState>) -> Router {
@@ -463,6 +502,19 @@ fn unknown_request_id() -> Response {
 
 /// `GET /runtime/invocation/next`: long-polls for the next event still awaited by `invoke`.
 async fn next_invocation(State(state): State<Arc<HarnessState>>) -> Response {
+    state.first_poll.send_if_modified(|first| {
+        if first.is_some() {
+            return false;
+        }
+        *first = Some(
+            state
+                .spawned
+                .get()
+                .map(Instant::elapsed)
+                .unwrap_or_default(),
+        );
+        true
+    });
     let mut queue = state.queue_rx.lock().await;
     let mut stopping = state.stopping_rx.clone();
     loop {
@@ -592,5 +644,7 @@ async fn init_error(
     let mut inner = state.lock();
     inner.init_error = Some(report);
     inner.fail_waiting();
+    drop(inner);
+    state.first_poll.send_modify(|_| {});
     accepted()
 }

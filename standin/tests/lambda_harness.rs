@@ -92,6 +92,54 @@ async fn invocations_reach_the_function_and_answers_come_back() {
 }
 
 #[tokio::test]
+async fn ready_measures_the_initialisation_once() {
+    let before_start = Instant::now();
+    let harness = LambdaHarness::start(echo_function(), &[])
+        .await
+        .expect("start the harness");
+    let init = harness
+        .ready()
+        .await
+        .expect("the function polls for an event");
+    // From the spawn to the first poll: inside the time this test has been waiting.
+    assert!(init > Duration::ZERO && init <= before_start.elapsed());
+    // Later polls (one after each answer) do not move the figure.
+    for n in 0..2 {
+        let answer = harness.invoke(&json!({"n": n})).await.expect("a response");
+        assert_eq!(answer["echo"]["n"], n);
+    }
+    assert_eq!(harness.ready().await, Ok(init));
+    harness.shutdown().await;
+}
+
+#[tokio::test]
+async fn ready_fails_when_the_function_fails_to_initialise() {
+    let harness = LambdaHarness::start(
+        echo_function(),
+        &env(&[("ECHO_INIT_ERROR", "IADVIZE_API_URL is not https")]),
+    )
+    .await
+    .expect("start the harness");
+    assert_eq!(
+        harness.ready().await,
+        Err(InvokeError::InitFailed {
+            error_type: "EchoInitError".to_owned(),
+            error_message: "IADVIZE_API_URL is not https".to_owned()
+        })
+    );
+
+    // A process that exits without ever polling (`true` is not a Lambda function).
+    let harness = LambdaHarness::start(Path::new("true"), &[])
+        .await
+        .expect("start the harness");
+    let error = harness.ready().await.expect_err("no first poll");
+    let InvokeError::Harness(message) = &error else {
+        panic!("expected a harness error, got {error:?}");
+    };
+    assert!(message.contains("exited"), "{message}");
+}
+
+#[tokio::test]
 async fn an_init_error_fails_invocations_promptly() {
     let harness = LambdaHarness::start(
         echo_function(),
