@@ -53,15 +53,14 @@ async fn main() -> Fallible<()> {
     sm.create_secret().name(&binary_token).send().await?;
 
     let store = SecretStore::new(sm.clone());
-    let config = Config {
-        token_secret_ids: vec![token.clone()],
-        credentials_secret_id: Some(creds.clone()),
-        api_url: standin.url().parse()?,
-        min_login_interval: Duration::ZERO,
-        // 20 forced refreshes and 20 rotations log in 40 times within a minute.
-        max_logins_per_minute: NonZeroU32::MAX,
-        ..Config::default()
-    };
+    let config = Config::builder()
+        .token_secret_ids(vec![token.clone()])
+        .credentials_secret_id(Some(creds.clone()))
+        .api_url(standin.url().parse()?)
+        .min_login_interval(Duration::ZERO)
+        .// 20 forced refreshes and 20 rotations log in 40 times within a minute.
+        max_logins_per_minute(NonZeroU32::MAX)
+        .build()?;
     let binary_config = [
         ("AWS_ENDPOINT_URL", moto.as_str()),
         ("AWS_ACCESS_KEY_ID", "bench"),

@@ -113,8 +113,8 @@ async fn main() -> Fallible<()> {
          fresh tick: Secrets Manager calls of one tick over N fresh secrets (per-secret path: 2N); \
          day: 1 hour = {:?}, token lifetime 24 ticks, {} integrations share one user",
         60 / FILL_COMPRESSION,
-        Config::default().max_logins_per_minute,
-        Config::default().min_login_interval / FILL_COMPRESSION,
+        Config::default().max_logins_per_minute(),
+        Config::default().min_login_interval() / FILL_COMPRESSION,
         DAY_TICK,
         SHARING
     );
@@ -165,11 +165,11 @@ async fn create_fleet(sm: &Client, users: &[(String, String)], n: usize) -> Fall
 
 fn broker(sm: &Client, standin: &Standin, config: Config, window: Duration) -> Fallible<Broker> {
     Ok(Broker::new(
-        Config {
-            api_url: standin.url().parse()?,
-            http_timeout: Duration::from_secs(2),
-            ..config
-        },
+        config
+            .to_builder()
+            .api_url(standin.url().parse()?)
+            .http_timeout(Duration::from_secs(2))
+            .build()?,
         SecretStore::new(sm.clone()),
         Metrics::off(),
     )?
@@ -185,10 +185,10 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
     let fill = broker(
         sm,
         standin,
-        Config {
-            min_login_interval: defaults.min_login_interval / FILL_COMPRESSION,
-            ..Config::default()
-        },
+        Config::builder()
+            .min_login_interval(defaults.min_login_interval() / FILL_COMPRESSION)
+            .build()
+            .expect("a valid test configuration"),
         window,
     )?;
     let limited = standin.stats().rate_limited;
@@ -274,11 +274,11 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
     let day = broker(
         sm,
         standin,
-        Config {
-            refresh_before_expiry: DAY_TICK * 4,
-            min_login_interval: Duration::from_secs_f64(10.0 * hour / 3600.0),
-            ..Config::default()
-        },
+        Config::builder()
+            .refresh_before_expiry(DAY_TICK * 4)
+            .min_login_interval(Duration::from_secs_f64(10.0 * hour / 3600.0))
+            .build()
+            .expect("a valid test configuration"),
         day_window,
     )?;
     // Every integration gets a token of the compressed lifetime first.

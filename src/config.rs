@@ -11,39 +11,214 @@ use crate::bounds::AwsTimeouts;
 /// Default iAdvize API base URL.
 pub const DEFAULT_API_URL: &str = "https://api.iadvize.com";
 
-/// The validated configuration of DESIGN §8.
+/// The broker's settings, validated: built only by [`Config::from_env`] /
+/// [`Config::from_lookup`] (the `IADVIZE_*` variables) or by [`ConfigBuilder::build`], which
+/// apply the same rules, so every `Config` in the process is usable. The README's
+/// configuration table lists the variables, their defaults and their units.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Token secrets a refresh tick manages (`IADVIZE_TOKEN_SECRET_IDS`).
-    pub token_secret_ids: Vec<String>,
-    /// Default credentials secret (`IADVIZE_CREDENTIALS_SECRET_ID`); a token secret's
+    token_secret_ids: Vec<String>,
+    credentials_secret_id: Option<String>,
+    api_url: Url,
+    refresh_before_expiry: Duration,
+    min_login_interval: Duration,
+    stuck_rotation_after: Duration,
+    http_timeout: Duration,
+    verify_token: bool,
+    max_concurrency: NonZeroUsize,
+    refused_credentials_retry: Option<Duration>,
+    max_logins_per_minute: NonZeroU32,
+    per_secret_metrics: bool,
+    aws_timeouts: AwsTimeouts,
+}
+
+impl Config {
+    /// Token secrets a refresh tick manages besides the tagged ones
+    /// (`IADVIZE_TOKEN_SECRET_IDS`: names or ARNs; empty when unset).
+    pub fn token_secret_ids(&self) -> &[String] {
+        &self.token_secret_ids
+    }
+
+    /// The default credentials secret (`IADVIZE_CREDENTIALS_SECRET_ID`); a token secret's
     /// `iadvize:credentials-secret-id` tag takes precedence.
-    pub credentials_secret_id: Option<String>,
-    /// iAdvize base URL, `https` unless the host is a loopback address.
-    pub api_url: Url,
-    /// Refresh when less than this remains before `expires_at`.
-    pub refresh_before_expiry: Duration,
-    /// Minimum spacing between the starts of two logins for one token secret.
-    pub min_login_interval: Duration,
-    /// An unfinished rotation older than this is resumed by the tick (`0s`: at once).
-    pub stuck_rotation_after: Duration,
-    /// Timeout of one HTTP request to iAdvize.
-    pub http_timeout: Duration,
-    /// Whether testSecret calls `/_authenticated`.
-    pub verify_token: bool,
-    /// How many token secrets a tick refreshes at the same time.
-    pub max_concurrency: NonZeroUsize,
+    pub fn credentials_secret_id(&self) -> Option<&str> {
+        self.credentials_secret_id.as_deref()
+    }
+
+    /// The iAdvize base URL (`IADVIZE_API_URL`): `https`, or `http` on a loopback host.
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
+    }
+
+    /// A token is refreshed when less than this is left before its `expires_at`
+    /// (`IADVIZE_REFRESH_BEFORE_EXPIRY`, default 4 h).
+    pub fn refresh_before_expiry(&self) -> Duration {
+        self.refresh_before_expiry
+    }
+
+    /// Least time between the starts of two logins of one iAdvize user, and of one token
+    /// secret (`IADVIZE_MIN_LOGIN_INTERVAL`, default 10 s; `0s`: no spacing).
+    pub fn min_login_interval(&self) -> Duration {
+        self.min_login_interval
+    }
+
+    /// An unfinished rotation older than this is resumed by the tick
+    /// (`IADVIZE_STUCK_ROTATION_AFTER`, default 15 min; `0s`: at once).
+    pub fn stuck_rotation_after(&self) -> Duration {
+        self.stuck_rotation_after
+    }
+
+    /// Time-out of one HTTP request to iAdvize (`IADVIZE_HTTP_TIMEOUT`, default 10 s; never 0).
+    pub fn http_timeout(&self) -> Duration {
+        self.http_timeout
+    }
+
+    /// Whether a new token is checked with `/_authenticated` before it is published
+    /// (`IADVIZE_VERIFY_TOKEN`, default on).
+    pub fn verify_token(&self) -> bool {
+        self.verify_token
+    }
+
+    /// How many token secrets a tick works on at the same time (`IADVIZE_MAX_CONCURRENCY`,
+    /// default 4).
+    pub fn max_concurrency(&self) -> NonZeroUsize {
+        self.max_concurrency
+    }
+
     /// While iAdvize's refusal of a credentials version stands, one probe login per this
-    /// (`None`: never probe; only a new credentials value clears the block).
-    pub refused_credentials_retry: Option<Duration>,
-    /// Logins the whole broker may start in any rolling minute (iAdvize allows 100/min per IP).
-    pub max_logins_per_minute: NonZeroU32,
-    /// Whether metrics are also emitted per token secret (dimension `SecretName`). Off by
-    /// default: every per-secret series is a billed custom metric.
-    pub per_secret_metrics: bool,
+    /// (`IADVIZE_REFUSED_CREDENTIALS_RETRY`, default 6 h; `None` for `off`: only a new
+    /// credentials value clears the block).
+    pub fn refused_credentials_retry(&self) -> Option<Duration> {
+        self.refused_credentials_retry
+    }
+
+    /// Logins the whole broker may start in any rolling minute
+    /// (`IADVIZE_MAX_LOGINS_PER_MINUTE`, 1 to 100, default 30; iAdvize allows 100 per IP).
+    pub fn max_logins_per_minute(&self) -> NonZeroU32 {
+        self.max_logins_per_minute
+    }
+
+    /// Whether metrics are also emitted per token secret (dimension `SecretName`;
+    /// `IADVIZE_PER_SECRET_METRICS`, default off: every per-secret series is a billed custom
+    /// metric).
+    pub fn per_secret_metrics(&self) -> bool {
+        self.per_secret_metrics
+    }
+
     /// Time-outs of every AWS call: one operation with its retries
     /// (`IADVIZE_AWS_OPERATION_TIMEOUT`) and one attempt (`IADVIZE_AWS_ATTEMPT_TIMEOUT`).
-    pub aws_timeouts: AwsTimeouts,
+    pub fn aws_timeouts(&self) -> AwsTimeouts {
+        self.aws_timeouts
+    }
+
+    /// A builder starting from the defaults (tests, benchmarks, embedding programs).
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder(Config::default())
+    }
+
+    /// A builder starting from this configuration, to change some settings.
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder(self.clone())
+    }
+}
+
+/// Builds a [`Config`] setting by setting; [`ConfigBuilder::build`] applies the rules of
+/// [`Config::from_lookup`]. Each setter takes the value in the unit of the accessor of the
+/// same name.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ConfigBuilder(Config);
+
+impl ConfigBuilder {
+    /// See [`Config::token_secret_ids`].
+    pub fn token_secret_ids(mut self, ids: Vec<String>) -> Self {
+        self.0.token_secret_ids = ids;
+        self
+    }
+
+    /// See [`Config::credentials_secret_id`].
+    pub fn credentials_secret_id(mut self, id: Option<String>) -> Self {
+        self.0.credentials_secret_id = id;
+        self
+    }
+
+    /// See [`Config::api_url`].
+    pub fn api_url(mut self, url: Url) -> Self {
+        self.0.api_url = url;
+        self
+    }
+
+    /// See [`Config::refresh_before_expiry`].
+    pub fn refresh_before_expiry(mut self, before: Duration) -> Self {
+        self.0.refresh_before_expiry = before;
+        self
+    }
+
+    /// See [`Config::min_login_interval`].
+    pub fn min_login_interval(mut self, interval: Duration) -> Self {
+        self.0.min_login_interval = interval;
+        self
+    }
+
+    /// See [`Config::stuck_rotation_after`].
+    pub fn stuck_rotation_after(mut self, after: Duration) -> Self {
+        self.0.stuck_rotation_after = after;
+        self
+    }
+
+    /// See [`Config::http_timeout`].
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.0.http_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::verify_token`].
+    pub fn verify_token(mut self, on: bool) -> Self {
+        self.0.verify_token = on;
+        self
+    }
+
+    /// See [`Config::max_concurrency`].
+    pub fn max_concurrency(mut self, n: NonZeroUsize) -> Self {
+        self.0.max_concurrency = n;
+        self
+    }
+
+    /// See [`Config::refused_credentials_retry`].
+    pub fn refused_credentials_retry(mut self, every: Option<Duration>) -> Self {
+        self.0.refused_credentials_retry = every;
+        self
+    }
+
+    /// See [`Config::max_logins_per_minute`].
+    pub fn max_logins_per_minute(mut self, n: NonZeroU32) -> Self {
+        self.0.max_logins_per_minute = n;
+        self
+    }
+
+    /// See [`Config::per_secret_metrics`].
+    pub fn per_secret_metrics(mut self, on: bool) -> Self {
+        self.0.per_secret_metrics = on;
+        self
+    }
+
+    /// See [`Config::aws_timeouts`].
+    pub fn aws_timeouts(mut self, timeouts: AwsTimeouts) -> Self {
+        self.0.aws_timeouts = timeouts;
+        self
+    }
+
+    /// The configuration, if it keeps the rules of [`Config::from_lookup`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the variable of the first setting that breaks a rule (a zero
+    /// time-out, an attempt time-out longer than the operation time-out, a per-minute cap
+    /// above 100, a probe interval of 0, an `http` URL on a host that is not loopback).
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.0.validate()?;
+        Ok(self.0)
+    }
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -71,6 +246,9 @@ const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
 const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
 
+/// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
+const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -93,12 +271,21 @@ impl Default for Config {
 
 impl Config {
     /// Reads and validates the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_lookup`].
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads and validates a configuration from any variable lookup (the environment, a map).
-    /// Unset and empty variables take their defaults.
+    /// Unset and empty variables take their defaults; surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first variable that cannot be parsed or breaks a rule, and
+    /// saying what is expected.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -143,13 +330,7 @@ impl Config {
             None => defaults.refused_credentials_retry,
             Some(text) if text.eq_ignore_ascii_case("off") => None,
             Some(text) => match parse_duration(&text) {
-                Ok(retry) if !retry.is_zero() => Some(retry),
-                Ok(_) => {
-                    return Err(ConfigError {
-                        variable: REFUSED_CREDENTIALS_RETRY,
-                        message: "must be longer than 0s, or off".into(),
-                    });
-                }
+                Ok(retry) => Some(retry),
                 Err(message) => {
                     return Err(ConfigError {
                         variable: REFUSED_CREDENTIALS_RETRY,
@@ -163,7 +344,7 @@ impl Config {
             Some(text) => text
                 .parse()
                 .ok()
-                .filter(|n: &NonZeroU32| n.get() <= 100)
+                .filter(|n: &NonZeroU32| n.get() <= MAX_LOGINS_PER_MINUTE_LIMIT)
                 .ok_or_else(|| ConfigError {
                     variable: MAX_LOGINS_PER_MINUTE,
                     message: format!(
@@ -179,44 +360,18 @@ impl Config {
             })?,
         };
         let http_timeout = duration(HTTP_TIMEOUT, defaults.http_timeout)?;
-        if http_timeout.is_zero() {
-            return Err(ConfigError {
-                variable: HTTP_TIMEOUT,
-                message: "must be longer than 0s".into(),
-            });
-        }
-        let positive = |name: &'static str, default: Duration| {
-            let value = duration(name, default)?;
-            if value.is_zero() {
-                return Err(ConfigError {
-                    variable: name,
-                    message: "must be longer than 0s".into(),
-                });
-            }
-            Ok(value)
-        };
-        let operation = positive(AWS_OPERATION_TIMEOUT, defaults.aws_timeouts.operation)?;
+        let operation = duration(AWS_OPERATION_TIMEOUT, defaults.aws_timeouts.operation)?;
         // Left unset, the attempt time-out follows a shorter operation time-out rather than
         // refusing a setting the operator did not make.
         let aws_timeouts = AwsTimeouts {
             operation,
-            attempt: positive(
+            attempt: duration(
                 AWS_ATTEMPT_TIMEOUT,
                 defaults.aws_timeouts.attempt.min(operation),
             )?,
         };
-        if aws_timeouts.attempt > aws_timeouts.operation {
-            return Err(ConfigError {
-                variable: AWS_ATTEMPT_TIMEOUT,
-                message: format!(
-                    "one attempt ({}) cannot be longer than the whole operation ({AWS_OPERATION_TIMEOUT}: {})",
-                    humantime::format_duration(aws_timeouts.attempt),
-                    humantime::format_duration(aws_timeouts.operation)
-                ),
-            });
-        }
 
-        Ok(Config {
+        ConfigBuilder(Config {
             token_secret_ids,
             credentials_secret_id: get(CREDENTIALS_SECRET_ID),
             api_url,
@@ -231,10 +386,63 @@ impl Config {
             per_secret_metrics,
             aws_timeouts,
         })
+        .build()
+    }
+
+    /// The rules every configuration keeps, whoever built it; the first broken one names its
+    /// variable.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |variable: &'static str, value: Duration| {
+            if value.is_zero() {
+                Err(ConfigError {
+                    variable,
+                    message: "must be longer than 0s".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        check_api_url(&self.api_url).map_err(|message| ConfigError {
+            variable: API_URL,
+            message,
+        })?;
+        if self.refused_credentials_retry.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError {
+                variable: REFUSED_CREDENTIALS_RETRY,
+                message: "must be longer than 0s, or off".into(),
+            });
+        }
+        if self.max_logins_per_minute.get() > MAX_LOGINS_PER_MINUTE_LIMIT {
+            return Err(ConfigError {
+                variable: MAX_LOGINS_PER_MINUTE,
+                message: format!(
+                    "expected a whole number from 1 to {MAX_LOGINS_PER_MINUTE_LIMIT} (iAdvize allows 100 logins per minute per IP), got {}",
+                    self.max_logins_per_minute
+                ),
+            });
+        }
+        positive(HTTP_TIMEOUT, self.http_timeout)?;
+        positive(AWS_OPERATION_TIMEOUT, self.aws_timeouts.operation)?;
+        positive(AWS_ATTEMPT_TIMEOUT, self.aws_timeouts.attempt)?;
+        if self.aws_timeouts.attempt > self.aws_timeouts.operation {
+            return Err(ConfigError {
+                variable: AWS_ATTEMPT_TIMEOUT,
+                message: format!(
+                    "one attempt ({}) cannot be longer than the whole operation ({AWS_OPERATION_TIMEOUT}: {})",
+                    humantime::format_duration(self.aws_timeouts.attempt),
+                    humantime::format_duration(self.aws_timeouts.operation)
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
 /// Parses `90s`, `15m`, `4h`, `1h30m`, `0s`.
+///
+/// # Errors
+///
+/// A message quoting `text` and giving examples of what is expected.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("expected a duration such as 90s, 15m or 4h, got {text:?} ({e})"))
@@ -248,9 +456,25 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// The base URL must be `https`, except on loopback hosts (tests and the demo).
+/// Parses the iAdvize base URL: it must be `https`, except on loopback hosts (tests and the
+/// demo).
+///
+/// # Errors
+///
+/// What is wrong, quoting `text`: not a URL, another scheme, or `http` on a host that is not
+/// loopback.
 pub fn parse_api_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("not a URL: {text:?} ({e})"))?;
+    check_scheme(&url, text)?;
+    Ok(url)
+}
+
+/// [`parse_api_url`]'s rule for a URL already parsed.
+fn check_api_url(url: &Url) -> Result<(), String> {
+    check_scheme(url, url.as_str())
+}
+
+fn check_scheme(url: &Url, text: &str) -> Result<(), String> {
     let loopback = match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -258,8 +482,8 @@ pub fn parse_api_url(text: &str) -> Result<Url, String> {
         None => false,
     };
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
         "http" => Err(format!(
             "{text:?} must use https (plain http is only allowed for loopback hosts)"
         )),

@@ -1,10 +1,12 @@
-//! The broker's errors. Every message tells the operator what happened and, where it
-//! helps, what to do; none contains a token, a password, a username or a RotationToken.
+//! The broker's errors, and the one rule that says which failures a retry can fix
+//! ([`Retry`]). Every message tells the operator what happened and, where it helps, what to
+//! do; none contains a token, a password, a username or a RotationToken.
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::config::ConfigError;
-use crate::iadvize::IadvizeError;
 
 /// Everything that can make an invocation fail.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,10 @@ pub enum Error {
         secret_id: String,
         /// The API operation.
         operation: &'static str,
-        /// The SDK's explanation.
+        /// The service's error code (`AccessDeniedException`, `ThrottlingException`, …),
+        /// when the call got an answer that had one.
+        code: Option<String>,
+        /// The SDK's explanation (the code and the service's message).
         message: String,
         /// Whether the same call may succeed later ([`Retry::of_sdk`]).
         retry: Retry,
@@ -199,34 +204,133 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// A short machine-readable name, used as the Lambda `errorType`.
-    pub fn kind(&self) -> &'static str {
+/// What kind of failure an [`Error`] is: its variant without the details. Serialised (and
+/// shown as the Lambda `errorType`) as the names of [`ErrorKind::as_str`], e.g.
+/// `CredentialsBlocked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// [`Error::Config`]: `ConfigError`.
+    Config,
+    /// [`Error::InvalidEvent`]: `InvalidEvent`.
+    InvalidEvent,
+    /// [`Error::Guard`]: `RotationGuard`.
+    Guard,
+    /// [`Error::SecretNotFound`]: `SecretNotFound`.
+    SecretNotFound,
+    /// [`Error::SecretsManager`]: `SecretsManagerError`.
+    SecretsManager,
+    /// [`Error::SecretsManagerNoAnswer`]: `SecretsManagerNoAnswer`.
+    SecretsManagerNoAnswer,
+    /// [`Error::SecretsManagerNotConfirmed`]: `SecretsManagerNotConfirmed`.
+    SecretsManagerNotConfirmed,
+    /// [`Error::NoCredentialsSecret`]: `NoCredentialsSecret`.
+    NoCredentialsSecret,
+    /// [`Error::BadCredentials`]: `BadCredentials`.
+    BadCredentials,
+    /// [`Error::CredentialsRefused`]: `CredentialsRefused`.
+    CredentialsRefused,
+    /// [`Error::CredentialsBlocked`]: `CredentialsBlocked`.
+    CredentialsBlocked,
+    /// [`Error::LoginSpacing`]: `LoginSpacing`.
+    LoginSpacing,
+    /// [`Error::LoginPaced`]: `LoginPaced`.
+    LoginPaced,
+    /// [`Error::Iadvize`]: `IadvizeError`.
+    Iadvize,
+    /// [`Error::TestFailed`]: `TestSecretFailed`.
+    TestFailed,
+    /// [`Error::NewTokenRejected`]: `NewTokenRejected`.
+    NewTokenRejected,
+    /// [`Error::TickFailed`]: `RefreshFailed`.
+    TickFailed,
+    /// A secret the tick left for the next one although its token does not last until then
+    /// (no [`Error`] variant: the tick reports it in the secret's result): `Deferred`.
+    Deferred,
+}
+
+impl ErrorKind {
+    /// The machine-readable name (the Lambda `errorType`, the `error_kind` of a tick's result).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::Config(_) => "ConfigError",
-            Error::InvalidEvent(_) => "InvalidEvent",
-            Error::Guard { .. } => "RotationGuard",
-            Error::SecretNotFound { .. } => "SecretNotFound",
-            Error::SecretsManager { .. } => "SecretsManagerError",
-            Error::SecretsManagerNoAnswer { .. } => "SecretsManagerNoAnswer",
-            Error::SecretsManagerNotConfirmed { .. } => "SecretsManagerNotConfirmed",
-            Error::NoCredentialsSecret { .. } => "NoCredentialsSecret",
-            Error::BadCredentials { .. } => "BadCredentials",
-            Error::CredentialsRefused { .. } => "CredentialsRefused",
-            Error::CredentialsBlocked { .. } => "CredentialsBlocked",
-            Error::LoginSpacing { .. } => "LoginSpacing",
-            Error::LoginPaced { .. } => "LoginPaced",
-            Error::Iadvize { .. } => "IadvizeError",
-            Error::TestFailed { .. } => "TestSecretFailed",
-            Error::NewTokenRejected { .. } => "NewTokenRejected",
-            Error::TickFailed { .. } => "RefreshFailed",
+            ErrorKind::Config => "ConfigError",
+            ErrorKind::InvalidEvent => "InvalidEvent",
+            ErrorKind::Guard => "RotationGuard",
+            ErrorKind::SecretNotFound => "SecretNotFound",
+            ErrorKind::SecretsManager => "SecretsManagerError",
+            ErrorKind::SecretsManagerNoAnswer => "SecretsManagerNoAnswer",
+            ErrorKind::SecretsManagerNotConfirmed => "SecretsManagerNotConfirmed",
+            ErrorKind::NoCredentialsSecret => "NoCredentialsSecret",
+            ErrorKind::BadCredentials => "BadCredentials",
+            ErrorKind::CredentialsRefused => "CredentialsRefused",
+            ErrorKind::CredentialsBlocked => "CredentialsBlocked",
+            ErrorKind::LoginSpacing => "LoginSpacing",
+            ErrorKind::LoginPaced => "LoginPaced",
+            ErrorKind::Iadvize => "IadvizeError",
+            ErrorKind::TestFailed => "TestSecretFailed",
+            ErrorKind::NewTokenRejected => "NewTokenRejected",
+            ErrorKind::TickFailed => "RefreshFailed",
+            ErrorKind::Deferred => "Deferred",
         }
+    }
+
+    /// Whether iAdvize refused the credentials, now or before: no login until they change
+    /// (the operator must put a corrected value).
+    pub fn is_credentials_refusal(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::CredentialsRefused | ErrorKind::CredentialsBlocked
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl Error {
-    /// Whether a login was held back on purpose (spacing, pacing): another login for the same
-    /// user started moments ago, so this is no failure while the current token still works.
+    /// What kind of failure this is; [`ErrorKind::as_str`] is the Lambda `errorType`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) => ErrorKind::Config,
+            Error::InvalidEvent(_) => ErrorKind::InvalidEvent,
+            Error::Guard { .. } => ErrorKind::Guard,
+            Error::SecretNotFound { .. } => ErrorKind::SecretNotFound,
+            Error::SecretsManager { .. } => ErrorKind::SecretsManager,
+            Error::SecretsManagerNoAnswer { .. } => ErrorKind::SecretsManagerNoAnswer,
+            Error::SecretsManagerNotConfirmed { .. } => ErrorKind::SecretsManagerNotConfirmed,
+            Error::NoCredentialsSecret { .. } => ErrorKind::NoCredentialsSecret,
+            Error::BadCredentials { .. } => ErrorKind::BadCredentials,
+            Error::CredentialsRefused { .. } => ErrorKind::CredentialsRefused,
+            Error::CredentialsBlocked { .. } => ErrorKind::CredentialsBlocked,
+            Error::LoginSpacing { .. } => ErrorKind::LoginSpacing,
+            Error::LoginPaced { .. } => ErrorKind::LoginPaced,
+            Error::Iadvize { .. } => ErrorKind::Iadvize,
+            Error::TestFailed { .. } => ErrorKind::TestFailed,
+            Error::NewTokenRejected { .. } => ErrorKind::NewTokenRejected,
+            Error::TickFailed { .. } => ErrorKind::TickFailed,
+        }
+    }
+
+    /// Whether a login was held back on purpose: this secret's login started less than
+    /// `IADVIZE_MIN_LOGIN_INTERVAL` ago (another invocation is refreshing it), so this is no
+    /// failure while the current token still works.
     pub fn is_held_back(&self) -> bool {
         matches!(self, Error::LoginSpacing { .. })
     }
@@ -235,8 +339,113 @@ impl Error {
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: error.kind().to_owned(),
+            error_type: error.kind().as_str().to_owned(),
             error_message: error.to_string(),
+        }
+    }
+}
+
+/// Why a request to iAdvize did not give a usable answer. Never holds a token or a body.
+#[derive(Debug, thiserror::Error)]
+pub enum IadvizeError {
+    /// 400/401 with an OAuth error: the credentials are wrong. Not retried.
+    #[error("iAdvize refused the credentials (HTTP {status}, {error})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, e.g. `invalid_grant`.
+        error: String,
+    },
+    /// Still 429 after the retries, or the next retry would pass the deadline.
+    #[error(
+        "iAdvize rate-limited the request (HTTP 429) {attempts} time(s); gave up {why}; logins are limited to 10/min per user and 100/min per IP"
+    )]
+    RateLimited {
+        /// Requests sent.
+        attempts: u32,
+        /// Why no further retry.
+        why: &'static str,
+    },
+    /// Server errors or transport failures persisted.
+    #[error("{what} failed after {attempts} attempt(s), gave up {why}: {last}")]
+    Unavailable {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// Requests sent.
+        attempts: u32,
+        /// Why no further retry.
+        why: &'static str,
+        /// The last failure (an HTTP status or a transport error).
+        last: String,
+    },
+    /// A status the broker does not know what to do with; not retried.
+    #[error("{what}: unexpected HTTP {status}{}", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    UnexpectedStatus {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, if the body had one.
+        error: Option<String>,
+    },
+    /// A 4xx of the login that is not a refusal of the credentials (no RFC 6749
+    /// bad-credentials code): transient, never blocks the credentials.
+    #[error("login: iAdvize (or a proxy in front of it) answered HTTP {status}{} without an OAuth bad-credentials error; not treated as refused credentials, the next tick tries again", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    NotRefused {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code, if the body had one.
+        error: Option<String>,
+    },
+    /// An answer larger than the most the client reads (`iadvize::MAX_ANSWER_BYTES`).
+    #[error("{what}: the answer is larger than {limit} bytes; not read further")]
+    TooLarge {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// The most bytes read.
+        limit: usize,
+    },
+    /// A 200 that cannot be used.
+    #[error("iAdvize answered the login with an unusable response: {0}; nothing was stored")]
+    BadResponse(String),
+    /// No time was left to even try.
+    #[error("{what}: no time left before the invocation deadline")]
+    NoTimeLeft {
+        /// `login` or `token verification`.
+        what: &'static str,
+    },
+    /// The request could not be sent, for a reason no retry can fix (see
+    /// [`Retry::of_http`]); it was not retried.
+    #[error("{what}: the request could not be sent: {reason}; not retried (a retry cannot fix it)")]
+    Unsendable {
+        /// `login` or `token verification`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl IadvizeError {
+    /// Whether the failure came from refused credentials (and so must block further logins).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, IadvizeError::Refused { .. })
+    }
+
+    /// Whether the same request may succeed later: what the retries gave up on (429, 5xx,
+    /// time-outs, connection failures) and a 4xx that is not a refusal of the credentials
+    /// (the next tick tries again) are transient; refused credentials, an unusable answer and
+    /// a request that cannot be sent are permanent.
+    pub fn retry(&self) -> Retry {
+        match self {
+            IadvizeError::RateLimited { .. }
+            | IadvizeError::Unavailable { .. }
+            | IadvizeError::NotRefused { .. }
+            | IadvizeError::NoTimeLeft { .. } => Retry::Transient,
+            IadvizeError::UnexpectedStatus { status, .. } => Retry::of_status(*status),
+            IadvizeError::Refused { .. }
+            | IadvizeError::TooLarge { .. }
+            | IadvizeError::BadResponse(_)
+            | IadvizeError::Unsendable { .. } => Retry::Permanent,
         }
     }
 }

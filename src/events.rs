@@ -1,4 +1,5 @@
-//! The events the Lambda accepts (DESIGN §4), parsed into types before anything acts on them.
+//! The events the Lambda accepts (the README lists them), parsed into types before anything
+//! acts on them.
 
 use std::fmt;
 

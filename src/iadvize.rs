@@ -1,6 +1,7 @@
-//! The iAdvize login API: `POST /oauth2/token` and `GET /_authenticated`, with the retry
-//! rules of DESIGN §7 (bounded backoff on 429, 5xx and transport errors, `Retry-After`
-//! honoured, never past the invocation's deadline, no retry on refused credentials).
+//! The iAdvize login API: `POST /oauth2/token` and `GET /_authenticated`, with bounded
+//! retries: backoff on 429, 5xx and transport errors, `Retry-After` honoured, never past the
+//! invocation's deadline, no retry on refused credentials (a retry would only be refused
+//! again, and iAdvize counts failed logins against the user).
 
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+pub use crate::error::IadvizeError;
 use crate::error::Retry;
 use crate::token::fields::{self, Refused};
 use crate::token::{AccessToken, Credentials, TokenRecord};
@@ -42,7 +44,10 @@ async fn read_limited(mut response: Response, what: &'static str) -> Result<Vec<
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(IadvizeError::TooLarge { what });
+                    return Err(IadvizeError::TooLarge {
+                        what,
+                        limit: MAX_ANSWER_BYTES,
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -77,109 +82,6 @@ impl Default for RetryPolicy {
             max_retries: 4,
             base_delay: Duration::from_secs(1),
             safety_margin: Duration::from_secs(3),
-        }
-    }
-}
-
-/// Why a request to iAdvize did not give a usable answer. Never holds a token or a body.
-#[derive(Debug, thiserror::Error)]
-pub enum IadvizeError {
-    /// 400/401 with an OAuth error: the credentials are wrong. Not retried.
-    #[error("iAdvize refused the credentials (HTTP {status}, {error})")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// OAuth error code, e.g. `invalid_grant`.
-        error: String,
-    },
-    /// Still 429 after the retries, or the next retry would pass the deadline.
-    #[error(
-        "iAdvize rate-limited the request (HTTP 429) {attempts} time(s); gave up {why}; logins are limited to 10/min per user and 100/min per IP"
-    )]
-    RateLimited {
-        /// Requests sent.
-        attempts: u32,
-        /// Why no further retry.
-        why: &'static str,
-    },
-    /// Server errors or transport failures persisted.
-    #[error("{what} failed after {attempts} attempt(s), gave up {why}: {last}")]
-    Unavailable {
-        /// `login` or `token verification`.
-        what: &'static str,
-        /// Requests sent.
-        attempts: u32,
-        /// Why no further retry.
-        why: &'static str,
-        /// The last failure (an HTTP status or a transport error).
-        last: String,
-    },
-    /// A status the broker does not know what to do with; not retried.
-    #[error("{what}: unexpected HTTP {status}{}", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
-    UnexpectedStatus {
-        /// `login` or `token verification`.
-        what: &'static str,
-        /// HTTP status.
-        status: u16,
-        /// OAuth error code, if the body had one.
-        error: Option<String>,
-    },
-    /// A 4xx of the login that is not a refusal of the credentials (no RFC 6749
-    /// bad-credentials code): transient, never blocks the credentials.
-    #[error("login: iAdvize (or a proxy in front of it) answered HTTP {status}{} without an OAuth bad-credentials error; not treated as refused credentials, the next tick tries again", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
-    NotRefused {
-        /// HTTP status.
-        status: u16,
-        /// OAuth error code, if the body had one.
-        error: Option<String>,
-    },
-    /// An answer larger than [`MAX_ANSWER_BYTES`].
-    #[error("{what}: the answer is larger than {MAX_ANSWER_BYTES} bytes; not read further")]
-    TooLarge {
-        /// `login` or `token verification`.
-        what: &'static str,
-    },
-    /// A 200 that cannot be used.
-    #[error("iAdvize answered the login with an unusable response: {0}; nothing was stored")]
-    BadResponse(String),
-    /// No time was left to even try.
-    #[error("{what}: no time left before the invocation deadline")]
-    NoTimeLeft {
-        /// `login` or `token verification`.
-        what: &'static str,
-    },
-    /// The request could not be sent, for a reason no retry can fix (see
-    /// [`Retry::of_http`]); it was not retried.
-    #[error("{what}: the request could not be sent: {reason}; not retried (a retry cannot fix it)")]
-    Unsendable {
-        /// `login` or `token verification`.
-        what: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl IadvizeError {
-    /// Whether the failure came from refused credentials (and so must block further logins).
-    pub fn is_refused(&self) -> bool {
-        matches!(self, IadvizeError::Refused { .. })
-    }
-
-    /// Whether the same request may succeed later: what the retries gave up on (429, 5xx,
-    /// time-outs, connection failures) and a 4xx that is not a refusal of the credentials
-    /// (the next tick tries again) are transient; refused credentials, an unusable answer and
-    /// a request that cannot be sent are permanent.
-    pub fn retry(&self) -> Retry {
-        match self {
-            IadvizeError::RateLimited { .. }
-            | IadvizeError::Unavailable { .. }
-            | IadvizeError::NotRefused { .. }
-            | IadvizeError::NoTimeLeft { .. } => Retry::Transient,
-            IadvizeError::UnexpectedStatus { status, .. } => Retry::of_status(*status),
-            IadvizeError::Refused { .. }
-            | IadvizeError::TooLarge { .. }
-            | IadvizeError::BadResponse(_)
-            | IadvizeError::Unsendable { .. } => Retry::Permanent,
         }
     }
 }

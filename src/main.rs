@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // A bad configuration fails the cold start (Runtime.ExitError), naming the variable.
     let config = Config::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration; not starting"))?;
-    let store = SecretStore::from_env(config.aws_timeouts).await;
+    let store = SecretStore::from_env(config.aws_timeouts()).await;
     let broker = Broker::new(config, store, Metrics::stdout())?;
     let broker = &broker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

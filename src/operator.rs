@@ -5,9 +5,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::iadvize::Verification;
+use crate::login::{Login, Slot};
+use crate::plan::Current;
+use crate::refresh::read_current;
+use crate::rotation::Rotation;
+use crate::store::SecretStore;
 use crate::token::{TokenRecord, rfc3339};
 
 /// What `/_authenticated` says about a token secret's AWSCURRENT token.
@@ -61,24 +65,30 @@ pub enum Resumed {
     },
 }
 
-impl Broker {
-    /// Asks iAdvize's `/_authenticated` about the token secret's AWSCURRENT token (one
-    /// request; no login, nothing written).
-    pub async fn verify_current(&self, secret_id: &str, deadline: Instant) -> Result<Verified> {
-        crate::bounds::within_deadline(deadline, self.verify_current_within(secret_id, deadline))
-            .await
-    }
+/// The operator's commands on one token secret.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operator<'a> {
+    pub store: &'a SecretStore,
+    pub login: &'a Login,
+    pub steps: Rotation<'a>,
+}
 
-    async fn verify_current_within(&self, secret_id: &str, deadline: Instant) -> Result<Verified> {
+impl Operator<'_> {
+    /// See [`crate::Broker::verify_current`].
+    pub(crate) async fn verify_current(
+        &self,
+        secret_id: &str,
+        deadline: Instant,
+    ) -> Result<Verified> {
         let secret = self.store.describe(secret_id).await?;
-        let record = match self.read_current(&secret).await? {
-            None => return Ok(Verified::Missing),
-            Some(Err(e)) => {
+        let record = match read_current(self.store, &secret).await? {
+            Current::NotRead | Current::Empty => return Ok(Verified::Missing),
+            Current::Unparseable(e) => {
                 return Ok(Verified::Invalid {
                     reason: e.to_string(),
                 });
             }
-            Some(Ok(record)) => record,
+            Current::Record(record) => record,
         };
         let now = OffsetDateTime::now_utc();
         if record.is_expired(now) {
@@ -86,7 +96,7 @@ impl Broker {
                 expires_at: rfc3339(record.expires_at),
             });
         }
-        match self.iadvize.verify(&record.access_token, deadline).await {
+        match self.login.ask(&record.access_token, deadline).await {
             Ok(Verification::Authenticated) => Ok(Verified::Authenticated {
                 expires_at: rfc3339(record.expires_at),
                 remaining_seconds: record.remaining(now).as_secs(),
@@ -99,17 +109,18 @@ impl Broker {
         }
     }
 
-    /// Finishes an unfinished rotation of `secret_id` now, whatever its age: the inline
-    /// rotation with the pending version's id (its steps are idempotent, so a token already
-    /// stored there is used without logging in again).
-    pub async fn resume(&self, secret_id: &str, deadline: Instant) -> Result<Resumed> {
+    /// See [`crate::Broker::resume`].
+    pub(crate) async fn resume(&self, secret_id: &str, deadline: Instant) -> Result<Resumed> {
         let secret =
             crate::bounds::within_deadline(deadline, self.store.describe(secret_id)).await?;
         let Some(version_id) = secret.pending_rotation().map(str::to_owned) else {
             return Ok(Resumed::NothingToResume);
         };
         tracing::warn!(secret_id = %secret.name, version = %version_id, "resuming an unfinished rotation on request");
-        let record = self.resume_rotation(&secret, &version_id, deadline).await?;
+        let record = self
+            .steps
+            .resume(&secret, &version_id, Slot::Open, deadline)
+            .await?;
         Ok(Resumed::Finished { version_id, record })
     }
 }

@@ -1,10 +1,13 @@
-//! Login pacing for iAdvize's limits (DESIGN §7, §11): per iAdvize user (a credentials
-//! secret), never two login starts closer than `IADVIZE_MIN_LOGIN_INTERVAL`; for the whole
-//! broker (one egress IP), never more than `IADVIZE_MAX_LOGINS_PER_MINUTE` starts in any
-//! rolling minute.
+//! Login pacing for iAdvize's login limits (10 logins a minute per user, 100 a minute per IP):
+//! per iAdvize user (a credentials secret), never two login starts closer than
+//! `IADVIZE_MIN_LOGIN_INTERVAL`; for the whole broker (one egress IP), never more than
+//! `IADVIZE_MAX_LOGINS_PER_MINUTE` starts in any rolling minute.
+//!
+//! Pure bookkeeping: times in, times out, no I/O and nothing of the broker; the login path
+//! (`login.rs`) feeds it and sleeps until the slots it hands out.
 //!
 //! What it knows: the starts this process reserved, plus the `iadvize:last-login-attempt`
-//! tags of the token secrets a tick read (other invocations, earlier ticks). A login takes a
+//! tags of the token secrets the broker read (other invocations, earlier ticks). A login takes a
 //! *reservation*: the earliest start time that keeps both rules, booked at once under a lock,
 //! so concurrent tasks of a tick never pick the same slot; the task then sleeps until it.
 //! Reservations are booked in increasing time order, which makes the rolling-window check
@@ -16,11 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::time::Instant;
-
-use crate::broker::{Broker, last_login_tag, since_last_login};
-use crate::error::{Error, Result};
-use crate::store::SecretInfo;
 
 /// The rolling window of the per-minute cap (injectable for compressed benchmarks).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -240,90 +238,6 @@ impl State {
             at = at.max(cap_th.at + window + guard(window));
         }
         at
-    }
-}
-
-impl Broker {
-    /// The rules of `IADVIZE_MIN_LOGIN_INTERVAL` and `IADVIZE_MAX_LOGINS_PER_MINUTE`.
-    pub(crate) fn login_limits(&self) -> Limits {
-        Limits {
-            min_interval: self.config.min_login_interval,
-            per_window: self.config.max_logins_per_minute.get(),
-        }
-    }
-
-    /// What a rotation needs once its login may start: one login request, the verification
-    /// (when on) and the Secrets Manager writes (the retry policy's safety margin). Starting
-    /// later than this before the deadline cannot finish.
-    pub fn rotation_budget(&self) -> Duration {
-        let verify = if self.config.verify_token {
-            self.config.http_timeout
-        } else {
-            Duration::ZERO
-        };
-        self.config.http_timeout + verify + self.iadvize.safety_margin()
-    }
-
-    /// Replaces the pacer with one whose per-minute cap counts over `window` (a compressed
-    /// benchmark scales the stand-in's rate window and this one together).
-    pub fn with_login_window(mut self, window: Duration) -> Self {
-        self.pacer = Pacer::new(window);
-        self
-    }
-
-    /// Waits for a login slot for `secret`'s iAdvize user (`user`: its credentials secret id)
-    /// and returns the start time to record. Fails at once when this very secret's login
-    /// started less than `IADVIZE_MIN_LOGIN_INTERVAL` ago (another invocation is refreshing
-    /// it: waiting would only log in twice), or when the slot comes too late for `deadline`.
-    pub(crate) async fn pace_login(
-        &self,
-        secret: &SecretInfo,
-        user: &str,
-        deadline: Instant,
-    ) -> Result<OffsetDateTime> {
-        let now = OffsetDateTime::now_utc();
-        let interval = self.config.min_login_interval;
-        if let Some(since) = since_last_login(secret, now)
-            && since < interval
-        {
-            return Err(Error::LoginSpacing {
-                secret_id: secret.name.clone(),
-                since,
-                interval,
-            });
-        }
-        if let Some(at) = last_login_tag(secret, OffsetDateTime::now_utc()) {
-            self.pacer.observe(user, &secret.arn, at);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let latest =
-            now + left.saturating_sub(self.config.http_timeout + self.iadvize.safety_margin());
-        let slot = match self.pacer.take_booking(&secret.arn) {
-            Some(at) => Ok(at),
-            None => self
-                .pacer
-                .reserve(user, &secret.arn, now, latest, self.login_limits()),
-        };
-        match slot {
-            Ok(at) => {
-                let wait: Duration = (at - now).try_into().unwrap_or_default();
-                if !wait.is_zero() {
-                    tracing::info!(
-                        secret_id = %secret.name,
-                        wait_ms = wait.as_millis() as u64,
-                        "waiting for a login slot (login pacing)"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                let started = at.max(OffsetDateTime::now_utc());
-                self.pacer.restamp(&secret.arn, at, started);
-                Ok(started)
-            }
-            Err(at) => Err(Error::LoginPaced {
-                secret_id: secret.name.clone(),
-                wait: (at - now).try_into().unwrap_or_default(),
-            }),
-        }
     }
 }
 

@@ -1,9 +1,14 @@
-//! The refresh tick (DESIGN §6, §11): for each managed token secret, leave a fresh token
-//! alone, rotate a token that is due, and resume a rotation that got stuck.
+//! The refresh tick: for each managed token secret, leave a fresh token alone, refresh a
+//! token that is due, and finish a rotation that got stuck. This module is the runner: it
+//! reads, asks the planner ([`crate::plan`]) what each secret needs, and performs that —
+//! the I/O, the concurrency and the login slots.
 //!
 //! The fleet tick costs few Secrets Manager calls: `ListSecrets` finds the tagged secrets with
 //! their tags and version stages, `BatchGetSecretValue` reads 20 AWSCURRENT values a call;
 //! only due, stuck or unreadable secrets take the per-secret path, most urgent first.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -11,15 +16,16 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use std::collections::HashMap;
+use crate::config::{Config, ConfigError};
+use crate::error::{Error, ErrorKind, Result, echo};
+use crate::login::{Login, Slot};
+use crate::metrics::{FleetMetrics, Metrics};
+use crate::plan::{Action, Age, Current, DueReason, Facts, Room, Rotation, Rules, plan};
+use crate::rotation::Rotation as Steps;
+use crate::store::{AWSCURRENT, BATCH_GET_MAX, BatchValue, SecretInfo, SecretStore, Version};
+use crate::token::{TokenRecord, rfc3339};
 
-use crate::broker::Broker;
-use crate::error::{Error, Result, echo};
-use crate::metrics::FleetMetrics;
-use crate::store::{AWSCURRENT, BATCH_GET_MAX, BatchValue, SecretInfo, Version};
-use crate::token::{TokenRecord, parse_rfc3339, rfc3339};
-
-/// What a tick did with one secret.
+/// What a tick did with one secret. Serialised in snake case (`fresh`, `in_progress`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -27,7 +33,8 @@ pub enum Outcome {
     Fresh,
     /// A new token is AWSCURRENT.
     Refreshed,
-    /// A rotation younger than the stuck threshold is running; left alone.
+    /// A rotation younger than the stuck threshold is running (or another invocation is
+    /// logging in for this secret while its token still works); left alone.
     InProgress,
     /// A stuck rotation was finished.
     Resumed,
@@ -38,7 +45,8 @@ pub enum Outcome {
     Failed,
 }
 
-/// One secret's line in the tick's answer.
+/// One secret's line in the tick's answer, e.g. `{"secret_id": "team/a", "outcome":
+/// "refreshed", "expires_at": "2026-11-27T10:00:00Z"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SecretResult {
     /// The secret as configured (capped in the answer: see [`echo`]).
@@ -46,15 +54,44 @@ pub struct SecretResult {
     pub secret_id: String,
     /// What happened.
     pub outcome: Outcome,
-    /// When AWSCURRENT's token expires, if known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    /// Why it failed.
+    /// When AWSCURRENT's token expires, if known (RFC 3339, to the second, in the answer).
+    #[serde(
+        serialize_with = "serialize_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Why it failed (or why a deferral is a failure), in words for the operator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is ([`ErrorKind::as_str`], e.g. `CredentialsBlocked`),
+    /// so a caller can act on it without parsing the words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
-/// The tick's answer: `{"results": [...]}`.
+fn serialize_time<S: serde::Serializer>(
+    at: &Option<OffsetDateTime>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.serialize_str(&rfc3339(*at)),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl SecretResult {
+    fn failed(secret_id: String, expires_at: Option<OffsetDateTime>, error: &Error) -> Self {
+        SecretResult {
+            secret_id,
+            outcome: Outcome::Failed,
+            expires_at,
+            error: Some(error.to_string()),
+            error_kind: Some(error.kind()),
+        }
+    }
+}
+
+/// The tick's answer: `{"results": [...]}`, plus `discovery_error` when `ListSecrets` failed.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefreshReport {
     /// One entry per secret, in the order given (listed secrets first, then discovered ones).
@@ -65,7 +102,8 @@ pub struct RefreshReport {
 }
 
 impl RefreshReport {
-    /// The error to return when any secret failed (so Lambda's error metric fires).
+    /// The error to return when any secret failed (so Lambda's error metric fires): an
+    /// [`Error::TickFailed`] listing each failure.
     pub fn failure(&self) -> Option<Error> {
         // A deferred secret carries an error only when its token is expired or expires before
         // the next tick.
@@ -96,213 +134,176 @@ impl RefreshReport {
 }
 
 /// The schedule the IaC sets up: a deferred token must last until the next tick.
-pub const NEXT_TICK: std::time::Duration = std::time::Duration::from_secs(3600);
+pub const NEXT_TICK: Duration = Duration::from_secs(3600);
 
-/// AWSCURRENT as read: `None` when there is no value, `Some(Err)` when it is not a record.
-pub(crate) type Stored = Option<Result<TokenRecord, crate::token::RecordError>>;
-
-/// What the tick already knows about a secret, so the per-secret path does not read it again.
-#[derive(Debug, Clone)]
-pub(crate) struct Known {
-    /// From `ListSecrets` (discovered) or `DescribeSecret` (listed).
-    pub info: SecretInfo,
-    /// AWSCURRENT, when the tick read it (`None`: not read).
-    pub current: Option<Stored>,
-}
-
-/// One secret the tick manages.
-#[derive(Debug, Clone)]
+/// One secret the tick manages, with what the tick has read of it so far.
+#[derive(Debug)]
 pub(crate) struct Target {
     /// As listed, or the name of a discovered secret.
     pub secret_id: String,
-    pub known: Option<Known>,
+    /// From `ListSecrets` (discovered) or `DescribeSecret` (listed); `None`: not read yet.
+    info: Option<SecretInfo>,
+    /// AWSCURRENT.
+    current: Current,
     /// Secrets Manager did not answer the tick's `DescribeSecret` of this secret in time:
-    /// asking again would only wait again, so the per-secret path reports this.
-    pub unanswered: Option<String>,
+    /// asking again would only wait again, so its turn reports this.
+    unanswered: Option<Error>,
 }
 
 impl Target {
     fn listed(id: &str) -> Self {
         Target {
             secret_id: id.to_owned(),
-            known: None,
+            info: None,
+            current: Current::NotRead,
             unanswered: None,
         }
     }
 
-    /// The current record when the secret needs nothing this tick: read, fresh, and no
-    /// rotation in progress.
-    fn fresh_record(
-        &self,
-        now: OffsetDateTime,
-        refresh_before_expiry: std::time::Duration,
-        force: bool,
-    ) -> Option<TokenRecord> {
-        let known = self.known.as_ref()?;
-        if known.info.has_pending() {
-            return None;
+    fn discovered(info: SecretInfo) -> Self {
+        Target {
+            secret_id: info.name.clone(),
+            info: Some(info),
+            current: Current::NotRead,
+            unanswered: None,
         }
-        let stored = known.current.as_ref()?;
-        if due_reason(stored.as_ref(), now, refresh_before_expiry, force).is_some() {
-            return None;
-        }
-        stored.as_ref()?.as_ref().ok().cloned()
-    }
-
-    /// Sort key, most urgent first: seconds left on the current token; 0 for a missing,
-    /// unreadable or expired one, a rotation in progress, or a value the tick could not read.
-    fn urgency(&self, now: OffsetDateTime) -> u64 {
-        self.known
-            .as_ref()
-            .and_then(|k| k.current.as_ref())
-            .and_then(|c| c.as_ref())
-            .and_then(|r| r.as_ref().ok())
-            .map_or(0, |r| r.remaining(now).as_secs())
     }
 }
 
+/// The operator's list: each secret once, in the order given.
+pub(crate) fn listed(secret_ids: &[String]) -> Vec<Target> {
+    let mut seen = HashSet::new();
+    secret_ids
+        .iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .map(|id| Target::listed(id))
+        .collect()
+}
+
+/// The error when a tick or a status has no secret to look at.
 pub(crate) fn no_secret_to_manage() -> Error {
-    Error::Config(crate::config::ConfigError {
+    Error::Config(ConfigError {
         variable: "IADVIZE_TOKEN_SECRET_IDS",
         message: "no token secret to manage; set it to a comma-separated list of secret names or ARNs, or tag token secrets iadvize:managed=true".into(),
     })
 }
 
-/// Why a token is due for refresh, or `None` when it is fresh.
-pub fn due_reason(
-    current: Option<&Result<TokenRecord, crate::token::RecordError>>,
-    now: OffsetDateTime,
-    refresh_before_expiry: std::time::Duration,
-    force: bool,
-) -> Option<&'static str> {
-    match current {
-        _ if force => Some("forced"),
-        None => Some("no current value"),
-        Some(Err(_)) => Some("the current value is not a token record"),
-        Some(Ok(record)) if record.is_expired(now) => Some("expired"),
-        Some(Ok(record)) if record.remaining(now) <= refresh_before_expiry => {
-            Some("inside the refresh window")
+/// The managed secrets: the listed ones (to describe) and the discovered ones (known from
+/// `ListSecrets`), each once, matched by ARN and name. The error is discovery's, if it
+/// failed (the listed secrets are still returned).
+pub(crate) async fn discover(config: &Config, store: &SecretStore) -> (Vec<Target>, Option<Error>) {
+    let (discovered, error) = match store.list_managed().await {
+        Ok(found) => (found, None),
+        Err(e) => {
+            tracing::error!(error = %e, "discovery of tagged token secrets failed");
+            (Vec::new(), Some(e))
         }
-        Some(Ok(_)) => None,
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    for id in config.token_secret_ids() {
+        let duplicate = discovered.iter().any(|d| d.arn == *id || d.name == *id)
+            || targets.iter().any(|t| t.secret_id == *id);
+        if !duplicate {
+            targets.push(Target::listed(id));
+        }
+    }
+    let listed = targets.len();
+    targets.extend(discovered.into_iter().map(Target::discovered));
+    tracing::info!(
+        listed,
+        discovered = targets.len() - listed,
+        "managed token secrets"
+    );
+    (targets, error)
+}
+
+/// AWSCURRENT of a secret, read alone.
+pub(crate) async fn read_current(store: &SecretStore, secret: &SecretInfo) -> Result<Current> {
+    let value = store.get(&secret.arn, Version::Stage(AWSCURRENT)).await?;
+    Ok(Current::from(value.map(|v| v.record())))
+}
+
+/// A secret's rotation state from its stages, with the pending version's age as known.
+fn rotation_of(secret: &SecretInfo, age: Age) -> Rotation<'_> {
+    if let Some(version) = secret.unfinished_cleanup() {
+        Rotation::Unfinished(version)
+    } else if let Some(version) = secret.pending_rotation() {
+        Rotation::Pending { version, age }
+    } else {
+        Rotation::Idle
     }
 }
 
-impl Broker {
-    /// Refreshes exactly the given token secrets (an operator's list). Never fails as a
-    /// whole: each secret's failure is in its result (see [`RefreshReport::failure`]).
-    pub async fn refresh(
-        &self,
-        secret_ids: &[String],
-        force: bool,
-        deadline: Instant,
-    ) -> RefreshReport {
-        let mut seen = std::collections::HashSet::new();
-        let targets = secret_ids
-            .iter()
-            .filter(|id| seen.insert(id.as_str()))
-            .map(|id| Target::listed(id))
-            .collect();
-        crate::bounds::within_deadline(deadline, self.run_tick(targets, force, deadline)).await
-    }
+/// What a secret's turn learnt and did, for its result.
+struct Checked {
+    /// The secret's name, once it was read (the metric dimension).
+    name: Option<String>,
+    /// What AWSCURRENT holds after the turn.
+    record: Option<TokenRecord>,
+    outcome: Result<Outcome>,
+}
 
-    /// The scheduled tick: every secret of `IADVIZE_TOKEN_SECRET_IDS` plus every secret tagged
-    /// `iadvize:managed` = `true`, each once. Fails only when there is nothing to manage.
-    pub async fn refresh_fleet(&self, force: bool, deadline: Instant) -> Result<RefreshReport> {
-        crate::bounds::within_deadline(deadline, async {
-            let (targets, discovery_error) = self.fleet_targets().await;
-            if targets.is_empty() {
-                return Err(match discovery_error {
-                    Some(e) => e,
-                    None => no_secret_to_manage(),
-                });
-            }
-            let mut report = self.run_tick(targets, force, deadline).await;
-            report.discovery_error = discovery_error.map(|e| e.to_string());
-            Ok(report)
-        })
-        .await
-    }
+/// One tick over a list of secrets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tick<'a> {
+    pub config: &'a Config,
+    pub store: &'a SecretStore,
+    pub login: &'a Login,
+    pub metrics: &'a Metrics,
+    /// Refresh even fresh tokens.
+    pub force: bool,
+    /// The invocation's deadline.
+    pub deadline: Instant,
+}
 
-    /// The managed secrets: the listed ones (to describe) and the discovered ones (known from
-    /// `ListSecrets`), each once, matched by ARN and name.
-    pub(crate) async fn fleet_targets(&self) -> (Vec<Target>, Option<Error>) {
-        let (discovered, error) = match self.store.list_managed().await {
-            Ok(found) => (found, None),
-            Err(e) => {
-                tracing::error!(error = %e, "discovery of tagged token secrets failed");
-                (Vec::new(), Some(e))
-            }
-        };
-        let mut targets: Vec<Target> = Vec::new();
-        for id in &self.config.token_secret_ids {
-            let duplicate = discovered.iter().any(|d| d.arn == *id || d.name == *id)
-                || targets.iter().any(|t| t.secret_id == *id);
-            if !duplicate {
-                targets.push(Target::listed(id));
-            }
+impl Tick<'_> {
+    fn rules(&self) -> Rules {
+        Rules {
+            refresh_before_expiry: self.config.refresh_before_expiry(),
+            stuck_rotation_after: self.config.stuck_rotation_after(),
+            force: self.force,
         }
-        let listed = targets.len();
-        targets.extend(discovered.into_iter().map(|info| Target {
-            secret_id: info.name.clone(),
-            known: Some(Known {
-                info,
-                current: None,
-            }),
-            unanswered: None,
-        }));
-        tracing::info!(
-            listed,
-            discovered = targets.len() - listed,
-            "managed token secrets"
-        );
-        (targets, error)
     }
 
-    async fn run_tick(
-        &self,
-        mut targets: Vec<Target>,
-        force: bool,
-        deadline: Instant,
-    ) -> RefreshReport {
+    fn steps(&self) -> Steps<'_> {
+        Steps {
+            store: self.store,
+            login: self.login,
+            metrics: self.metrics,
+        }
+    }
+
+    /// Reads what can be read in bulk, then gives every secret its turn, most urgent first,
+    /// `IADVIZE_MAX_CONCURRENCY` at a time. Never fails as a whole: each secret's failure is
+    /// in its result.
+    pub(crate) async fn run(&self, mut targets: Vec<Target>) -> RefreshReport {
         let logins_before = self.metrics.login_attempts();
         self.describe_listed(&mut targets).await;
         self.read_batched(&mut targets).await;
-        for target in &targets {
-            if let Some(known) = &target.known {
-                self.observe_login_tag(&known.info);
-            }
+        for info in targets.iter().filter_map(|t| t.info.as_ref()) {
+            self.login.observe(info);
         }
 
-        // Fresh secrets are done; the rest go through the per-secret path, most urgent first.
+        // Most urgent first: the least time left on the current token; 0 for a missing,
+        // unreadable or expired one, a rotation in progress, or a value not read yet.
         let now = OffsetDateTime::now_utc();
-        let mut results: Vec<Option<SecretResult>> = vec![None; targets.len()];
-        let mut queue = Vec::new();
-        for (index, target) in targets.into_iter().enumerate() {
-            match target.fresh_record(now, self.config.refresh_before_expiry, force) {
-                Some(record) => {
-                    self.metrics
-                        .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
-                    results[index] = Some(SecretResult {
-                        secret_id: target.secret_id,
-                        outcome: Outcome::Fresh,
-                        expires_at: Some(rfc3339(record.expires_at)),
-                        error: None,
-                    });
-                }
-                None => queue.push((target.urgency(now), index, target)),
-            }
-        }
+        let mut queue: Vec<(u64, usize, Target)> = targets
+            .into_iter()
+            .enumerate()
+            .map(|(index, target)| (target.current.seconds_left(now), index, target))
+            .collect();
         queue.sort_by_key(|(urgency, index, _)| (*urgency, *index));
+        let total = queue.len();
 
         let done: Vec<(usize, SecretResult)> = futures::stream::iter(queue)
             .map(|(_, index, target)| {
                 let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
-                async move { (index, self.refresh_one(target, force, deadline).await) }
-                    .instrument(span)
+                async move { (index, self.turn(target).await) }.instrument(span)
             })
-            .buffered(self.config.max_concurrency.get())
+            .buffered(self.config.max_concurrency().get())
             .collect()
             .await;
+        let mut results: Vec<Option<SecretResult>> = vec![None; total];
         for (index, result) in done {
             results[index] = Some(result);
         }
@@ -315,30 +316,23 @@ impl Broker {
     }
 
     /// DescribeSecret for the targets not known from discovery (a failure is left for the
-    /// per-secret path, which describes again or, when Secrets Manager did not answer,
-    /// reports it).
+    /// secret's turn, which describes again or, when Secrets Manager did not answer, reports
+    /// it).
     async fn describe_listed(&self, targets: &mut [Target]) {
         let described: Vec<Option<Result<SecretInfo>>> = futures::stream::iter(targets.iter())
             .map(|t| async move {
-                match &t.known {
+                match &t.info {
                     Some(_) => None,
                     None => Some(self.store.describe(&t.secret_id).await),
                 }
             })
-            .buffered(self.config.max_concurrency.get().max(8))
+            .buffered(self.config.max_concurrency().get().max(8))
             .collect()
             .await;
         for (target, described) in targets.iter_mut().zip(described) {
             match described {
-                Some(Ok(info)) => {
-                    target.known = Some(Known {
-                        info,
-                        current: None,
-                    });
-                }
-                Some(Err(e @ Error::SecretsManagerNoAnswer { .. })) => {
-                    target.unanswered = Some(e.to_string());
-                }
+                Some(Ok(info)) => target.info = Some(info),
+                Some(Err(e @ Error::SecretsManagerNoAnswer { .. })) => target.unanswered = Some(e),
                 _ => {}
             }
         }
@@ -346,20 +340,20 @@ impl Broker {
 
     /// Reads AWSCURRENT of every known secret without a rotation in progress,
     /// [`BATCH_GET_MAX`] per `BatchGetSecretValue` call. A secret without an AWSCURRENT
-    /// version has no value to read. What the batch could not read, the per-secret path reads.
+    /// version has no value to read. What the batch could not read, the secret's turn reads.
     async fn read_batched(&self, targets: &mut [Target]) {
         let mut to_read = Vec::new();
         for target in targets.iter_mut() {
-            let Some(known) = &mut target.known else {
+            let Some(info) = &target.info else {
                 continue;
             };
-            if known.info.has_pending() {
+            if info.has_pending() {
                 continue;
             }
-            if known.info.version_with(AWSCURRENT).is_none() {
-                known.current = Some(None);
+            if info.version_with(AWSCURRENT).is_none() {
+                target.current = Current::Empty;
             } else {
-                to_read.push(known.info.arn.clone());
+                to_read.push(info.arn.clone());
             }
         }
         let chunks: Vec<Vec<String>> = to_read
@@ -376,309 +370,252 @@ impl Broker {
                     }
                 }
             })
-            .buffer_unordered(self.config.max_concurrency.get())
+            .buffer_unordered(self.config.max_concurrency().get())
             .collect()
             .await;
         let mut values: HashMap<String, BatchValue> = answers.into_iter().flatten().collect();
         for target in targets.iter_mut() {
-            let Some(known) = &mut target.known else {
+            let Some(info) = &target.info else {
                 continue;
             };
-            match values.remove(&known.info.arn) {
+            match values.remove(&info.arn) {
                 // The value must be the version the listing called AWSCURRENT: a rotation may
                 // have moved the label in between (and moto 5.2's batch can return a stale
                 // version after UpdateSecretVersionStage); otherwise it is read alone.
                 Some(BatchValue::Value(value))
-                    if known.info.version_with(AWSCURRENT) == Some(value.version_id.as_str()) =>
+                    if info.version_with(AWSCURRENT) == Some(value.version_id.as_str()) =>
                 {
-                    known.current = Some(Some(value.record()));
+                    target.current = Current::from(Some(value.record()));
                 }
                 Some(BatchValue::Value(_)) => {
-                    tracing::info!(secret_id = %known.info.name, "the batch returned another version than AWSCURRENT; reading it alone");
+                    tracing::info!(secret_id = %info.name, "the batch returned another version than AWSCURRENT; reading it alone");
                 }
                 Some(BatchValue::Error(message)) => {
-                    tracing::warn!(secret_id = %known.info.name, error = %echo(&message), "the batch could not read this secret; reading it alone");
+                    tracing::warn!(secret_id = %info.name, error = %echo(&message), "the batch could not read this secret; reading it alone");
                 }
                 None => {}
             }
         }
     }
 
-    /// Feeds a secret's `iadvize:last-login-attempt` tag to the login pacing (its user's
-    /// spacing and the broker's per-minute cap count logins of earlier ticks too).
-    fn observe_login_tag(&self, info: &SecretInfo) {
-        let Some(at) = crate::broker::last_login_tag(info, OffsetDateTime::now_utc()) else {
-            return;
-        };
-        if let Ok(user) = self.credentials_secret_id(info) {
-            self.pacer.observe(user, &info.arn, at);
-        }
-    }
-
-    fn emit_fleet_metrics(&self, results: &[SecretResult], logins_before: u64) {
-        let now = OffsetDateTime::now_utc();
-        let count =
-            |f: &dyn Fn(&SecretResult) -> bool| results.iter().filter(|r| f(r)).count() as u64;
-        let min_seconds_until_expiry = results
-            .iter()
-            .map(|r| {
-                r.expires_at
-                    .as_deref()
-                    .and_then(parse_rfc3339)
-                    .map_or(0, |at| {
-                        u64::try_from((at - now).whole_seconds()).unwrap_or(0)
-                    })
-            })
-            .min()
-            .unwrap_or(0);
-        self.metrics.fleet(&FleetMetrics {
-            min_seconds_until_expiry,
-            managed: results.len() as u64,
-            refreshed: count(&|r| matches!(r.outcome, Outcome::Refreshed | Outcome::Resumed)),
-            failed: count(&|r| r.outcome == Outcome::Failed),
-            deferred: count(&|r| r.outcome == Outcome::Deferred),
-            login_attempts: self.metrics.login_attempts() - logins_before,
-        });
-    }
-
-    /// Books the login slot of a secret that is due (so slots go in urgency order), or says
-    /// it must wait for the next tick: its rotation could not finish before `deadline`, or its
-    /// user's next slot comes too late. `Ok` when it may go on (booked, or no login known to
-    /// be needed yet).
-    fn book_or_defer(
-        &self,
-        target: &Target,
-        force: bool,
-        deadline: Instant,
-    ) -> std::result::Result<(), std::time::Duration> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(slack) = left.checked_sub(self.rotation_budget()) else {
-            return Err(std::time::Duration::ZERO);
-        };
-        let Some(known) = &target.known else {
-            return Ok(());
-        };
-        let Some(stored) = &known.current else {
-            return Ok(());
-        };
-        let now = OffsetDateTime::now_utc();
-        if known.info.has_pending()
-            || due_reason(
-                stored.as_ref(),
-                now,
-                self.config.refresh_before_expiry,
-                force,
-            )
-            .is_none()
-        {
-            return Ok(());
-        }
-        let Ok(user) = self.credentials_secret_id(&known.info) else {
-            return Ok(());
-        };
-        // This very secret's login started moments ago (another invocation): the login path
-        // reports that (in progress while the token is valid), not the pacing.
-        if crate::broker::since_last_login(&known.info, now)
-            .is_some_and(|since| since < self.config.min_login_interval)
-        {
-            return Ok(());
-        }
-        self.pacer
-            .book(user, &known.info.arn, now, now + slack, self.login_limits())
-            .map(drop)
-            .map_err(|at| (at - now).try_into().unwrap_or_default())
-    }
-
-    async fn refresh_one(&self, target: Target, force: bool, deadline: Instant) -> SecretResult {
-        let secret_id = target.secret_id.clone();
-        if let Some(error) = target.unanswered {
+    /// One secret's turn: plan with what the tick read (and the room left, measured now),
+    /// book the login slot of a due secret in urgency order, read what is missing and plan
+    /// again, then act.
+    async fn turn(&self, target: Target) -> SecretResult {
+        let Target {
+            secret_id,
+            info,
+            current,
+            unanswered,
+        } = target;
+        if let Some(error) = unanswered {
             tracing::error!(error = %error, "refresh failed");
-            return SecretResult {
-                secret_id,
-                outcome: Outcome::Failed,
-                expires_at: None,
-                error: Some(error),
-            };
+            return SecretResult::failed(secret_id, None, &error);
         }
-        // A due token needs a login: never start one that cannot finish.
-        if let Err(wait) = self.book_or_defer(&target, force, deadline) {
-            return self.deferred(&target, wait);
-        }
-        let arn = target.known.as_ref().map(|k| k.info.arn.clone());
-        let known = target.known.clone();
-        // What AWSCURRENT holds after the tick, for the result and the expiry metric.
-        let mut current: Option<TokenRecord> = None;
-        let mut name = None;
-        let outcome = self
-            .check(&secret_id, known, force, deadline, &mut current, &mut name)
-            .await;
+        let now = OffsetDateTime::now_utc();
+        let spare = self.login.budget().spare(self.deadline);
+        let facts = Facts {
+            current: &current,
+            rotation: info
+                .as_ref()
+                .map_or(Rotation::Idle, |info| rotation_of(info, Age::NotRead)),
+            now,
+            room: spare.map_or(Room::TooLate, Room::Spare),
+        };
+        let action = plan(&facts, &self.rules());
+        let slot = match (&action, &info, spare) {
+            (Action::Fresh, ..) => return self.fresh(secret_id, current.record(), now),
+            (Action::Defer, ..) => {
+                return self.deferred(secret_id, current.record(), Duration::ZERO);
+            }
+            // A due token needs a login: its slot is booked now, in urgency order.
+            (Action::Refresh(_), Some(info), Some(spare)) => match self.login.book(info, spare) {
+                Ok(slot) => slot,
+                Err(wait) => return self.deferred(secret_id, current.record(), wait),
+            },
+            _ => Slot::Unbooked,
+        };
+
+        let arn = info.as_ref().map(|info| info.arn.clone());
+        let known_record = current.record().cloned();
+        let checked = self.check(&secret_id, info, current, action, slot).await;
         if let Some(arn) = &arn {
-            self.pacer.cancel_booking(arn);
+            self.login.cancel_booking(arn);
         }
         // No login slot came early enough once the login was ready (a booking made without
         // the tick's knowledge): the next tick takes it first.
-        if let Err(Error::LoginPaced { wait, .. }) = &outcome {
-            return self.deferred(&target, *wait);
+        if let Err(Error::LoginPaced { wait, .. }) = &checked.outcome {
+            return self.deferred(secret_id, known_record.as_ref(), *wait);
         }
         let now = OffsetDateTime::now_utc();
-        if let Some(name) = &name {
-            let seconds = current.as_ref().map_or(0, |r| r.remaining(now).as_secs());
+        if let Some(name) = &checked.name {
+            let seconds = checked
+                .record
+                .as_ref()
+                .map_or(0, |r| r.remaining(now).as_secs());
             self.metrics.seconds_until_expiry(name, seconds);
         }
-        let expires_at = current.as_ref().map(|r| rfc3339(r.expires_at));
-        match outcome {
+        let expires_at = checked.record.as_ref().map(|r| r.expires_at);
+        match checked.outcome {
             Ok(outcome) => {
-                tracing::info!(outcome = ?outcome, expires_at = expires_at.as_deref().unwrap_or("unknown"), "secret checked");
+                tracing::info!(outcome = ?outcome, expires_at = expires_at.map_or_else(|| "unknown".to_owned(), rfc3339), "secret checked");
                 SecretResult {
                     secret_id,
                     outcome,
                     expires_at,
                     error: None,
+                    error_kind: None,
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "refresh failed");
-                SecretResult {
-                    secret_id,
-                    outcome: Outcome::Failed,
-                    expires_at,
-                    error: Some(e.to_string()),
-                }
+                SecretResult::failed(secret_id, expires_at, &e)
             }
         }
     }
 
-    /// The result of a secret left for the next tick: a failure only when its token is
-    /// expired (or missing) or expires before the next tick.
-    fn deferred(&self, target: &Target, wait: std::time::Duration) -> SecretResult {
-        let now = OffsetDateTime::now_utc();
-        let record = target
-            .known
-            .as_ref()
-            .and_then(|k| k.current.as_ref())
-            .and_then(|c| c.as_ref())
-            .and_then(|r| r.as_ref().ok());
-        let expires_at = record.map(|r| rfc3339(r.expires_at));
-        let lasts = record.is_some_and(|r| r.remaining(now) > NEXT_TICK);
-        let error = (!lasts).then(|| {
-            "deferred: no time left in this invocation for its rotation, and its token is missing, expired or expires before the next tick".to_owned()
-        });
-        if lasts {
-            tracing::warn!(
-                wait_ms = wait.as_millis() as u64,
-                "deferred to the next tick: not enough time left for a rotation"
-            );
-        } else {
-            tracing::error!(
-                wait_ms = wait.as_millis() as u64,
-                "deferred to the next tick, but the token will not last until then"
-            );
-        }
-        if let Some(record) = record {
-            self.metrics
-                .seconds_until_expiry(&target.secret_id, record.remaining(now).as_secs());
-        }
-        SecretResult {
-            secret_id: target.secret_id.clone(),
-            outcome: Outcome::Deferred,
-            expires_at,
-            error,
-        }
-    }
-
+    /// Reads what the plan is missing (then plans again), and performs the action.
     async fn check(
         &self,
         secret_id: &str,
-        known: Option<Known>,
-        force: bool,
-        deadline: Instant,
-        current: &mut Option<TokenRecord>,
-        name: &mut Option<String>,
-    ) -> Result<Outcome> {
-        // What the tick already read (discovery, the batch) is not read again.
-        let (secret, stored) = match known {
-            Some(Known {
-                info,
-                current: Some(stored),
-            }) => (info, stored),
-            Some(Known {
-                info,
-                current: None,
-            }) => {
-                let stored = self.read_current(&info).await?;
-                (info, stored)
-            }
-            None => {
-                let info = self.store.describe(secret_id).await?;
-                let stored = self.read_current(&info).await?;
-                (info, stored)
+        info: Option<SecretInfo>,
+        current: Current,
+        action: Action,
+        slot: Slot,
+    ) -> Checked {
+        let mut checked = Checked {
+            name: None,
+            record: None,
+            outcome: Ok(Outcome::Fresh),
+        };
+        let (info, current, action, slot) = match (info, action) {
+            (Some(info), action) if action != Action::Read => (info, current, action, slot),
+            (info, _) => {
+                // A secret the tick did not read yet: its own login feeds its login tag to
+                // the pacer.
+                let slot = if info.is_some() { slot } else { Slot::Open };
+                let info = match info {
+                    Some(info) => info,
+                    None => match self.store.describe(secret_id).await {
+                        Ok(info) => info,
+                        Err(e) => {
+                            return Checked {
+                                outcome: Err(e),
+                                ..checked
+                            };
+                        }
+                    },
+                };
+                let current = match current {
+                    Current::NotRead => match read_current(self.store, &info).await {
+                        Ok(current) => current,
+                        Err(e) => {
+                            return Checked {
+                                outcome: Err(e),
+                                ..checked
+                            };
+                        }
+                    },
+                    read => read,
+                };
+                checked.name = Some(info.name.clone());
+                checked.record = current.record().cloned();
+                let age = match info.pending_rotation() {
+                    Some(version) => match self.store.version_created(&info.arn, version).await {
+                        Ok(created) => created.map_or(Age::Unknown, |created| {
+                            Age::Known(OffsetDateTime::now_utc() - created)
+                        }),
+                        Err(e) => {
+                            return Checked {
+                                outcome: Err(e),
+                                ..checked
+                            };
+                        }
+                    },
+                    None => Age::NotRead,
+                };
+                let facts = Facts {
+                    current: &current,
+                    rotation: rotation_of(&info, age),
+                    now: OffsetDateTime::now_utc(),
+                    room: Room::Admitted,
+                };
+                let action = plan(&facts, &self.rules());
+                (info, current, action, slot)
             }
         };
-        *name = Some(secret.name.clone());
-        *current = stored.as_ref().and_then(|r| r.as_ref().ok()).cloned();
-
-        if let Some(version) = secret.unfinished_cleanup() {
-            // The token is already AWSCURRENT: only finishSecret's last move is missing.
-            tracing::warn!(
-                version,
-                "a rotation stopped before removing AWSPENDING from the new current version; removing it"
-            );
-            self.remove_pending(&secret, version).await?;
-            if secret.pending_rotation().is_none()
-                && due_reason(
-                    stored.as_ref(),
-                    OffsetDateTime::now_utc(),
-                    self.config.refresh_before_expiry,
-                    force,
-                )
-                .is_none()
-            {
-                return Ok(Outcome::Resumed);
+        checked.name = Some(info.name.clone());
+        checked.record = current.record().cloned();
+        checked.outcome = match self.act(&info, &current, action, slot).await {
+            Ok((outcome, Some(record))) => {
+                checked.record = Some(record);
+                Ok(outcome)
             }
-        }
+            Ok((outcome, None)) => Ok(outcome),
+            Err(e) => Err(e),
+        };
+        checked
+    }
 
-        if let Some(pending) = secret.pending_rotation() {
-            let age = self
-                .store
-                .version_created(&secret.arn, pending)
-                .await?
-                .map(|created| OffsetDateTime::now_utc() - created);
-            let stuck = self.config.stuck_rotation_after;
-            if age.is_some_and(|age| age < stuck) {
-                tracing::info!(
-                    version = pending,
-                    "a rotation is in progress; leaving it alone"
+    /// Performs a planned action on a secret that was read. Returns the outcome and the new
+    /// AWSCURRENT record, when the action made one.
+    async fn act(
+        &self,
+        info: &SecretInfo,
+        current: &Current,
+        action: Action,
+        slot: Slot,
+    ) -> Result<(Outcome, Option<TokenRecord>)> {
+        match action {
+            Action::Fresh => Ok((Outcome::Fresh, None)),
+            Action::CleanUp { version, then } => {
+                // The token is already AWSCURRENT: only finishSecret's last move is missing.
+                tracing::warn!(
+                    version,
+                    "a rotation stopped before removing AWSPENDING from the new current version; removing it"
                 );
-                return Ok(Outcome::InProgress);
+                self.steps().remove_pending(info, &version).await?;
+                match then {
+                    None => Ok((Outcome::Resumed, None)),
+                    Some(reason) => self.refresh(info, current, reason, slot).await,
+                }
             }
-            tracing::warn!(
-                version = pending,
-                "resuming a rotation that has not finished"
-            );
-            *current = Some(self.resume_rotation(&secret, pending, deadline).await?);
-            return Ok(Outcome::Resumed);
+            Action::InProgress { version } => {
+                tracing::info!(version, "a rotation is in progress; leaving it alone");
+                Ok((Outcome::InProgress, None))
+            }
+            Action::Resume { version } => {
+                tracing::warn!(version, "resuming a rotation that has not finished");
+                let record = self
+                    .steps()
+                    .resume(info, &version, slot, self.deadline)
+                    .await?;
+                Ok((Outcome::Resumed, Some(record)))
+            }
+            Action::Refresh(reason) => self.refresh(info, current, reason, slot).await,
+            // After a read with the room admitted the planner neither reads nor defers; were
+            // it to, changing nothing is the safe answer.
+            Action::Read | Action::Defer => Ok((Outcome::Deferred, None)),
         }
+    }
 
+    /// Refreshes a due token (see [`Tick::publish`]). A login held back because another
+    /// invocation started one for this secret moments ago is no failure while the current
+    /// token still works: that invocation is refreshing it.
+    async fn refresh(
+        &self,
+        info: &SecretInfo,
+        current: &Current,
+        reason: DueReason,
+        slot: Slot,
+    ) -> Result<(Outcome, Option<TokenRecord>)> {
         let now = OffsetDateTime::now_utc();
-        let Some(reason) = due_reason(
-            stored.as_ref(),
-            now,
-            self.config.refresh_before_expiry,
-            force,
-        ) else {
-            return Ok(Outcome::Fresh);
-        };
-        tracing::info!(reason, "token is due; refreshing");
-        match self.refresh_inline(&secret, deadline).await {
-            Ok(record) => {
-                *current = Some(record);
-                Ok(Outcome::Refreshed)
-            }
-            // Another invocation started a login for this user moments ago: while the current
-            // token still works, that is not a failure (DESIGN §6.6).
-            Err(e) if e.is_held_back() && current.as_ref().is_some_and(|r| !r.is_expired(now)) => {
+        tracing::info!(reason = %reason, "token is due; refreshing");
+        match self.publish(info, slot).await {
+            Ok(record) => Ok((Outcome::Refreshed, Some(record))),
+            Err(e) if e.is_held_back() && current.record().is_some_and(|r| !r.is_expired(now)) => {
                 tracing::info!(error = %e, "login held back; the current token is still valid");
-                Ok(Outcome::InProgress)
+                Ok((Outcome::InProgress, None))
             }
             Err(e) => Err(e),
         }
@@ -687,16 +624,11 @@ impl Broker {
     /// The tick's refresh: log in, verify the new token in memory, then publish it with one
     /// `PutSecretValue(VersionStages=["AWSCURRENT"])`. A token iAdvize rejects is never
     /// written, and there is no AWSPENDING window for a crash to leave behind.
-    pub(crate) async fn refresh_inline(
-        &self,
-        secret: &SecretInfo,
-        deadline: Instant,
-    ) -> Result<TokenRecord> {
-        let record = self
-            .login(secret, self.login_deadline(deadline, true))
-            .await?;
+    async fn publish(&self, secret: &SecretInfo, slot: Slot) -> Result<TokenRecord> {
+        let record = self.login.login(secret, slot, self.deadline, true).await?;
         if let Err(reason) = self
-            .verify_new_token(&secret.name, &record, deadline)
+            .login
+            .verify_new_token(&secret.name, &record, self.deadline)
             .await?
         {
             self.metrics.rotation(&secret.name, false);
@@ -723,52 +655,84 @@ impl Broker {
         }
     }
 
-    /// AWSCURRENT parsed: `None` when there is no value, `Some(Err)` when it is not a record.
-    pub(crate) async fn read_current(
+    /// The result of a fresh secret.
+    fn fresh(
         &self,
-        secret: &SecretInfo,
-    ) -> Result<Option<Result<TokenRecord, crate::token::RecordError>>> {
-        let value = self
-            .store
-            .get(&secret.arn, Version::Stage(AWSCURRENT))
-            .await?;
-        Ok(value.map(|v| v.record()))
+        secret_id: String,
+        record: Option<&TokenRecord>,
+        now: OffsetDateTime,
+    ) -> SecretResult {
+        let seconds = record.map_or(0, |r| r.remaining(now).as_secs());
+        self.metrics.seconds_until_expiry(&secret_id, seconds);
+        SecretResult {
+            secret_id,
+            outcome: Outcome::Fresh,
+            expires_at: record.map(|r| r.expires_at),
+            error: None,
+            error_kind: None,
+        }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::token::{AccessToken, RecordError};
-    use std::time::Duration;
-    use time::macros::datetime;
+    /// The result of a secret left for the next tick: a failure only when its token is
+    /// expired (or missing) or expires before the next tick.
+    fn deferred(
+        &self,
+        secret_id: String,
+        record: Option<&TokenRecord>,
+        wait: Duration,
+    ) -> SecretResult {
+        let now = OffsetDateTime::now_utc();
+        let lasts = record.is_some_and(|r| r.remaining(now) > NEXT_TICK);
+        let error = (!lasts).then(|| {
+            "deferred: no time left in this invocation for its rotation, and its token is missing, expired or expires before the next tick".to_owned()
+        });
+        if lasts {
+            tracing::warn!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick: not enough time left for a rotation"
+            );
+        } else {
+            tracing::error!(
+                wait_ms = wait.as_millis() as u64,
+                "deferred to the next tick, but the token will not last until then"
+            );
+        }
+        if let Some(record) = record {
+            self.metrics
+                .seconds_until_expiry(&secret_id, record.remaining(now).as_secs());
+        }
+        SecretResult {
+            secret_id,
+            outcome: Outcome::Deferred,
+            expires_at: record.map(|r| r.expires_at),
+            error_kind: error.as_ref().map(|_| ErrorKind::Deferred),
+            error,
+        }
+    }
 
-    #[test]
-    fn a_token_is_due_only_when_it_should_be() {
-        let now = datetime!(2026-11-26 12:00 UTC);
-        let window = Duration::from_secs(4 * 3600);
-        let record = |hours_left: i64| {
-            let issued = now - time::Duration::hours(24 - hours_left);
-            Ok(TokenRecord::new(AccessToken::new("t"), issued, 86400))
-        };
-        assert_eq!(due_reason(Some(&record(20)), now, window, false), None);
-        assert_eq!(
-            due_reason(Some(&record(20)), now, window, true),
-            Some("forced")
-        );
-        assert_eq!(
-            due_reason(Some(&record(3)), now, window, false),
-            Some("inside the refresh window")
-        );
-        assert_eq!(
-            due_reason(Some(&record(-1)), now, window, false),
-            Some("expired")
-        );
-        assert_eq!(
-            due_reason(None, now, window, false),
-            Some("no current value")
-        );
-        let broken: Result<TokenRecord, RecordError> = Err(RecordError::Field("x"));
-        assert!(due_reason(Some(&broken), now, window, false).is_some());
+    fn emit_fleet_metrics(&self, results: &[SecretResult], logins_before: u64) {
+        let now = OffsetDateTime::now_utc();
+        let count =
+            |f: &dyn Fn(&SecretResult) -> bool| results.iter().filter(|r| f(r)).count() as u64;
+        let min_seconds_until_expiry = results
+            .iter()
+            .map(|r| {
+                // To the second, as the answer shows it.
+                r.expires_at
+                    .map(|at| at.replace_nanosecond(0).unwrap_or(at))
+                    .map_or(0, |at| {
+                        u64::try_from((at - now).whole_seconds()).unwrap_or(0)
+                    })
+            })
+            .min()
+            .unwrap_or(0);
+        self.metrics.fleet(&FleetMetrics {
+            min_seconds_until_expiry,
+            managed: results.len() as u64,
+            refreshed: count(&|r| matches!(r.outcome, Outcome::Refreshed | Outcome::Resumed)),
+            failed: count(&|r| r.outcome == Outcome::Failed),
+            deferred: count(&|r| r.outcome == Outcome::Deferred),
+            login_attempts: self.metrics.login_attempts() - logins_before,
+        });
     }
 }

@@ -1,22 +1,38 @@
-//! The four Secrets Manager rotation steps (DESIGN §5), and the inline rotation the refresh
-//! tick runs with them. Every step is idempotent: Secrets Manager and Lambda retry steps,
-//! and a retry must never cost a second login.
-
-use std::time::Duration;
+//! The four Secrets Manager rotation steps (createSecret, setSecret, testSecret,
+//! finishSecret, as the Secrets Manager rotation function template defines them), and the
+//! resumption of a rotation that stopped, which runs them in one invocation. Every step is
+//! idempotent: Secrets Manager and Lambda retry steps, and a retry must never cost a second
+//! login.
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::broker::Broker;
 use crate::error::{Error, Result, Retry, echo};
 use crate::events::{Step, StepEvent};
-use crate::iadvize::Verification;
-use crate::store::{AWSCURRENT, AWSPENDING, Content, Put, SecretInfo, Version};
+use crate::login::{Login, Slot};
+use crate::metrics::Metrics;
+use crate::store::{AWSCURRENT, AWSPENDING, Content, Put, SecretInfo, SecretStore, Version};
 use crate::token::{TokenRecord, rfc3339};
 
-impl Broker {
+/// The rotation steps, over the clients they use.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// Secrets Manager.
+    pub store: &'a SecretStore,
+    /// The login path (createSecret logs in; testSecret verifies).
+    pub login: &'a Login,
+    /// Where the rotation metrics go.
+    pub metrics: &'a Metrics,
+}
+
+impl Rotation<'_> {
     /// Runs one step event from Secrets Manager, after the guard of AWS's rotation template.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Guard`] for a step the rotation contract forbids acting on (rotation not
+    /// enabled, a version that is not AWSPENDING); the step's own failure otherwise.
     pub async fn run_step(&self, event: &StepEvent, deadline: Instant) -> Result<()> {
         let span = tracing::info_span!("rotation_step", secret_id = %echo(&event.secret_id), step = %event.step, token = %echo(&event.token));
         let step = async {
@@ -75,7 +91,13 @@ impl Broker {
         }
         match event.step {
             Step::CreateSecret => self
-                .create_secret(&secret, token, event.rotation_token.as_ref(), deadline)
+                .create_secret(
+                    &secret,
+                    token,
+                    event.rotation_token.as_ref(),
+                    Slot::Open,
+                    deadline,
+                )
                 .await
                 .map(drop),
             Step::SetSecret => {
@@ -96,11 +118,12 @@ impl Broker {
     /// secret, then Secrets Manager automatically attaches the staging label AWSCURRENT to
     /// it", PutSecretValue API reference), and testSecret skips a version that is already
     /// current.
-    pub(crate) async fn create_secret(
+    async fn create_secret(
         &self,
         secret: &SecretInfo,
         token: &str,
         rotation_token: Option<&secrecy::SecretString>,
+        slot: Slot,
         deadline: Instant,
     ) -> Result<TokenRecord> {
         if let Some(record) = self.existing_record(secret, token).await? {
@@ -111,10 +134,12 @@ impl Broker {
         // this write may become AWSCURRENT at once.
         let first_value = secret.version_with(AWSCURRENT).is_none();
         let record = self
-            .login(secret, self.login_deadline(deadline, first_value))
+            .login
+            .login(secret, slot, deadline, first_value)
             .await?;
         if first_value
             && let Err(reason) = self
+                .login
                 .verify_new_token(&secret.name, &record, deadline)
                 .await?
         {
@@ -177,12 +202,7 @@ impl Broker {
     /// version without a value on a secret that has no current value to copy (the same check
     /// on a secret no tick has filled yet): there is nothing to test, and failing would fail
     /// the rotation set-up for a secret the next tick fills anyway.
-    pub(crate) async fn test_secret(
-        &self,
-        secret: &SecretInfo,
-        token: &str,
-        deadline: Instant,
-    ) -> Result<()> {
+    async fn test_secret(&self, secret: &SecretInfo, token: &str, deadline: Instant) -> Result<()> {
         let failed = |message: String| Error::TestFailed {
             secret_id: secret.name.clone(),
             version_id: token.to_owned(),
@@ -228,6 +248,7 @@ impl Broker {
             )));
         }
         if let Err(reason) = self
+            .login
             .verify_new_token(&secret.name, &record, deadline)
             .await?
         {
@@ -238,45 +259,6 @@ impl Broker {
         Ok(())
     }
 
-    /// Asks iAdvize whether it accepts a new token, when `IADVIZE_VERIFY_TOKEN` is on.
-    /// `Ok(Err(reason))`: iAdvize rejects it; `Err`: iAdvize could not be asked.
-    pub(crate) async fn verify_new_token(
-        &self,
-        secret_name: &str,
-        record: &TokenRecord,
-        deadline: Instant,
-    ) -> Result<std::result::Result<(), String>> {
-        if !self.config.verify_token {
-            return Ok(Ok(()));
-        }
-        match self.iadvize.verify(&record.access_token, deadline).await {
-            Ok(Verification::Authenticated) => {
-                tracing::info!("iAdvize accepts the new token");
-                Ok(Ok(()))
-            }
-            Ok(Verification::Rejected(reason)) => {
-                tracing::error!(reason = %reason, "iAdvize rejects the new token");
-                Ok(Err(reason))
-            }
-            Err(source) => Err(Error::Iadvize {
-                secret_id: secret_name.to_owned(),
-                source,
-            }),
-        }
-    }
-
-    /// The deadline a login must keep to, so that the verification that follows it in this
-    /// invocation (when `then_verify`) still has a whole request timeout. The Secrets Manager
-    /// writes after both are covered by the retry policy's safety margin.
-    pub(crate) fn login_deadline(&self, deadline: Instant, then_verify: bool) -> Instant {
-        let verification = if then_verify && self.config.verify_token {
-            self.config.http_timeout
-        } else {
-            Duration::ZERO
-        };
-        deadline.checked_sub(verification).unwrap_or(deadline)
-    }
-
     /// finishSecret: AWSCURRENT moves to `token` (the old current becomes AWSPREVIOUS), then
     /// AWSPENDING is removed so no rotation looks in progress. Refuses a version that does not
     /// hold a token record, so AWSCURRENT never loses a working token.
@@ -285,7 +267,7 @@ impl Broker {
     /// Another invocation may move the labels at the same time (a tick publishing a token, a
     /// second finishSecret): a move that fails re-reads the stages and acts on what it finds,
     /// and no label is removed from a version that no longer carries it.
-    pub(crate) async fn finish_secret(
+    async fn finish_secret(
         &self,
         secret: &SecretInfo,
         token: &str,
@@ -346,7 +328,11 @@ impl Broker {
 
     /// Removes AWSPENDING from `token` if it still carries it. A removal that fails because
     /// another invocation removed it first is not an error.
-    pub(crate) async fn remove_pending(&self, secret: &SecretInfo, token: &str) -> Result<()> {
+    ///
+    /// # Errors
+    ///
+    /// The Secrets Manager error of the move, when AWSPENDING is still there after it.
+    pub async fn remove_pending(&self, secret: &SecretInfo, token: &str) -> Result<()> {
         if !carries(secret, token, AWSPENDING) {
             return Ok(());
         }
@@ -371,17 +357,26 @@ impl Broker {
     /// Resumes a rotation that Secrets Manager started and did not finish: the four steps
     /// with that version's id. If it fails after AWSPENDING holds a token (verification
     /// fails, finishSecret cannot run), AWSPENDING is removed from that version, whose value
-    /// can never change, so the next tick refreshes inline instead.
-    pub async fn resume_rotation(
+    /// can never change, so the next tick refreshes inline instead. `slot`: what the login
+    /// already knows about its pacing (see [`Slot`]).
+    ///
+    /// # Errors
+    ///
+    /// The failure of the first step that failed.
+    pub async fn resume(
         &self,
         secret: &SecretInfo,
         token: &str,
+        slot: Slot,
         deadline: Instant,
     ) -> Result<TokenRecord> {
         let span =
             tracing::info_span!("resumed_rotation", secret_id = %secret.name, token = %token);
         let rotation = async {
-            let result = match self.create_secret(secret, token, None, deadline).await {
+            let result = match self
+                .create_secret(secret, token, None, slot, deadline)
+                .await
+            {
                 Ok(record) => {
                     self.set_secret();
                     let finished = match self.test_secret(secret, token, deadline).await {

@@ -1,13 +1,35 @@
-//! What an operator wants to know about each token secret, without changing anything.
+//! What an operator wants to know about each token secret, without changing anything
+//! (`{"action": "status"}`, `iadvize-token status`).
 
 use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::broker::{Broker, TAG_LAST_LOGIN_ATTEMPT, TAG_REJECTED_CREDENTIALS};
+use crate::config::Config;
 use crate::error::Result;
-use crate::store::AWSCURRENT;
+use crate::login::Login;
+use crate::plan::Current;
+use crate::refresh::{discover, no_secret_to_manage, read_current};
+use crate::store::{AWSCURRENT, SecretStore};
 use crate::token::rfc3339;
+
+/// What a token secret's AWSCURRENT holds. Serialised in lower case (`valid`, `expired`,
+/// `missing`, `invalid`, `error`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// A token record that has not expired.
+    Valid,
+    /// A token record that has expired.
+    Expired,
+    /// No value yet.
+    Missing,
+    /// A value that is not a token record (see `invalid_reason`).
+    Invalid,
+    /// The secret could not be read (see `error`).
+    #[default]
+    Error,
+}
 
 /// The state of one token secret.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -15,8 +37,8 @@ pub struct SecretStatus {
     /// The secret as asked (capped in the answer: see [`crate::error::echo`]).
     #[serde(serialize_with = "crate::error::serialize_echo")]
     pub secret_id: String,
-    /// `valid`, `expired`, `missing` (no value yet), `invalid` (not a token record) or `error`.
-    pub token: &'static str,
+    /// What AWSCURRENT holds.
+    pub token: TokenState,
     /// Why the value is not a token record, when `token` is `invalid`: what it holds (binary
     /// data, not JSON, a field of the wrong type, …), never the value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,14 +120,18 @@ impl StatusSummary {
         };
         for s in secrets {
             match s.token {
-                "valid"
+                TokenState::Valid
                     if s.error.is_none()
                         && s.remaining_seconds
                             .is_some_and(|left| left > refresh_before_expiry.as_secs()) =>
                 {
                     summary.fresh += 1
                 }
-                "valid" | "missing" | "invalid" if s.error.is_none() => summary.due += 1,
+                TokenState::Valid | TokenState::Missing | TokenState::Invalid
+                    if s.error.is_none() =>
+                {
+                    summary.due += 1
+                }
                 _ => summary.failed += 1,
             }
             if s.credentials_blocked {
@@ -126,95 +152,106 @@ impl std::fmt::Display for StatusSummary {
     }
 }
 
-impl Broker {
+/// Reads the state of token secrets, changing nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Status<'a> {
+    pub config: &'a Config,
+    pub store: &'a SecretStore,
+    pub login: &'a Login,
+}
+
+impl Status<'_> {
     /// The whole fleet's state: the secrets of `IADVIZE_TOKEN_SECRET_IDS` plus the ones tagged
     /// `iadvize:managed` = `true` (by name), each once. Fails only when there is nothing to
     /// report on.
-    pub async fn status_fleet(&self) -> Result<StatusReport> {
-        let (targets, error) = self.fleet_targets().await;
+    pub(crate) async fn fleet(&self) -> Result<StatusReport> {
+        let (targets, error) = discover(self.config, self.store).await;
         if targets.is_empty() {
-            return Err(error.unwrap_or_else(crate::refresh::no_secret_to_manage));
+            return Err(error.unwrap_or_else(no_secret_to_manage));
         }
         let ids: Vec<String> = targets.into_iter().map(|t| t.secret_id).collect();
-        let mut report = self.status(&ids).await;
+        let mut report = self.of(&ids).await;
         if let Some(e) = error {
             // The listed secrets are reported; the tagged ones could not be found.
             report.secrets.push(SecretStatus {
                 secret_id: "(discovery of tagged secrets)".into(),
-                token: "error",
+                token: TokenState::Error,
                 error: Some(e.to_string()),
                 ..SecretStatus::default()
             });
-            report.summary = StatusSummary::of(&report.secrets, self.config.refresh_before_expiry);
+            report.summary =
+                StatusSummary::of(&report.secrets, self.config.refresh_before_expiry());
         }
         Ok(report)
     }
 
     /// Reads the state of each secret.
-    pub async fn status(&self, secret_ids: &[String]) -> StatusReport {
+    pub(crate) async fn of(&self, secret_ids: &[String]) -> StatusReport {
         let secrets = futures::stream::iter(secret_ids)
             .map(|id| async move {
                 let mut status = SecretStatus {
                     secret_id: id.clone(),
-                    token: "error",
+                    token: TokenState::Error,
                     ..SecretStatus::default()
                 };
-                if let Err(e) = self.fill_status(id, &mut status).await {
+                if let Err(e) = self.fill(id, &mut status).await {
                     status.error = Some(e.to_string());
                 }
                 status
             })
-            .buffered(self.config.max_concurrency.get())
+            .buffered(self.config.max_concurrency().get())
             .collect::<Vec<_>>()
             .await;
         StatusReport {
-            summary: StatusSummary::of(&secrets, self.config.refresh_before_expiry),
+            summary: StatusSummary::of(&secrets, self.config.refresh_before_expiry()),
             secrets,
         }
     }
 
-    async fn fill_status(&self, secret_id: &str, status: &mut SecretStatus) -> Result<()> {
+    async fn fill(&self, secret_id: &str, status: &mut SecretStatus) -> Result<()> {
         let secret = self.store.describe(secret_id).await?;
         let now = OffsetDateTime::now_utc();
-        status.last_login_attempt = secret.tag(TAG_LAST_LOGIN_ATTEMPT).map(str::to_owned);
+        let tags = secret.broker_tags();
+        status.last_login_attempt = tags.last_login_attempt_text.map(str::to_owned);
         if let Some(version) = secret.pending_rotation() {
             let started = self.store.version_created(&secret.arn, version).await?;
-            // The same rule as the tick's (refresh.rs): no known age counts as stuck.
+            // The same rule as the tick's planner: no known age counts as stuck.
             let age = started.map(|s| OffsetDateTime::now_utc() - s);
             status.rotation = Some(RotationStatus {
                 version_id: version.to_owned(),
                 started_at: started.map(rfc3339),
-                stuck: age.is_none_or(|age| age >= self.config.stuck_rotation_after),
+                stuck: age.is_none_or(|age| age >= self.config.stuck_rotation_after()),
             });
         }
-        status.token = match self.read_current(&secret).await? {
-            None => "missing",
-            Some(Err(e)) => {
+        status.token = match read_current(self.store, &secret).await? {
+            Current::NotRead | Current::Empty => TokenState::Missing,
+            Current::Unparseable(e) => {
                 status.invalid_reason = Some(e.to_string());
-                "invalid"
+                TokenState::Invalid
             }
-            Some(Ok(record)) => {
+            Current::Record(record) => {
                 status.issued_at = Some(rfc3339(record.issued_at));
                 status.expires_at = Some(rfc3339(record.expires_at));
                 status.remaining_seconds = Some(record.remaining(now).as_secs());
                 if record.is_expired(now) {
-                    "expired"
+                    TokenState::Expired
                 } else {
-                    "valid"
+                    TokenState::Valid
                 }
             }
         };
         // Without a credentials secret (none configured, no tag) the token is still reported:
         // a consumer may only know the token secret.
-        let Ok(credentials_id) = self.credentials_secret_id(&secret).map(str::to_owned) else {
+        let Ok(credentials_id) = self.login.credentials_secret_id(&secret).map(str::to_owned)
+        else {
             return Ok(());
         };
-        if let Some(rejected) = secret.tag(TAG_REJECTED_CREDENTIALS) {
+        if let Some(rejected) = tags.rejected_credentials_version {
             // The version id comes from DescribeSecret: status never reads the password.
             let credentials = self.store.describe(&credentials_id).await?;
             status.credentials_blocked = credentials.version_with(AWSCURRENT) == Some(rejected);
             if status.credentials_blocked {
-                status.next_probe_at = self.next_probe_at(&secret).map(rfc3339);
+                status.next_probe_at = self.login.next_probe_at(&tags).map(rfc3339);
             }
         }
         status.credentials_secret_id = Some(credentials_id);

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::bounds::{AwsTimeouts, GaveUp, for_humans};
 use crate::error::{Error, Result, Retry};
+use crate::tags;
 use crate::token::{RecordError, TokenRecord};
 
 /// The staging label of the value consumers read.
@@ -37,7 +38,7 @@ pub struct SecretInfo {
     pub rotation_enabled: bool,
     /// VersionId → staging labels.
     pub versions: HashMap<String, Vec<String>>,
-    /// Tags (the broker's state lives here).
+    /// Tags: key → value (the broker's state lives here: [`crate::tags`]).
     pub tags: HashMap<String, String>,
 }
 
@@ -79,9 +80,9 @@ impl SecretInfo {
         self.versions.get(version_id).map(Vec::as_slice)
     }
 
-    /// A tag's value.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.get(key).map(String::as_str)
+    /// The broker's state in the secret's tags.
+    pub fn broker_tags(&self) -> tags::BrokerTags<'_> {
+        tags::BrokerTags::read(&self.tags)
     }
 }
 
@@ -224,6 +225,7 @@ where
     Error::SecretsManager {
         secret_id: secret_id.to_owned(),
         operation,
+        code: e.code().map(str::to_owned),
         message,
         retry: Retry::of_sdk(&e),
     }
@@ -495,9 +497,6 @@ impl SecretStore {
     }
 }
 
-/// The tag that puts a token secret under the broker's management (discovery, DESIGN §11).
-pub const TAG_MANAGED: &str = "iadvize:managed";
-
 /// Most ids `BatchGetSecretValue` takes in one call.
 pub const BATCH_GET_MAX: usize = 20;
 
@@ -528,7 +527,7 @@ impl SecretStore {
                 .filters(
                     Filter::builder()
                         .key(FilterNameStringType::TagKey)
-                        .values(TAG_MANAGED)
+                        .values(tags::MANAGED)
                         .build(),
                 )
                 .filters(
@@ -553,7 +552,7 @@ impl SecretStore {
                     .iter()
                     .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
                     .collect();
-                if tags.get(TAG_MANAGED).map(String::as_str) != Some("true") {
+                if !tags::is_managed(&tags) {
                     continue;
                 }
                 found.push(SecretInfo {

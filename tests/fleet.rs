@@ -110,12 +110,12 @@ impl Fleet {
     }
 
     fn config(&self) -> Config {
-        Config {
-            api_url: self.standin.url().parse().expect("stand-in URL"),
-            min_login_interval: Duration::ZERO,
-            http_timeout: Duration::from_secs(2),
-            ..Config::default()
-        }
+        Config::builder()
+            .api_url(self.standin.url().parse().expect("stand-in URL"))
+            .min_login_interval(Duration::ZERO)
+            .http_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a valid test configuration")
     }
 
     fn broker(&self, config: Config) -> Broker {
@@ -194,11 +194,15 @@ async fn the_tick_manages_tagged_and_listed_secrets_once_and_ignores_untagged_on
             .await,
         fleet.token_secret(0, &[(MANAGED, "truex")], None).await,
     ];
-    let broker = fleet.broker(Config {
-        token_secret_ids: vec![listed.clone(), both_by_name.clone(), arn],
-        min_login_interval: Duration::ZERO,
-        ..fleet.config()
-    });
+    let broker = fleet.broker(
+        fleet
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![listed.clone(), both_by_name.clone(), arn])
+            .min_login_interval(Duration::ZERO)
+            .build()
+            .expect("a valid test configuration"),
+    );
 
     let answer = broker.handle(&scheduled(), deadline(60)).await.unwrap();
     let results = answer["results"].as_array().unwrap();
@@ -239,10 +243,12 @@ async fn a_fresh_tick_over_more_than_a_hundred_secrets_costs_a_few_batched_calls
 async fn secrets_that_share_a_user_log_in_the_interval_apart_within_and_across_ticks() {
     let fleet = Fleet::new("eu-west-3", 1).await;
     let first = fleet.integration(0, None).await;
-    let config = Config {
-        min_login_interval: Duration::from_secs(2),
-        ..fleet.config()
-    };
+    let config = fleet
+        .config()
+        .to_builder()
+        .min_login_interval(Duration::from_secs(2))
+        .build()
+        .expect("a valid test configuration");
     // Another invocation (its own process, its own pacer) logs in for the user first.
     fleet
         .broker(config.clone())
@@ -292,10 +298,14 @@ async fn no_rolling_window_holds_more_logins_than_the_cap() {
     // 3 logins per 2-second window (a compressed minute).
     let window = Duration::from_secs(2);
     let broker = fleet
-        .broker(Config {
-            max_logins_per_minute: 3.try_into().unwrap(),
-            ..fleet.config()
-        })
+        .broker(
+            fleet
+                .config()
+                .to_builder()
+                .max_logins_per_minute(3.try_into().unwrap())
+                .build()
+                .expect("a valid test configuration"),
+        )
         .with_login_window(window);
     let answer = broker.handle(&scheduled(), deadline(60)).await.unwrap();
     assert!(
@@ -337,10 +347,14 @@ async fn a_rotation_that_cannot_finish_before_the_deadline_is_deferred_and_fails
     let expiring = fleet.integration(2, Some(0)).await; // less than an hour left
     // One login per minute: the most urgent secret takes it, the others cannot get a slot
     // before the deadline.
-    let broker = fleet.broker(Config {
-        max_logins_per_minute: 1.try_into().unwrap(),
-        ..fleet.config()
-    });
+    let broker = fleet.broker(
+        fleet
+            .config()
+            .to_builder()
+            .max_logins_per_minute(1.try_into().unwrap())
+            .build()
+            .expect("a valid test configuration"),
+    );
     let report = broker.refresh_fleet(false, deadline(30)).await.unwrap();
     let by_id: HashMap<&str, &iadvize_token_broker::refresh::SecretResult> = report
         .results
@@ -424,10 +438,14 @@ async fn a_tick_emits_one_fleet_wide_line_and_per_secret_lines_only_when_asked()
 
     let before = fleet.metrics.lines().len();
     fleet
-        .broker(Config {
-            per_secret_metrics: true,
-            ..fleet.config()
-        })
+        .broker(
+            fleet
+                .config()
+                .to_builder()
+                .per_secret_metrics(true)
+                .build()
+                .expect("a valid test configuration"),
+        )
         .handle(&scheduled(), deadline(30))
         .await
         .unwrap();
@@ -452,10 +470,14 @@ async fn status_covers_the_whole_fleet_with_a_summary_first() {
     let fresh = fleet.integration(0, Some(20)).await;
     let due = fleet.integration(0, None).await;
     let listed_expired = fleet.token_secret(0, &[], Some(&record(-1))).await;
-    let broker = fleet.broker(Config {
-        token_secret_ids: vec![listed_expired.clone()],
-        ..fleet.config()
-    });
+    let broker = fleet.broker(
+        fleet
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![listed_expired.clone()])
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker
         .handle(&json!({"action": "status"}), deadline(30))
         .await

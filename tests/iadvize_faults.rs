@@ -6,7 +6,6 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use iadvize_standin::{Fault, RetryAfter};
-use iadvize_token_broker::Config;
 use iadvize_token_broker::iadvize::RetryPolicy;
 use iadvize_token_broker::metrics::Metrics;
 use serde_json::{Value, json};
@@ -249,10 +248,14 @@ async fn a_timed_out_login_is_retried() {
     world
         .standin
         .push_login_faults(Fault::Slow(Duration::from_secs(3)), 1);
-    let broker = world.broker_with(Config {
-        http_timeout: Duration::from_millis(500),
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .http_timeout(Duration::from_millis(500))
+            .build()
+            .expect("a valid test configuration"),
+    );
     let started = Instant::now();
     broker.handle(&force(), deadline(30)).await.unwrap();
     assert!(
@@ -296,10 +299,14 @@ async fn unusable_login_answers_are_errors_and_nothing_is_stored() {
 #[tokio::test]
 async fn an_unreachable_iadvize_is_a_clear_error() {
     let world = World::new().await;
-    let broker = world.broker_with(Config {
-        api_url: "http://127.0.0.1:9".parse().unwrap(),
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .api_url("http://127.0.0.1:9".parse().unwrap())
+            .build()
+            .expect("a valid test configuration"),
+    );
     let err = broker.handle(&force(), deadline(10)).await.unwrap_err();
     assert!(err.to_string().contains("connection failed"), "{err}");
     assert!(world.current().await.is_none());
@@ -410,10 +417,14 @@ async fn with_probing_off_refused_credentials_wait_for_a_new_value() {
     world
         .put_credentials(&world.username, "changed-password-7a1c")
         .await;
-    let broker = world.broker_with(Config {
-        refused_credentials_retry: None,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .refused_credentials_retry(None)
+            .build()
+            .expect("a valid test configuration"),
+    );
     broker.handle(&force(), deadline(30)).await.unwrap_err();
     last_login_hours_ago(&world, 48).await;
     let err = broker.handle(&force(), deadline(30)).await.unwrap_err();

@@ -405,10 +405,14 @@ async fn values_taken_from_input_are_capped_wherever_they_are_echoed() {
     world.put_record(20).await;
     let token = world.start_sm_rotation().await;
     let (logs, _guard) = CapturedLogs::start();
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        per_secret_metrics: true,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .per_secret_metrics(true)
+            .build()
+            .expect("a valid test configuration"),
+    );
     let huge = "a".repeat(1 << 20);
     // The longest id Secrets Manager takes: accepted, looked up (not found), and shown capped.
     let longest = "b".repeat(2048);

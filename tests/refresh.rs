@@ -95,10 +95,14 @@ async fn a_tick_resumes_a_rotation_older_than_the_stuck_threshold() {
     let world = World::new().await;
     world.put_record(20).await;
     let pending = world.start_sm_rotation().await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        stuck_rotation_after: Duration::ZERO,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .stuck_rotation_after(Duration::ZERO)
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "resumed");
     assert_valid_current(&world).await;
@@ -153,10 +157,14 @@ async fn two_token_secrets_with_different_credentials_are_refreshed_in_one_tick(
     create_empty_secret(&world.sm, &token2).await;
     tag(&world.sm, &token2, "iadvize:credentials-secret-id", &creds2).await;
 
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        token_secret_ids: vec![world.token_id.clone(), token2.clone()],
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![world.token_id.clone(), token2.clone()])
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_eq!(outcome(&answer, 1), "refreshed");
@@ -169,10 +177,14 @@ async fn two_token_secrets_with_different_credentials_are_refreshed_in_one_tick(
 #[tokio::test]
 async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
     let world = World::new().await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        token_secret_ids: vec!["missing-secret".into(), world.token_id.clone()],
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .token_secret_ids(vec!["missing-secret".into(), world.token_id.clone()])
+            .build()
+            .expect("a valid test configuration"),
+    );
     let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
     assert_eq!(err.kind(), "RefreshFailed");
     let text = err.to_string();
@@ -187,10 +199,14 @@ async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
 #[tokio::test]
 async fn a_login_held_back_by_the_spacing_is_in_progress_while_the_token_is_valid() {
     let world = World::new().await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        min_login_interval: Duration::from_secs(60),
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .min_login_interval(Duration::from_secs(60))
+            .build()
+            .expect("a valid test configuration"),
+    );
     let force = json!({"action": "refresh", "force": true});
     broker.handle(&force, deadline(30)).await.unwrap();
     let before = world.current().await;
@@ -220,10 +236,14 @@ async fn a_login_held_back_by_the_spacing_fails_when_no_valid_token_is_left() {
         &iadvize_token_broker::token::rfc3339_precise(time::OffsetDateTime::now_utc()),
     )
     .await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        min_login_interval: Duration::from_secs(60),
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .min_login_interval(Duration::from_secs(60))
+            .build()
+            .expect("a valid test configuration"),
+    );
     let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
     assert!(
         err.to_string()
@@ -321,10 +341,12 @@ async fn a_login_that_succeeds_late_still_leaves_its_verification_a_whole_timeou
     let world = World::new().await;
     world.put_record(2).await;
     let broker = world.broker_with_retry(
-        iadvize_token_broker::Config {
-            http_timeout: Duration::from_secs(1),
-            ..world.config()
-        },
+        world
+            .config()
+            .to_builder()
+            .http_timeout(Duration::from_secs(1))
+            .build()
+            .expect("a valid test configuration"),
         iadvize_token_broker::iadvize::RetryPolicy {
             max_retries: 4,
             base_delay: Duration::from_millis(200),
@@ -377,10 +399,14 @@ async fn the_status_action_reports_each_secret() {
 async fn a_tick_emits_embedded_metrics_with_the_right_values() {
     let world = World::new().await;
     // Per-secret series are opt-in; the fleet-wide line (no dimension) is tests/fleet.rs's.
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        per_secret_metrics: true,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .per_secret_metrics(true)
+            .build()
+            .expect("a valid test configuration"),
+    );
     broker.handle(&tick(), deadline(30)).await.unwrap();
     let lines: Vec<Value> = world
         .metrics
@@ -414,10 +440,14 @@ async fn a_tick_emits_embedded_metrics_with_the_right_values() {
 #[tokio::test]
 async fn with_verification_off_a_rotation_makes_no_verification_call() {
     let world = World::new().await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        verify_token: false,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .verify_token(false)
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_eq!(world.logins(), 1);
@@ -436,10 +466,14 @@ async fn a_last_login_tag_in_the_far_future_neither_blocks_logins_nor_panics() {
         "9999-12-31T23:59:59Z",
     )
     .await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        min_login_interval: Duration::from_secs(10),
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .min_login_interval(Duration::from_secs(10))
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
     assert_valid_current(&world).await;
@@ -616,10 +650,14 @@ async fn a_credentials_tag_with_whitespace_around_the_id_names_that_secret() {
         &format!(" {} ", world.creds_id),
     )
     .await;
-    let broker = world.broker_with(iadvize_token_broker::Config {
-        credentials_secret_id: None,
-        ..world.config()
-    });
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .credentials_secret_id(None)
+            .build()
+            .expect("a valid test configuration"),
+    );
     let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
     assert_valid_current(&world).await;

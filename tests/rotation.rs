@@ -345,10 +345,12 @@ async fn two_finish_secrets_racing_on_one_version_both_succeed() {
 async fn a_tick_and_an_operator_refresh_racing_on_a_due_secret_both_succeed() {
     let world = World::new().await;
     world.put_record(2).await;
-    let config = iadvize_token_broker::Config {
-        min_login_interval: std::time::Duration::from_secs(10),
-        ..world.config()
-    };
+    let config = world
+        .config()
+        .to_builder()
+        .min_login_interval(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a valid test configuration");
     let (tick, refresh) = (world.broker_with(config.clone()), world.broker_with(config));
     let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
     let forced = json!({"action": "refresh", "force": true});
@@ -500,10 +502,14 @@ async fn the_configuration_check_on_a_secret_with_no_value_yet_passes_and_the_se
         } else {
             "resumed"
         };
-        let tick = world.broker_with(iadvize_token_broker::Config {
-            stuck_rotation_after: std::time::Duration::ZERO,
-            ..world.config()
-        });
+        let tick = world.broker_with(
+            world
+                .config()
+                .to_builder()
+                .stuck_rotation_after(std::time::Duration::ZERO)
+                .build()
+                .expect("a valid test configuration"),
+        );
         let refresh = json!({"action": "refresh", "secret_ids": [world.token_id]});
         let answer = tick.handle(&refresh, deadline(30)).await.unwrap();
         assert_eq!(answer["results"][0]["outcome"], expected, "{answer}");
@@ -551,11 +557,13 @@ async fn a_first_rotation_before_the_credentials_are_put_says_what_to_do_and_fin
         let world = World::new().await;
         let creds_id = unique("creds-empty");
         create_empty_secret(&world.sm, &creds_id).await;
-        let config = iadvize_token_broker::Config {
-            credentials_secret_id: Some(creds_id.clone()),
-            stuck_rotation_after: std::time::Duration::ZERO,
-            ..world.config()
-        };
+        let config = world
+            .config()
+            .to_builder()
+            .credentials_secret_id(Some(creds_id.clone()))
+            .stuck_rotation_after(std::time::Duration::ZERO)
+            .build()
+            .expect("a valid test configuration");
         let broker = world.broker_with(config);
         let token = world.start_sm_rotation().await;
         let create = step_event("createSecret", &world.token_id, &token);

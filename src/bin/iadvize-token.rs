@@ -14,7 +14,7 @@ use iadvize_token_broker::consumer::TokenError;
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::operator::{Resumed, Verified};
 use iadvize_token_broker::refresh::Outcome;
-use iadvize_token_broker::status::SecretStatus;
+use iadvize_token_broker::status::{SecretStatus, TokenState};
 use iadvize_token_broker::token::rfc3339;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource, logging};
 
@@ -168,7 +168,7 @@ async fn broker() -> Result<Broker, u8> {
         eprintln!("error: {e}");
         EXIT_USAGE
     })?;
-    let store = SecretStore::from_env(config.aws_timeouts).await;
+    let store = SecretStore::from_env(config.aws_timeouts()).await;
     Broker::new(config, store, Metrics::off()).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_USAGE
@@ -179,7 +179,7 @@ fn secret_ids(broker: &Broker, given: Vec<String>) -> Result<Vec<String>, u8> {
     if !given.is_empty() {
         return Ok(given);
     }
-    let configured = broker.config().token_secret_ids.clone();
+    let configured = broker.config().token_secret_ids().to_vec();
     if configured.is_empty() {
         eprintln!(
             "error: no token secret given: pass SECRET_ID... or set IADVIZE_TOKEN_SECRET_IDS to a comma-separated list"
@@ -240,7 +240,7 @@ async fn status(broker: &Broker, given: Vec<String>, json: bool) -> u8 {
         EXIT_BLOCKED
     } else if secrets.iter().any(|s| s.error.is_some()) {
         EXIT_FAILED
-    } else if secrets.iter().any(|s| s.token != "valid") {
+    } else if secrets.iter().any(|s| s.token != TokenState::Valid) {
         EXIT_NO_TOKEN
     } else {
         EXIT_OK
@@ -251,16 +251,18 @@ fn print_status(s: &SecretStatus) {
     let id = &s.secret_id;
     println!("{id}");
     let token = match (s.token, &s.expires_at) {
-        ("valid", Some(at)) => {
+        (TokenState::Valid, Some(at)) => {
             format!("valid, expires at {at} (in {})", human(s.remaining_seconds))
         }
-        ("expired", Some(at)) => format!("EXPIRED at {at}"),
-        ("missing", _) => "missing: the secret has no value yet".to_owned(),
-        ("invalid", _) => match &s.invalid_reason {
+        (TokenState::Expired, Some(at)) => format!("EXPIRED at {at}"),
+        (TokenState::Missing, _) => "missing: the secret has no value yet".to_owned(),
+        (TokenState::Invalid, _) => match &s.invalid_reason {
             Some(reason) => format!("INVALID: the value is {reason}"),
             None => "INVALID: the value is not a token record".to_owned(),
         },
-        (other, _) => other.to_owned(),
+        (TokenState::Valid, None) => "valid".to_owned(),
+        (TokenState::Expired, None) => "expired".to_owned(),
+        (TokenState::Error, _) => "error".to_owned(),
     };
     println!("  token:               {token}");
     if let Some(issued) = &s.issued_at {
@@ -313,7 +315,10 @@ fn print_status(s: &SecretStatus) {
         println!(
             "  to fix:              run `iadvize-token resume {id}` (or wait for the next tick)"
         );
-    } else if matches!(s.token, "missing" | "expired" | "invalid") {
+    } else if matches!(
+        s.token,
+        TokenState::Missing | TokenState::Expired | TokenState::Invalid
+    ) {
         println!(
             "  to fix:              run `iadvize-token refresh {id}` and check the broker's logs"
         );
@@ -336,11 +341,11 @@ async fn refresh(
         print_json(&report);
     }
     let mut failed = Vec::new();
+    let mut refused = false;
     for result in &report.results {
         let expires = result
             .expires_at
-            .as_deref()
-            .map(|at| format!(", expires at {at}"))
+            .map(|at| format!(", expires at {}", rfc3339(at)))
             .unwrap_or_default();
         let line = match result.outcome {
             Outcome::Fresh => format!("{}: fresh, nothing to do{expires}", result.secret_id),
@@ -356,6 +361,9 @@ async fn refresh(
             ),
             Outcome::Deferred | Outcome::Failed => {
                 failed.push(result.secret_id.clone());
+                refused |= result
+                    .error_kind
+                    .is_some_and(|kind| kind.is_credentials_refusal());
                 eprintln!(
                     "error: {}: {}",
                     result.secret_id,
@@ -371,15 +379,8 @@ async fn refresh(
     if failed.is_empty() {
         return EXIT_OK;
     }
-    // Tell refused credentials apart from other failures: the broker records a refusal in
-    // the secret's tags, which status reads.
-    let blocked = broker
-        .status(&failed)
-        .await
-        .secrets
-        .iter()
-        .any(|s| s.credentials_blocked);
-    if blocked {
+    // Refused credentials need the operator; other failures may pass by themselves.
+    if refused {
         eprintln!(
             "iAdvize refused the credentials: put a corrected value in the credentials secret, then run `iadvize-token refresh` again"
         );

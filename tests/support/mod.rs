@@ -104,14 +104,14 @@ impl World {
 
     /// The configuration a test broker uses; login spacing off unless a test wants it.
     pub fn config(&self) -> Config {
-        Config {
-            token_secret_ids: vec![self.token_id.clone()],
-            credentials_secret_id: Some(self.creds_id.clone()),
-            api_url: self.standin.url().parse().expect("stand-in URL"),
-            min_login_interval: Duration::ZERO,
-            http_timeout: Duration::from_secs(2),
-            ..Config::default()
-        }
+        Config::builder()
+            .token_secret_ids(vec![self.token_id.clone()])
+            .credentials_secret_id(Some(self.creds_id.clone()))
+            .api_url(self.standin.url().parse().expect("stand-in URL"))
+            .min_login_interval(Duration::ZERO)
+            .http_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a valid test configuration")
     }
 
     pub fn broker(&self) -> Broker {
