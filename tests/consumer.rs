@@ -5,6 +5,9 @@
 //! Failed reads come from an endpoint that makes `GetSecretValue` fail on demand.
 //!
 //! The source is used as a Rust service would, from the small consumer crate.
+//!
+//! Rejection reports go to a FIFO queue on moto's SQS; the broker's side is played by the
+//! test (it takes the report off the queue and publishes a new token).
 
 #[path = "support/flaky_sm.rs"]
 mod flaky_sm;
@@ -14,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flaky_sm::FlakySm;
+use iadvize_standin::sqs_poller::{self, Received, SqsClient};
+use iadvize_token_consumer::report::token_sha256;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
 use support::*;
 
@@ -627,4 +632,304 @@ async fn sources_for_look_alike_secret_ids_serve_each_its_own_token() {
     for (source, _) in &sources {
         assert_eq!(source.reads(), 1, "{}", source.secret_id());
     }
+}
+
+// Rejection reports: after a 401, a re-read that finds the very token iAdvize refused is
+// reported to the broker's report queue (moto's SQS here), and the source waits for the new
+// token. The broker's handling of the report is played by the test: it waits for the report
+// on the queue, then publishes a new token.
+
+/// A report queue on moto's SQS, as the broker's stack creates it (FIFO, content-based
+/// deduplication).
+async fn report_queue() -> (SqsClient, String) {
+    let sqs = sqs_poller::client(&moto_endpoint());
+    let url = sqs_poller::create_fifo_queue(
+        &sqs,
+        &format!("{}.fifo", unique("reports")),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("create the report queue");
+    (sqs, url)
+}
+
+/// A token record for `token`, valid for 20 more hours.
+fn record_json(token: &str) -> String {
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(4);
+    TokenRecord::new(AccessToken::new(token), issued, 86400).to_json()
+}
+
+/// Plays the broker receiving reports: waits (up to ~20 s) for the first message on the queue,
+/// then publishes `next` as the token secret's AWSCURRENT. Returns the messages taken.
+fn broker_replaces_on_report(
+    world: &World,
+    sqs: &SqsClient,
+    url: &str,
+    next: String,
+) -> tokio::task::JoinHandle<Vec<Received>> {
+    let (sm, secret_id, sqs, url) = (
+        world.sm.clone(),
+        world.token_id.clone(),
+        sqs.clone(),
+        url.to_owned(),
+    );
+    tokio::spawn(async move {
+        let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(20))
+            .await
+            .expect("receive");
+        sm.put_secret_value()
+            .secret_id(&secret_id)
+            .secret_string(next)
+            .send()
+            .await
+            .expect("publish the new token");
+        taken
+    })
+}
+
+/// The one report a consumer of `world` sends for `token`.
+fn assert_one_report(taken: &[Received], world: &World, token: &AccessToken) {
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let body: serde_json::Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "action": "report-rejected",
+            "secret_id": world.token_id,
+            "token_sha256": token_sha256(token),
+        })
+    );
+    assert!(!taken[0].body.contains(token.expose()), "never the token");
+    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
+}
+
+#[tokio::test]
+async fn after_a_401_an_unchanged_token_is_reported_once_and_the_new_one_is_used() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let (sqs, url) = report_queue().await;
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .report_queue(sqs.clone(), &url)
+        .report_wait(Duration::from_millis(100), Duration::from_secs(20))
+        .build();
+    assert_eq!(source.report_queue_url(), Some(url.as_str()));
+    let old = source.token().await.unwrap();
+
+    // iAdvize revokes the published token; the broker does not know yet.
+    assert!(world.standin.revoke_token(old.expose()));
+    assert_eq!(graphql_status(&world, &old).await, 401);
+    let next = world.login_directly().await;
+    let logins = world.logins();
+    let broker = broker_replaces_on_report(&world, &sqs, &url, record_json(&next));
+
+    source.invalidate_token(&old);
+    let new = source.token().await.unwrap();
+
+    assert_eq!(new.expose(), next);
+    assert_eq!(graphql_status(&world, &new).await, 200);
+    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert_eq!(source.reports(), 1);
+    assert!(
+        source.reads() >= 3,
+        "a read, a re-read, then reads until the new token"
+    );
+    assert_eq!(world.logins(), logins, "the consumer never logs in");
+    assert!(
+        sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing more was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_the_new_token() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let (sqs, url) = report_queue().await;
+    let source = Arc::new(
+        TokenSource::builder(sm_client(), &world.token_id)
+            .report_queue(sqs.clone(), &url)
+            .report_wait(Duration::from_millis(100), Duration::from_secs(20))
+            .build(),
+    );
+    let old = source.token().await.unwrap();
+    world.standin.revoke_token(old.expose());
+    let next = world.login_directly().await;
+    let broker = broker_replaces_on_report(&world, &sqs, &url, record_json(&next));
+    let api = world.standin.url();
+
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let (source, api) = (source.clone(), api.clone());
+            tokio::spawn(async move {
+                let call = |token: AccessToken| {
+                    let api = api.clone();
+                    async move {
+                        reqwest::Client::new()
+                            .post(format!("{api}/graphql"))
+                            .bearer_auth(token.expose())
+                            .json(&serde_json::json!({"query": "{ me { username } }"}))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    }
+                };
+                let token = source.token().await.unwrap();
+                let first = call(token.clone()).await;
+                assert_eq!(first, 401);
+                source.invalidate_token(&token);
+                call(source.token().await.unwrap()).await
+            })
+        })
+        .collect();
+    for caller in futures::future::join_all(callers).await {
+        assert_eq!(caller.unwrap(), 200, "every caller's next call succeeds");
+    }
+    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert_eq!(source.reports(), 1, "one report for twenty refusals");
+    assert!(
+        sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing more was sent"
+    );
+}
+
+#[tokio::test]
+async fn without_a_report_queue_the_same_token_comes_back_and_the_hint_is_said_once() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let (logs, _guard) = CapturedLogs::start();
+    let source = TokenSource::new(sm_client(), &world.token_id);
+    assert_eq!(source.report_queue_url(), None);
+    let old = source.token().await.unwrap();
+    world.standin.revoke_all_tokens();
+
+    for round in 1..=2 {
+        assert_eq!(graphql_status(&world, &old).await, 401);
+        source.invalidate_token(&old);
+        let again = source.token().await.unwrap();
+        assert_eq!(
+            again.expose(),
+            old.expose(),
+            "round {round}: as before, no wait"
+        );
+    }
+    assert_eq!(source.reads(), 3);
+    assert_eq!(source.reports(), 0);
+    let text = logs.text();
+    assert_eq!(
+        text.matches("IADVIZE_REPORT_QUEUE_URL").count(),
+        1,
+        "said once: {text}"
+    );
+    assert!(text.contains("sqs:SendMessage"), "{text}");
+    assert!(text.contains(&world.token_id), "{text}");
+    assert_no_secrets(&text, &[old.expose()]);
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_sent_is_said_once_and_the_same_token_comes_back() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let (logs, _guard) = CapturedLogs::start();
+    let sqs = sqs_poller::client(&moto_endpoint());
+    let missing = format!(
+        "{}/123456789012/{}.fifo",
+        moto_endpoint(),
+        unique("missing")
+    );
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .report_queue(sqs, &missing)
+        .build();
+    let old = source.token().await.unwrap();
+    world.standin.revoke_all_tokens();
+
+    for _ in 0..2 {
+        source.invalidate_token(&old);
+        assert_eq!(source.token().await.unwrap().expose(), old.expose());
+    }
+    assert_eq!(source.reports(), 0);
+    let text = logs.text();
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("the report to") && line.contains("failed"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {text}");
+    assert_no_secrets(&text, &[old.expose()]);
+}
+
+#[tokio::test]
+async fn a_report_queue_that_never_answers_costs_one_call_time_out() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .report_queue(
+            sqs_poller::client(&silent_url),
+            format!("{silent_url}/123456789012/q.fifo"),
+        )
+        .call_timeout(Duration::from_millis(500))
+        .build();
+    let old = source.token().await.unwrap();
+
+    source.invalidate_token(&old);
+    let answer = tokio::time::timeout(Duration::from_secs(10), source.token()).await;
+    let again = answer.expect("bounded by the call time-out").unwrap();
+    assert_eq!(again.expose(), old.expose());
+    assert_eq!(source.reports(), 0);
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_reported_token_that_the_broker_does_not_replace_fails_after_the_wait() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let (sqs, url) = report_queue().await;
+    let source = TokenSource::builder(sm_client(), &world.token_id)
+        .report_queue(sqs.clone(), &url)
+        .report_wait(Duration::from_millis(50), Duration::from_millis(400))
+        .build();
+    let old = source.token().await.unwrap();
+
+    source.invalidate_token(&old);
+    let error = source.token().await.unwrap_err();
+    assert!(
+        matches!(&error, TokenError::Rejected { secret_id, .. } if *secret_id == world.token_id),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("reported") && text.contains("iadvize-token status"),
+        "{text}"
+    );
+    assert_no_secrets(&text, &[old.expose()]);
+    assert_eq!(source.reports(), 1);
+    let reads = source.reads();
+    assert!(reads >= 3, "kept reading while it waited: {reads}");
+
+    // No loop: during the backoff callers get the error without reading, and the report
+    // queue holds the one report.
+    assert!(matches!(
+        source.token().await,
+        Err(TokenError::Rejected { .. })
+    ));
+    assert_eq!(source.reads(), reads);
+    let taken = sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_one_report(&taken, &world, &old);
 }

@@ -23,8 +23,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use flaky_sm::FlakySm;
+use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
+use iadvize_token_consumer::report::token_sha256;
 use support::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -1055,4 +1057,169 @@ async fn the_shell_reader_reads_a_secret_whose_name_starts_with_a_dash() {
 
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{user}\n"));
+}
+
+// Rejection reports: after a 401, a re-read that finds the very token iAdvize refused is
+// reported to the report queue in IADVIZE_REPORT_QUEUE_URL (moto's SQS, reached like Secrets
+// Manager through AWS_ENDPOINT_URL), and the reader waits for the new token. The broker's
+// handling is played by the test: it takes the report off the queue and publishes a new token.
+
+/// A report queue on moto's SQS (FIFO, content-based deduplication).
+async fn report_queue() -> (SqsClient, String) {
+    let sqs = sqs_poller::client(&moto_endpoint());
+    let url = sqs_poller::create_fifo_queue(
+        &sqs,
+        &format!("{}.fifo", unique("reports")),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("create the report queue");
+    (sqs, url)
+}
+
+/// The one well-formed report of `token` from a reader of `world`.
+fn assert_one_report(taken: &[Received], world: &World, token: &str) {
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let body: serde_json::Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "action": "report-rejected",
+            "secret_id": world.token_id,
+            "token_sha256": token_sha256(&iadvize_token_consumer::AccessToken::new(token)),
+        })
+    );
+    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
+}
+
+async fn reports_an_unchanged_token_once_and_uses_the_new_one(reader: Reader) {
+    let world = World::new().await;
+    // The reader starts with a token iAdvize has revoked and the broker has not replaced yet.
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    let new = world.login_directly().await;
+    world.put_current(&record_json(&old)).await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+    let (sqs, url) = report_queue().await;
+    let broker = {
+        let (sm, secret_id, sqs, url, next) = (
+            world.sm.clone(),
+            world.token_id.clone(),
+            sqs.clone(),
+            url.clone(),
+            record_json(&new),
+        );
+        tokio::spawn(async move {
+            let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(30))
+                .await
+                .expect("receive");
+            sm.put_secret_value()
+                .secret_id(&secret_id)
+                .secret_string(next)
+                .send()
+                .await
+                .expect("publish the new token");
+            taken
+        })
+    };
+
+    let output = run(
+        reader,
+        &world,
+        &proxy,
+        &dir,
+        &[
+            ("IADVIZE_REPORT_QUEUE_URL", url.clone()),
+            ("IADVIZE_REPORT_WAIT_SECONDS", "30".into()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username),
+        "{}",
+        describe(&output)
+    );
+    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert!(
+        sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "exactly one report"
+    );
+    assert!(
+        proxy.reads() >= 3,
+        "a read, a re-read, reads until the new token"
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 2);
+    assert_eq!(world.logins(), logins, "the reader never logs in");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+}
+
+async fn says_once_how_to_enable_reports_and_sends_none_without_the_setting(reader: Reader) {
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+    // A queue exists, but the reader is not told about it.
+    let (sqs, url) = report_queue().await;
+
+    let output = run(reader, &world, &proxy, &dir, &[]).await;
+
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401"), "{}", describe(&output));
+    assert_eq!(
+        stderr.matches("IADVIZE_REPORT_QUEUE_URL").count(),
+        1,
+        "said once: {}",
+        describe(&output)
+    );
+    assert!(stderr.contains("sqs:SendMessage"), "{stderr}");
+    assert_eq!(proxy.reads(), 2, "one read, one re-read, no wait");
+    assert!(
+        sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no report"
+    );
+    assert_no_secrets(&describe(&output), &[&old]);
+}
+
+#[tokio::test]
+async fn the_node_reader_reports_an_unchanged_token_once_and_uses_the_new_one() {
+    reports_an_unchanged_token_once_and_uses_the_new_one(Reader::Node).await;
+}
+
+#[tokio::test]
+async fn the_python_reader_reports_an_unchanged_token_once_and_uses_the_new_one() {
+    reports_an_unchanged_token_once_and_uses_the_new_one(Reader::Python).await;
+}
+
+#[tokio::test]
+async fn the_shell_reader_reports_an_unchanged_token_once_and_uses_the_new_one() {
+    reports_an_unchanged_token_once_and_uses_the_new_one(Reader::Shell).await;
+}
+
+#[tokio::test]
+async fn the_node_reader_says_once_how_to_enable_reports_and_sends_none_without_the_setting() {
+    says_once_how_to_enable_reports_and_sends_none_without_the_setting(Reader::Node).await;
+}
+
+#[tokio::test]
+async fn the_python_reader_says_once_how_to_enable_reports_and_sends_none_without_the_setting() {
+    says_once_how_to_enable_reports_and_sends_none_without_the_setting(Reader::Python).await;
+}
+
+#[tokio::test]
+async fn the_shell_reader_says_once_how_to_enable_reports_and_sends_none_without_the_setting() {
+    says_once_how_to_enable_reports_and_sends_none_without_the_setting(Reader::Shell).await;
 }

@@ -9,7 +9,10 @@
 //!   every consumer;
 //! - [`source`]: [`TokenSource`], a cached, single-flight reader of a token secret that reads
 //!   it once per token lifetime, keeps a working token through failed re-reads, and never
-//!   logs in to iAdvize.
+//!   logs in to iAdvize;
+//! - [`report`]: the rejection report a consumer sends to the broker's report queue when
+//!   iAdvize refuses the token the secret still holds (`IADVIZE_REPORT_QUEUE_URL`; the SQS
+//!   client comes with the `report` feature, on by default).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), iadvize_token_consumer::TokenError> {
@@ -19,6 +22,9 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod report;
 pub mod source;
 pub mod token;
 

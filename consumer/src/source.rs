@@ -9,11 +9,15 @@
 //!   has not expired, and read again after a backoff, not on every call;
 //! - bound every read: a Secrets Manager call that never answers must not hold the caller;
 //! - after a `401` from iAdvize, read the secret again once (the broker may have rotated the
-//!   token); if the new token is refused too, fail: do not loop.
+//!   token); if the new token is refused too, fail: do not loop;
+//! - if that read returns the very token iAdvize refused, report it to the broker's report
+//!   queue (`IADVIZE_REPORT_QUEUE_URL`, see [`crate::report`]) and wait, with a backoff and a
+//!   bound, for the broker to publish a new one. Without a report queue, say once how to set
+//!   one up.
 
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
@@ -21,6 +25,7 @@ use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, S
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::report;
 use crate::token::{AccessToken, RecordError, TokenRecord, rfc3339};
 
 /// The stage consumers read: the token the broker published last.
@@ -40,9 +45,20 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Default longest wait between two reads while reads keep failing.
 pub const DEFAULT_MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Default longest wait for one Secrets Manager call (a read normally answers in well under a
-/// second; this leaves room for the SDK's own retries).
+/// Default longest wait for one Secrets Manager or SQS call (a read normally answers in well
+/// under a second; this leaves room for the SDK's own retries).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a report, default wait before reading the secret again; it doubles with each read
+/// that still finds the refused token, up to [`MAX_REPORT_POLL`].
+pub const DEFAULT_REPORT_POLL: Duration = Duration::from_secs(1);
+
+/// After a report, the longest wait between two reads of the secret.
+pub const MAX_REPORT_POLL: Duration = Duration::from_secs(5);
+
+/// After a report, default longest time to wait for the broker's new token (the broker
+/// normally publishes one within seconds of the report).
+pub const DEFAULT_REPORT_WAIT: Duration = Duration::from_secs(30);
 
 /// Why no usable token could be read. Messages name the secret, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +109,17 @@ pub enum TokenError {
         /// How long the call waited.
         waited: Duration,
     },
+
+    /// iAdvize refused the token the secret holds, the source reported it to the broker's
+    /// report queue, and the secret held no other token when the report wait ran out: the
+    /// broker found the token valid (the `401` came from elsewhere: a permission, a wrong
+    /// platform) or could not replace it.
+    Rejected {
+        /// The secret asked for.
+        secret_id: String,
+        /// How long the source waited for a new token after the report.
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for TokenError {
@@ -130,6 +157,11 @@ impl fmt::Display for TokenError {
                 "token secret {secret_id}: Secrets Manager did not answer {operation} within {:?}, and no unexpired token is cached; check the network path to Secrets Manager (VPC endpoint, NAT, proxy)",
                 Duration::from_millis(waited.as_millis().try_into().unwrap_or(u64::MAX))
             ),
+            TokenError::Rejected { secret_id, waited } => write!(
+                f,
+                "token secret {secret_id}: iAdvize refused its token; it was reported to the broker, but the secret held no new token after {:?}: either iAdvize accepts the token (the 401 came from elsewhere: permissions, platform) or the broker could not replace it (run `iadvize-token status {secret_id}`)",
+                Duration::from_millis(waited.as_millis().try_into().unwrap_or(u64::MAX))
+            ),
         }
     }
 }
@@ -160,9 +192,19 @@ struct State {
     failure: Option<Failure>,
     /// Completed reads (successful or not), to tell waiters that a read happened meanwhile.
     reads_done: u64,
+    /// A token a caller said iAdvize refused, until the read that deals with it.
+    rejected: Option<AccessToken>,
 }
 
 impl State {
+    /// Whether the record just read holds the token a caller said iAdvize refused; forgets
+    /// that token either way (the read deals with it).
+    fn take_rejected(&mut self, read: &TokenRecord) -> bool {
+        self.rejected
+            .take()
+            .is_some_and(|rejected| rejected.expose() == read.access_token.expose())
+    }
+
     /// Drops a cached entry that was not read for `secret_id`, so that no token is ever
     /// served for a secret it does not belong to.
     fn keep_only(&mut self, secret_id: &str) {
@@ -261,11 +303,34 @@ pub struct TokenSource {
     retry_backoff: Duration,
     max_retry_backoff: Duration,
     call_timeout: Duration,
+    report_queue: Option<ReportQueue>,
+    report_poll: Duration,
+    report_wait: Duration,
     state: Mutex<State>,
     /// Held by the one caller that reads the secret; the others wait on it (or, while a
     /// token that has not expired is cached, take that instead of waiting).
     read_gate: tokio::sync::Mutex<()>,
     reads: AtomicU64,
+    reports: AtomicU64,
+    /// Set once the source said how to enable reports (or why its report failed).
+    said_hint: AtomicBool,
+}
+
+/// Where reports go: the SQS client and the queue's URL.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "report"), allow(dead_code))]
+struct ReportQueue {
+    #[cfg(feature = "report")]
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl fmt::Debug for ReportQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportQueue")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for TokenSource {
@@ -274,6 +339,8 @@ impl fmt::Debug for TokenSource {
             .field("secret_id", &self.secret_id)
             .field("margin", &self.margin)
             .field("reads", &self.reads())
+            .field("report_queue", &self.report_queue)
+            .field("reports", &self.reports())
             .finish_non_exhaustive()
     }
 }
@@ -288,6 +355,9 @@ pub struct TokenSourceBuilder {
     retry_backoff: Duration,
     max_retry_backoff: Duration,
     call_timeout: Duration,
+    report_queue: Option<ReportQueue>,
+    report_poll: Duration,
+    report_wait: Duration,
 }
 
 impl TokenSourceBuilder {
@@ -322,6 +392,32 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// Reports tokens that iAdvize refuses to the broker's report queue at `queue_url` (an
+    /// SQS FIFO queue; the value of `IADVIZE_REPORT_QUEUE_URL`), sent with `client`. The
+    /// consumer's role needs `sqs:SendMessage` on it. [`TokenSource::from_env`] sets this from
+    /// `IADVIZE_REPORT_QUEUE_URL`. Needs the `report` feature (on by default).
+    #[cfg(feature = "report")]
+    pub fn report_queue(
+        mut self,
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+    ) -> Self {
+        self.report_queue = Some(ReportQueue {
+            client,
+            url: queue_url.into(),
+        });
+        self
+    }
+
+    /// After a report, how long to wait before reading the secret again (`first`, default
+    /// 1 s, doubling up to 5 s) and how long to wait for a new token in all (`bound`, default
+    /// 30 s) before failing with [`TokenError::Rejected`].
+    pub fn report_wait(mut self, first: Duration, bound: Duration) -> Self {
+        self.report_poll = first;
+        self.report_wait = bound;
+        self
+    }
+
     /// The source.
     pub fn build(self) -> TokenSource {
         TokenSource {
@@ -332,9 +428,14 @@ impl TokenSourceBuilder {
             retry_backoff: self.retry_backoff,
             max_retry_backoff: self.max_retry_backoff,
             call_timeout: self.call_timeout,
+            report_queue: self.report_queue,
+            report_poll: self.report_poll,
+            report_wait: self.report_wait,
             state: Mutex::new(State::default()),
             read_gate: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
+            reports: AtomicU64::new(0),
+            said_hint: AtomicBool::new(false),
         }
     }
 }
@@ -355,15 +456,29 @@ impl TokenSource {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             max_retry_backoff: DEFAULT_MAX_RETRY_BACKOFF,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            report_queue: None,
+            report_poll: DEFAULT_REPORT_POLL,
+            report_wait: DEFAULT_REPORT_WAIT,
         }
     }
 
     /// A source using the normal AWS configuration chain (region, credentials, SSO and
-    /// profiles, `AWS_ENDPOINT_URL`, …). Needs the `from-env` feature (on by default).
+    /// profiles, `AWS_ENDPOINT_URL`, …), reporting refused tokens to the queue in
+    /// `IADVIZE_REPORT_QUEUE_URL` when it is set (and the `report` feature is on). Needs the
+    /// `from-env` feature (on by default).
     #[cfg(feature = "from-env")]
     pub async fn from_env(secret_id: impl Into<String>) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&config), secret_id)
+        #[allow(unused_mut)]
+        let mut builder = Self::builder(Client::new(&config), secret_id);
+        #[cfg(feature = "report")]
+        if let Some(url) = std::env::var(report::REPORT_QUEUE_URL_ENV)
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        {
+            builder = builder.report_queue(aws_sdk_sqs::Client::new(&config), url.trim());
+        }
+        builder.build()
     }
 
     /// The secret this source reads.
@@ -379,6 +494,16 @@ impl TokenSource {
     /// How many `GetSecretValue` requests this source has sent.
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// How many reports of a refused token this source has sent (accepted by SQS).
+    pub fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Relaxed)
+    }
+
+    /// The report queue's URL, if the source reports refused tokens.
+    pub fn report_queue_url(&self) -> Option<&str> {
+        self.report_queue.as_ref().map(|queue| queue.url.as_str())
     }
 
     /// The current access token, from the cache or, when it is cold or near expiry, from
@@ -420,7 +545,12 @@ impl TokenSource {
                 return Err(failure.error.clone());
             }
         }
-        let result = self.read().await;
+        let result = match self.read().await {
+            Ok(cached) if self.lock_state().take_rejected(&cached.record) => {
+                self.after_rejection(cached).await
+            }
+            other => other,
+        };
         let mut state = self.lock_state();
         state.reads_done += 1;
         match result {
@@ -458,22 +588,111 @@ impl TokenSource {
     /// [`TokenSource::invalidate_token`] when many requests may fail at once.
     pub fn invalidate(&self) {
         let mut state = self.lock_state();
-        state.cached = None;
+        if let Some(cached) = state.cached.take() {
+            state.rejected = Some(cached.record.access_token);
+        }
         state.failure = None;
     }
 
     /// Forgets the cached token only if it is `rejected`, so that many requests refused with
     /// the same old token cause one read, not one each. The next call reads the secret at
-    /// once, even during a failed read's backoff.
+    /// once, even during a failed read's backoff. If that read finds `rejected` again (the
+    /// broker has not replaced it), the source reports it to the report queue, if it has one,
+    /// and waits for a new token (see [`TokenSourceBuilder::report_wait`]); without a report
+    /// queue it says once how to set one up and hands out the same token.
     pub fn invalidate_token(&self, rejected: &AccessToken) {
         let mut state = self.lock_state();
-        if state
-            .cached
-            .as_ref()
-            .is_some_and(|c| c.record.access_token.expose() == rejected.expose())
-        {
-            state.cached = None;
-            state.failure = None;
+        match &state.cached {
+            Some(c) if c.record.access_token.expose() == rejected.expose() => {
+                state.cached = None;
+                state.failure = None;
+                state.rejected = Some(rejected.clone());
+            }
+            // Another caller refused with the same token got here first (or nothing is cached):
+            // the read to come deals with it.
+            None => state.rejected = Some(rejected.clone()),
+            // Already replaced by a newer token.
+            Some(_) => {}
+        }
+    }
+
+    /// The read found the token a caller said iAdvize refused: report it and wait for a new
+    /// one, or, without a working report queue, say once how to get one and keep it.
+    async fn after_rejection(&self, cached: Cached) -> Result<Cached, TokenError> {
+        let Some(queue) = &self.report_queue else {
+            self.say_once(&report::enable_hint(&self.secret_id));
+            return Ok(cached);
+        };
+        if let Err(problem) = self.send_report(queue, &cached.record.access_token).await {
+            self.say_once(&format!(
+                "iAdvize refused the token of {} and the secret still holds it, but the report to {} failed: {problem}",
+                self.secret_id, queue.url
+            ));
+            return Ok(cached);
+        }
+        let started = Instant::now();
+        let mut poll = self.report_poll;
+        loop {
+            let left = self.report_wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(TokenError::Rejected {
+                    secret_id: self.secret_id.clone(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(poll.min(left)).await;
+            // A failed read or the same token: keep waiting until the bound.
+            if let Ok(read) = self.read().await
+                && read.record.access_token.expose() != cached.record.access_token.expose()
+            {
+                return Ok(read);
+            }
+            poll = poll
+                .saturating_mul(2)
+                .min(MAX_REPORT_POLL.max(self.report_poll));
+        }
+    }
+
+    /// Sends one report of `token` to the report queue, bounded by the call time-out.
+    #[cfg(feature = "report")]
+    async fn send_report(&self, queue: &ReportQueue, token: &AccessToken) -> Result<(), String> {
+        let request = queue
+            .client
+            .send_message()
+            .queue_url(&queue.url)
+            .message_group_id(report::message_group_id(&self.secret_id))
+            .message_body(report::report_body(&self.secret_id, token))
+            .send();
+        match tokio::time::timeout(self.call_timeout, request).await {
+            Err(_) => Err(format!(
+                "SQS did not answer SendMessage within {:?}",
+                self.call_timeout
+            )),
+            Ok(Err(e)) if e.code().is_some_and(|code| code.contains("AccessDenied")) => {
+                Err(format!(
+                    "this consumer may not send to it ({}): grant its role sqs:SendMessage on that queue",
+                    e.code().unwrap_or_default()
+                ))
+            }
+            Ok(Err(e)) => Err(format!("SendMessage failed: {}", DisplayErrorContext(&e))),
+            Ok(Ok(_)) => {
+                self.reports.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Without the `report` feature there is no SQS client to send with.
+    #[cfg(not(feature = "report"))]
+    async fn send_report(&self, _queue: &ReportQueue, _token: &AccessToken) -> Result<(), String> {
+        Err("this build of iadvize-token-consumer has no `report` feature".to_owned())
+    }
+
+    /// Logs `message` as a warning the first time only, so a consumer that keeps getting
+    /// `401`s does not flood its logs.
+    fn say_once(&self, message: &str) {
+        if !self.said_hint.swap(true, Ordering::Relaxed) {
+            tracing::warn!(secret_id = %self.secret_id, "{message}");
         }
     }
 

@@ -6,12 +6,21 @@
 // token until it actually expires and read again after a backoff, not on every call; after a
 // 401, read the secret again once, then give up.
 //
+// If that read returns the very token iAdvize refused (the broker has not replaced it yet), and
+// IADVIZE_REPORT_QUEUE_URL names the broker's report queue, report it there (one SQS message:
+// the secret id and the SHA-256 of the token, never the token) and wait, reading again with a
+// backoff, up to IADVIZE_REPORT_WAIT_SECONDS (default 30) for the broker's new token. Without
+// that setting, say once how to enable reports, and give up as before. Reporting needs
+// sqs:SendMessage on the queue, nothing else.
+//
 // One process can read several token secrets (several iAdvize users): pass the secret id to
 // getToken/graphql; each secret has its own cache entry.
 //
 //   IADVIZE_TOKEN_SECRET_ID=iadvize/token node read-token.mjs
+import { createHash } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 
 const SECRET_ID = process.env.IADVIZE_TOKEN_SECRET_ID;
 const API_URL = process.env.IADVIZE_API_URL ?? "https://api.iadvize.com";
@@ -21,8 +30,15 @@ const RECHECK_MS = Number(process.env.IADVIZE_TOKEN_RECHECK_SECONDS ?? 30) * 100
 const BACKOFF_MS = 1000; // after a failed read: wait 1 s, doubling, at most 30 s
 const MAX_BACKOFF_MS = 30 * 1000;
 
+const REPORT_QUEUE_URL = process.env.IADVIZE_REPORT_QUEUE_URL?.trim() ?? "";
+const REPORT_WAIT_MS = Number(process.env.IADVIZE_REPORT_WAIT_SECONDS ?? 30) * 1000; // wait for the new token
+const REPORT_POLL_MS = 1000; // after a report: read again after 1 s, doubling, at most 5 s
+const MAX_REPORT_POLL_MS = 5000;
+
 const secrets = new SecretsManagerClient({}); // region, credentials, AWS_ENDPOINT_URL: the usual chain
 export let reads = 0;
+export let reports = 0;
+let saidHint = false;
 
 // One cache entry per token secret, keyed by the id exactly as given: `team/a` and `team_a`
 // (two iAdvize users) never share an entry. Each entry records the id it was made for and is
@@ -76,10 +92,79 @@ async function readSecret(secretId) {
   return { token: record.access_token, expiresAt, readAgainAt };
 }
 
+function sayOnce(message) {
+  if (!saidHint) {
+    saidHint = true;
+    console.error(message);
+  }
+}
+
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
+// Sends one rejection report to the report queue; returns an error text, or null.
+async function report(secretId, token) {
+  const sqs = new SQSClient({ maxAttempts: 3 });
+  const body = JSON.stringify({
+    action: "report-rejected",
+    secret_id: secretId,
+    token_sha256: sha256(token), // never the token itself
+  });
+  // One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
+  const group = secretId.length <= 128 ? secretId : sha256(secretId);
+  try {
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: REPORT_QUEUE_URL, MessageBody: body, MessageGroupId: group }),
+      { abortSignal: AbortSignal.timeout(10_000) }, // bounded, whatever the network does
+    );
+  } catch (error) {
+    if (String(error.name).includes("AccessDenied")) {
+      return `this consumer may not send to it (${error.name}): grant its role sqs:SendMessage on that queue`;
+    }
+    return `${error.name ?? "error"}: ${error.message}`;
+  } finally {
+    sqs.destroy();
+  }
+  reports += 1;
+  return null;
+}
+
+// The secret still holds the token iAdvize refused (`current`, as readSecret returns it):
+// report it and wait for the broker's new one, or say once how to enable reports and return
+// `current` (the same token: the caller gives up as before).
+async function afterRejection(secretId, current) {
+  if (!REPORT_QUEUE_URL) {
+    sayOnce(
+      `iAdvize refused the token of ${secretId} and the secret still holds it: the broker replaces it at its next refresh. ` +
+        "To have it replaced within the minute, let this consumer report it: set IADVIZE_REPORT_QUEUE_URL to the broker's " +
+        "report queue URL (an output of the broker's stack) and grant this consumer's role sqs:SendMessage on that queue",
+    );
+    return current;
+  }
+  const problem = await report(secretId, current.token);
+  if (problem) {
+    sayOnce(`iAdvize refused the token of ${secretId}, but the report to ${REPORT_QUEUE_URL} failed: ${problem}`);
+    return current;
+  }
+  const started = Date.now();
+  let poll = REPORT_POLL_MS;
+  while (Date.now() - started < REPORT_WAIT_MS) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(poll, REPORT_WAIT_MS - (Date.now() - started))));
+    const again = await readSecret(secretId).catch(() => null); // a failed read: keep waiting
+    if (again && again.token !== current.token) return again;
+    poll = Math.min(poll * 2, MAX_REPORT_POLL_MS);
+  }
+  throw new Error(
+    `iAdvize refused the token of ${secretId}; it was reported to the broker, but the secret held no new token after ` +
+      `${REPORT_WAIT_MS / 1000} s: either iAdvize accepts the token (the 401 came from elsewhere: permissions, platform) ` +
+      `or the broker could not replace it (run \`iadvize-token status ${secretId}\`)`,
+  );
+}
+
 const usable = (entry) => (entry.current && Date.now() < entry.current.expiresAt ? entry.current.token : null);
 
-function readShared(entry) {
+function readShared(entry, rejected) {
   entry.pending ??= readSecret(entry.secretId)
+    .then((current) => (rejected !== undefined && current.token === rejected ? afterRejection(entry.secretId, current) : current))
     .then((current) => {
       entry.current = current;
       entry.failure = null;
@@ -115,7 +200,7 @@ export async function getToken(rejected, secretId = SECRET_ID) {
     throw entry.failure.error;
   }
   try {
-    return (await readShared(entry)).token;
+    return (await readShared(entry, rejected)).token;
   } catch (error) {
     // Secrets Manager throttled or unreachable: a token that has not expired still works.
     if (usable(entry)) {
@@ -154,5 +239,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       console.log(answer.data.me.username);
     }
   }
-  console.error(`secret reads: ${reads}`);
+  console.error(`secret reads: ${reads}, reports: ${reports}`);
 }

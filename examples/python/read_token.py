@@ -6,12 +6,20 @@ process per token lifetime); when a read fails (throttling, network), keep using
 token until it actually expires and read again after a backoff, not on every call; after a
 401, read the secret again once, then give up.
 
+If that read returns the very token iAdvize refused (the broker has not replaced it yet), and
+IADVIZE_REPORT_QUEUE_URL names the broker's report queue, report it there (one SQS message:
+the secret id and the SHA-256 of the token, never the token) and wait, reading again with a
+backoff, up to IADVIZE_REPORT_WAIT_SECONDS (default 30) for the broker's new token. Without
+that setting, say once how to enable reports, and give up as before. Reporting needs
+sqs:SendMessage on the queue, nothing else.
+
 One process can read several token secrets (several iAdvize users): pass the secret id to
 get_token/graphql; each secret has its own cache entry.
 
     IADVIZE_TOKEN_SECRET_ID=iadvize/token python read_token.py
 """
 
+import hashlib
 import json
 import os
 import random
@@ -30,9 +38,14 @@ MARGIN = 5 * 60  # read again 5 minutes before expiry
 # A token already inside the margin (the broker is late): read again after this long.
 RECHECK = float(os.environ.get("IADVIZE_TOKEN_RECHECK_SECONDS", "30"))
 BACKOFF, MAX_BACKOFF = 1, 30  # after a failed read: wait 1 s, doubling, at most 30 s
+REPORT_QUEUE_URL = os.environ.get("IADVIZE_REPORT_QUEUE_URL", "").strip()
+REPORT_WAIT = float(os.environ.get("IADVIZE_REPORT_WAIT_SECONDS", "30"))  # wait for the new token
+REPORT_POLL, MAX_REPORT_POLL = 1, 5  # after a report: read again after 1 s, doubling, at most 5 s
 
 _secrets = boto3.client("secretsmanager")  # region, credentials, AWS_ENDPOINT_URL: the usual chain
 reads = 0
+reports = 0
+_said_hint = False
 
 
 class _Entry:
@@ -115,6 +128,76 @@ def _read_secret(secret_id):
     return token, expires_at, (due if due > now else min(expires_at, now + RECHECK))
 
 
+def _say_once(message):
+    global _said_hint
+    if not _said_hint:
+        _said_hint = True
+        print(message, file=sys.stderr)
+
+
+def _report(secret_id, token):
+    """Sends one rejection report to the report queue; returns an error text, or None."""
+    global reports
+    import botocore.config
+
+    sqs = boto3.client(
+        "sqs",
+        config=botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3}),
+    )
+    body = json.dumps(
+        {
+            "action": "report-rejected",
+            "secret_id": secret_id,
+            "token_sha256": hashlib.sha256(token.encode()).hexdigest(),  # never the token itself
+        }
+    )
+    # One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
+    group = secret_id if len(secret_id) <= 128 else hashlib.sha256(secret_id.encode()).hexdigest()
+    try:
+        sqs.send_message(QueueUrl=REPORT_QUEUE_URL, MessageBody=body, MessageGroupId=group)
+    except Exception as error:  # access denied, no such queue, network: say it, carry on as before
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+        if "AccessDenied" in code:
+            return f"this consumer may not send to it ({code}): grant its role sqs:SendMessage on that queue"
+        return f"{type(error).__name__}: {error}"
+    reports += 1
+    return None
+
+
+def _after_rejection(secret_id, cached):
+    """The secret still holds the token iAdvize refused (`cached`, as _read_secret returns it):
+    report it and wait for the broker's new one (returned), or say once how to enable reports
+    and return `cached` (the same token: the caller gives up as before)."""
+    token = cached[0]
+    if not REPORT_QUEUE_URL:
+        _say_once(
+            f"iAdvize refused the token of {secret_id} and the secret still holds it: the broker replaces it at its "
+            "next refresh. To have it replaced within the minute, let this consumer report it: set "
+            "IADVIZE_REPORT_QUEUE_URL to the broker's report queue URL (an output of the broker's stack) and grant "
+            "this consumer's role sqs:SendMessage on that queue"
+        )
+        return cached
+    problem = _report(secret_id, token)
+    if problem:
+        _say_once(f"iAdvize refused the token of {secret_id}, but the report to {REPORT_QUEUE_URL} failed: {problem}")
+        return cached
+    started, poll = time.time(), REPORT_POLL
+    while time.time() - started < REPORT_WAIT:
+        time.sleep(min(poll, max(0, REPORT_WAIT - (time.time() - started))))
+        try:
+            again = _read_secret(secret_id)
+        except Exception:
+            again = None  # a failed read: keep waiting
+        if again and again[0] != token:
+            return again
+        poll = min(poll * 2, MAX_REPORT_POLL)
+    raise RuntimeError(
+        f"iAdvize refused the token of {secret_id}; it was reported to the broker, but the secret held no new token "
+        f"after {REPORT_WAIT:g} s: either iAdvize accepts the token (the 401 came from elsewhere: permissions, "
+        f"platform) or the broker could not replace it (run `iadvize-token status {secret_id}`)"
+    )
+
+
 def get_token(rejected=None, secret_id=None):
     """The current token of `secret_id` (default IADVIZE_TOKEN_SECRET_ID). `rejected`: a token
     iAdvize just refused, to read the secret again."""
@@ -138,6 +221,8 @@ def get_token(rejected=None, secret_id=None):
                 return token
         try:
             cached = _read_secret(secret_id)
+            if rejected is not None and cached[0] == rejected:
+                cached = _after_rejection(secret_id, cached)
         except Exception as error:
             with entry.state:
                 in_a_row = entry.failure[1] + 1 if entry.failure else 1
@@ -188,4 +273,4 @@ if __name__ == "__main__":
             time.sleep(float(os.environ.get("READER_PAUSE_MS", "0")) / 1000)
         for secret_id in secret_ids:
             print(graphql("{ me { username } }", secret_id)["data"]["me"]["username"], flush=True)
-    print(f"secret reads: {reads}", file=sys.stderr)
+    print(f"secret reads: {reads}, reports: {reports}", file=sys.stderr)

@@ -7,6 +7,13 @@
 # using the cached token until it actually expires and read again after a backoff, not on
 # every run; after a 401, read the secret again once, then give up.
 #
+# If that read returns the very token iAdvize refused (the broker has not replaced it yet), and
+# IADVIZE_REPORT_QUEUE_URL names the broker's report queue, report it there (one SQS message:
+# the secret id and the SHA-256 of the token, never the token) and wait, reading again with a
+# backoff, up to IADVIZE_REPORT_WAIT_SECONDS (default 30) for the broker's new token. Without
+# that setting, say how to enable reports, and give up as before. Reporting needs
+# sqs:SendMessage on the queue, nothing else.
+#
 #   export IADVIZE_TOKEN_SECRET_ID=iadvize/token
 #   examples/shell/read-token.sh token     # print the token (TOKEN=$(... token))
 #   examples/shell/read-token.sh           # GraphQL { me { username } }
@@ -19,6 +26,8 @@ margin=300                                       # read again 5 minutes before e
 recheck=${IADVIZE_TOKEN_RECHECK_SECONDS:-30}     # a token already inside the margin: read again after this
 backoff=${IADVIZE_TOKEN_RETRY_SECONDS:-1}       # after a failed read: wait 1 s, doubling, ...
 max_backoff=30                                   # ... at most 30 s
+report_queue=${IADVIZE_REPORT_QUEUE_URL:-}       # the broker's report queue (SQS FIFO), if any
+report_wait=${IADVIZE_REPORT_WAIT_SECONDS:-30}   # after a report: wait this long for the new token
 
 # A directory of your own, mode 0700: nobody else can create, replace or read what is in it.
 # Not a fixed name in a shared /tmp, which another user could create first: mktemp -d makes it
@@ -142,6 +151,58 @@ read_secret() {
   cached_token
 }
 
+# Sends one rejection report of the token $1 to the report queue; prints why, if it failed.
+report() {
+  local body group error
+  # The SHA-256 of the token (piped, never on a command line), not the token.
+  body=$(jq -cn --arg id "$secret_id" --arg hash "$(printf '%s' "$1" | sha256)" \
+    '{action: "report-rejected", secret_id: $id, token_sha256: $hash}')
+  # One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
+  group=$secret_id
+  [ "${#group}" -le 128 ] || group=$(printf '%s' "$secret_id" | sha256)
+  if ! error=$(aws sqs send-message --queue-url="$report_queue" --message-group-id="$group" \
+    --message-body="$body" --cli-connect-timeout 5 --cli-read-timeout 10 --output text \
+    --query MessageId 2>&1 >/dev/null); then
+    case $error in
+    *AccessDenied*) echo "this consumer may not send to it: grant its role sqs:SendMessage on that queue ($(printf '%s' "$error" | tr -s '\n' ' '))" ;;
+    *) printf '%s\n' "$error" | tr -s '\n' ' ' ;;
+    esac
+    return 1
+  fi
+}
+
+# The secret still holds $1, the token iAdvize refused: report it and print the broker's new
+# token once the secret holds it; without a report queue (or if the report fails), say how to
+# enable reports and print $1 (the caller gives up as before).
+after_rejection() {
+  local problem started poll=1 got
+  if [ -z "$report_queue" ]; then
+    echo "iAdvize refused the token of $secret_id and the secret still holds it: the broker replaces it at its next refresh." \
+      "To have it replaced within the minute, let this consumer report it: set IADVIZE_REPORT_QUEUE_URL to the broker's" \
+      "report queue URL (an output of the broker's stack) and grant this consumer's role sqs:SendMessage on that queue" >&2
+    printf '%s\n' "$1"
+    return
+  fi
+  if ! problem=$(report "$1"); then
+    echo "iAdvize refused the token of $secret_id, but the report to $report_queue failed: $problem" >&2
+    printf '%s\n' "$1"
+    return
+  fi
+  started=$(date +%s)
+  while [ $(($(date +%s) - started)) -lt "$report_wait" ]; do
+    sleep "$poll"
+    if got=$(read_secret 2>/dev/null) && [ -n "$got" ] && [ "$got" != "$1" ]; then
+      printf '%s\n' "$got"
+      return
+    fi
+    poll=$((poll * 2 > 5 ? 5 : poll * 2))
+  done
+  echo "iAdvize refused the token of $secret_id; it was reported to the broker, but the secret held no new token" \
+    "after $report_wait s: either iAdvize accepts the token (the 401 came from elsewhere: permissions, platform)" \
+    "or the broker could not replace it (run \`iadvize-token status $secret_id\`)" >&2
+  return 1
+}
+
 # Prints the token; $1: a token iAdvize just refused (read again at once, never reuse it).
 token() {
   local rejected=${1:-} status=0
@@ -161,7 +222,13 @@ token() {
     without_reading || status=$?
     [ "$status" = 1 ] || return "$status"
   fi
-  read_secret
+  local got
+  got=$(read_secret) || return
+  if [ -n "$rejected" ] && [ "$got" = "$rejected" ]; then
+    after_rejection "$rejected"
+  else
+    printf '%s\n' "$got"
+  fi
 }
 
 # POST $api_url/graphql with the token (kept off the command line); prints "body\nstatus".

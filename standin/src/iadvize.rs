@@ -14,9 +14,15 @@
 //! - `POST /graphql` (JSON `{"query":…}`): requires a valid bearer token and answers
 //!   `{"data":{"me":{"username":…}}}` whatever the query.
 //! - `GET /_standin/stats`: the counters as JSON (the [`Stats`] fields plus `logins_per_user`).
+//! - `POST /_standin/revoke` (JSON `{"token": …}`, `{"username": …}` or `{"all": true}`):
+//!   revokes one token, every token of a user, or every token, as iAdvize does after a
+//!   password change or an administrator's revocation; answers `{"revoked": <count>}`.
+//! - `POST /_standin/block` (JSON `{"ip": "<address>"?, "seconds": <n>}`): blocks logins from
+//!   that client IP (every client without `ip`) for `n` seconds: each login answers `429` with a
+//!   `Retry-After` of the seconds left; `DELETE /_standin/block` lifts every block.
 //!
-//! Tests drive it through [`Standin`]: counters, password changes, token revocation and faults
-//! injected into the next login or verification requests.
+//! Tests drive it through [`Standin`]: counters, password changes, token revocation, login
+//! blocks and faults injected into the next login or verification requests.
 //!
 //! The server never logs anything, so passwords and tokens cannot leak through it.
 
@@ -102,7 +108,9 @@ impl fmt::Debug for StandinConfig {
 /// - `rate_limited`: 429 answers, from the rate limits or from a [`Fault::TooManyRequests`];
 /// - `verifications`: every `GET /_authenticated`;
 /// - `graphql_requests`: every `POST /graphql`;
-/// - `faults_served`: requests that consumed a fault (including [`Fault::Slow`]).
+/// - `faults_served`: requests that consumed a fault (including [`Fault::Slow`]);
+/// - `blocked_logins`: logins answered `429` because of a block ([`Standin::block_logins`]);
+///   they count in `rate_limited` too.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
     pub login_requests: u32,
@@ -112,6 +120,7 @@ pub struct Stats {
     pub verifications: u32,
     pub graphql_requests: u32,
     pub faults_served: u32,
+    pub blocked_logins: u32,
 }
 
 impl Stats {
@@ -167,6 +176,16 @@ pub enum RetryAfter {
     HttpDate(SystemTime),
     /// `Retry-After` with this text as-is (for values that are not sane).
     Raw(&'static str),
+}
+
+/// Whom a login block ([`Standin::block_logins`]) applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockScope {
+    /// Every client: iAdvize refuses every login, whatever the address (or the broker's
+    /// addresses are all blocked).
+    Everyone,
+    /// Logins from this client IP only.
+    Ip(IpAddr),
 }
 
 /// A running stand-in server. Dropping it stops the server (see also [`Standin::shutdown`]).
@@ -249,6 +268,46 @@ impl Standin {
     /// Revokes every token issued so far; later logins issue valid tokens again.
     pub fn revoke_all_tokens(&self) {
         self.shared.lock().tokens.clear();
+    }
+
+    /// Revokes one token: `/_authenticated` and `/graphql` answer `401` for it from now on,
+    /// as iAdvize does for a token an administrator revoked. Returns whether the token was
+    /// one this stand-in issued and still valid.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.shared.lock().tokens.remove(token).is_some()
+    }
+
+    /// Revokes every token issued to `username` so far (iAdvize does so when the user's
+    /// password changes); the user's later logins issue valid tokens. Returns how many tokens
+    /// were revoked.
+    pub fn revoke_tokens_of(&self, username: &str) -> usize {
+        self.shared.lock().revoke_tokens_of(username)
+    }
+
+    /// Blocks logins from `scope` for `duration`: every login request meanwhile, whatever its
+    /// credentials, answers `429 {"error":"too_many_requests"}` with `Retry-After` set to the
+    /// whole seconds left (at least 1), without consuming queued faults or counting against
+    /// the rate limits. Replaces an earlier block of the same scope; `/_authenticated` and
+    /// `/graphql` are not blocked.
+    pub fn block_logins(&self, scope: BlockScope, duration: Duration) {
+        let until = Instant::now() + duration;
+        self.shared.lock().blocks.insert(scope, until);
+    }
+
+    /// Each login attempted during a block lengthens that block by `step` (default zero), as a
+    /// limiter that counts the attempts it refuses does: retrying inside a block prolongs it.
+    pub fn lengthen_blocks_per_attempt(&self, step: Duration) {
+        self.shared.lock().block_step = step;
+    }
+
+    /// Lifts every login block.
+    pub fn unblock_logins(&self) {
+        self.shared.lock().blocks.clear();
+    }
+
+    /// How long the block that applies to a login from `ip` still runs, if one does.
+    pub fn block_left(&self, ip: IpAddr) -> Option<Duration> {
+        self.shared.lock().block_left(ip, Instant::now())
     }
 
     /// The next `times` login requests are answered with `fault` (FIFO across pushes, before
@@ -370,9 +429,49 @@ struct Inner {
     login_faults: VecDeque<Fault>,
     login_fault: Option<Fault>,
     verify_faults: VecDeque<Fault>,
+    /// Login blocks and when each ends.
+    blocks: HashMap<BlockScope, Instant>,
+    /// How much a login attempted during a block lengthens it.
+    block_step: Duration,
 }
 
 impl Inner {
+    /// Removes every token issued to `username`; returns how many there were.
+    fn revoke_tokens_of(&mut self, username: &str) -> usize {
+        let before = self.tokens.len();
+        self.tokens.retain(|_, issued| issued.username != username);
+        before - self.tokens.len()
+    }
+
+    /// The time left of the longest block that applies to a login from `ip` (expired blocks
+    /// are forgotten).
+    fn block_left(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        self.blocks.retain(|_, until| *until > now);
+        [BlockScope::Everyone, BlockScope::Ip(ip)]
+            .iter()
+            .filter_map(|scope| self.blocks.get(scope))
+            .max()
+            .map(|until| until.saturating_duration_since(now))
+    }
+
+    /// If a block applies to a login from `ip`: counts the refusal, lengthens the blocks that
+    /// apply by the configured step, and returns the `Retry-After` seconds (at least 1).
+    fn blocked(&mut self, ip: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        self.block_left(ip, now)?;
+        let step = self.block_step;
+        for scope in [BlockScope::Everyone, BlockScope::Ip(ip)] {
+            if let Some(until) = self.blocks.get_mut(&scope) {
+                *until += step;
+            }
+        }
+        let left = self.block_left(ip, now)?;
+        self.stats.blocked_logins += 1;
+        self.stats.rate_limited += 1;
+        let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Some(seconds.max(1))
+    }
+
     /// Issues a token for `username` valid for the configured lifetime.
     fn issue_token(&mut self, username: &str) -> String {
         let token = format!(
@@ -467,6 +566,8 @@ impl Shared {
             login_faults: VecDeque::new(),
             login_fault: None,
             verify_faults: VecDeque::new(),
+            blocks: HashMap::new(),
+            block_step: Duration::ZERO,
         })))
     }
 
@@ -483,6 +584,8 @@ fn router(shared: Shared) -> Router {
         .route("/_authenticated", get(authenticated))
         .route("/graphql", post(graphql))
         .route("/_standin/stats", get(stats))
+        .route("/_standin/revoke", post(revoke))
+        .route("/_standin/block", post(block).delete(unblock))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -612,6 +715,10 @@ async fn login(
         inner.stats.login_requests += 1;
         if let Some(username) = username {
             *inner.logins_per_user.entry(username.clone()).or_default() += 1;
+        }
+        // A block sits in front of everything else, as a limiter at iAdvize's edge would.
+        if let Some(seconds) = inner.blocked(peer.ip()) {
+            return too_many_requests(&RetryAfter::Seconds(seconds));
         }
         let fault = inner
             .login_faults
@@ -801,6 +908,87 @@ async fn stats(State(shared): State<Shared>) -> Response {
         logins_per_user: inner.logins_per_user.clone(),
     };
     (StatusCode::OK, Json(view)).into_response()
+}
+
+/// The body of `POST /_standin/revoke`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    token: Option<String>,
+    username: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /_standin/revoke`: one token, every token of a user, or every token.
+async fn revoke(State(shared): State<Shared>, body: Bytes) -> Response {
+    let request = match serde_json::from_slice::<RevokeRequest>(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return control_error(&format!(
+                "expected {{\"token\"}}, {{\"username\"}} or {{\"all\": true}}: {error}"
+            ));
+        }
+    };
+    let mut inner = shared.lock();
+    let revoked = match request {
+        RevokeRequest {
+            token: Some(token),
+            username: None,
+            all: false,
+        } => usize::from(inner.tokens.remove(&token).is_some()),
+        RevokeRequest {
+            token: None,
+            username: Some(username),
+            all: false,
+        } => inner.revoke_tokens_of(&username),
+        RevokeRequest {
+            token: None,
+            username: None,
+            all: true,
+        } => {
+            let count = inner.tokens.len();
+            inner.tokens.clear();
+            count
+        }
+        _ => return control_error("give exactly one of \"token\", \"username\" or \"all\": true"),
+    };
+    json_response(StatusCode::OK, json!({"revoked": revoked}))
+}
+
+/// The body of `POST /_standin/block`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockRequest {
+    ip: Option<IpAddr>,
+    seconds: f64,
+}
+
+/// `POST /_standin/block`: blocks logins from one IP, or from everyone, for a while.
+async fn block(State(shared): State<Shared>, body: Bytes) -> Response {
+    let request = match serde_json::from_slice::<BlockRequest>(&body) {
+        Ok(request) => request,
+        Err(error) => return control_error(&format!("expected {{\"ip\"?, \"seconds\"}}: {error}")),
+    };
+    let Ok(duration) = Duration::try_from_secs_f64(request.seconds) else {
+        return control_error("\"seconds\" must be a number of seconds, zero or more");
+    };
+    let scope = request.ip.map_or(BlockScope::Everyone, BlockScope::Ip);
+    shared
+        .lock()
+        .blocks
+        .insert(scope, Instant::now() + duration);
+    json_response(StatusCode::OK, json!({"blocked": true}))
+}
+
+/// `DELETE /_standin/block`: lifts every block.
+async fn unblock(State(shared): State<Shared>) -> Response {
+    shared.lock().blocks.clear();
+    json_response(StatusCode::OK, json!({"blocked": false}))
+}
+
+fn control_error(message: &str) -> Response {
+    json_response(StatusCode::BAD_REQUEST, json!({"error": message}))
 }
 
 async fn not_found() -> Response {

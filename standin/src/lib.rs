@@ -5,6 +5,11 @@
 //!   switchable faults. Its types are re-exported at the crate root.
 //! - [`lambda_harness`]: a minimal implementation of the AWS Lambda Runtime API that runs a
 //!   real Lambda binary as a child process and invokes it with events.
+//! - [`lambda_api`]: a stand-in for the Lambda `Invoke` API that records asynchronous
+//!   invocations and hands them to a [`LambdaHarness`], so a chain of self-invocations runs
+//!   the real binary.
+//! - [`sqs_poller`]: plays a Lambda event source mapping for an SQS queue (moto's SQS): receive,
+//!   invoke a [`LambdaHarness`] with the Lambda SQS event, delete.
 //! - [`moto`]: a Secrets Manager client for moto's server, and the start of a rotation as
 //!   Secrets Manager does it.
 //! - [`sm_proxy`]: a proxy in front of moto that counts Secrets Manager calls per operation and
@@ -14,10 +19,14 @@
 //! memory and favour observability over performance.
 
 pub mod iadvize;
+pub mod lambda_api;
 pub mod lambda_harness;
 pub mod moto;
 pub mod sm_proxy;
+pub mod sqs_poller;
 
-pub use iadvize::{Fault, RetryAfter, Standin, StandinConfig, Stats, TokenChecker};
+pub use iadvize::{BlockScope, Fault, RetryAfter, Standin, StandinConfig, Stats, TokenChecker};
+pub use lambda_api::LambdaApi;
 pub use lambda_harness::{InvokeError, LambdaHarness};
 pub use sm_proxy::SmProxy;
+pub use sqs_poller::SqsPoller;

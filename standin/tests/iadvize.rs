@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use iadvize_standin::{Fault, RetryAfter, Standin, StandinConfig, Stats};
+use iadvize_standin::{BlockScope, Fault, RetryAfter, Standin, StandinConfig, Stats};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -466,4 +466,242 @@ async fn config_debug_never_shows_passwords() {
     let debug = format!("{config:?}");
     assert!(debug.contains(USER));
     assert!(!debug.contains(PASSWORD));
+}
+
+const OTHER_USER: &str = "other-user@example.com";
+const OTHER_PASSWORD: &str = "another password";
+
+async fn login_as(standin: &Standin, username: &str, password: &str) -> String {
+    let (status, _, body) = login(standin, username, password).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    json_of(&body)["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// Whether both endpoints that take a bearer token accept it (and agree).
+async fn accepted(standin: &Standin, token: &str) -> bool {
+    let verified = verify(standin, Some(token)).await.0;
+    let queried = graphql(standin, token).await.0;
+    assert_eq!(verified, queried, "/_authenticated and /graphql agree");
+    assert!(
+        [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(&verified),
+        "{verified}"
+    );
+    verified == StatusCode::OK && standin.token_checker().accepts(token)
+}
+
+async fn control(
+    standin: &Standin,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", standin.url()))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("control request");
+    (
+        response.status(),
+        response.json().await.expect("a JSON answer"),
+    )
+}
+
+#[tokio::test]
+async fn one_token_or_every_token_of_a_user_can_be_revoked() {
+    let standin = Standin::start(
+        StandinConfig::default()
+            .with_user(USER, PASSWORD)
+            .with_user(OTHER_USER, OTHER_PASSWORD),
+    )
+    .await
+    .expect("start the stand-in");
+    let first = login_as(&standin, USER, PASSWORD).await;
+    let second = login_as(&standin, USER, PASSWORD).await;
+    let others = login_as(&standin, OTHER_USER, OTHER_PASSWORD).await;
+
+    // One token: the user's other token and other users' tokens keep working.
+    assert!(standin.revoke_token(&first));
+    assert!(!accepted(&standin, &first).await);
+    assert!(accepted(&standin, &second).await);
+    assert!(accepted(&standin, &others).await);
+    assert!(!standin.revoke_token(&first), "already revoked");
+    assert!(!standin.revoke_token("never-issued"));
+
+    // Every token of a user (a password change): the user's next login works again.
+    let third = login_as(&standin, USER, PASSWORD).await;
+    assert_eq!(standin.revoke_tokens_of(USER), 2);
+    assert!(!accepted(&standin, &second).await);
+    assert!(!accepted(&standin, &third).await);
+    assert!(accepted(&standin, &others).await);
+    assert_eq!(standin.revoke_tokens_of(USER), 0);
+    let fourth = login_as(&standin, USER, PASSWORD).await;
+    assert!(accepted(&standin, &fourth).await);
+
+    // The same through the control endpoint, for the demo and other processes.
+    let (status, body) = control(
+        &standin,
+        reqwest::Method::POST,
+        "/_standin/revoke",
+        &json!({"token": fourth}).to_string(),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"revoked": 1})));
+    assert!(!accepted(&standin, &fourth).await);
+    let fifth = login_as(&standin, USER, PASSWORD).await;
+    let (status, body) = control(
+        &standin,
+        reqwest::Method::POST,
+        "/_standin/revoke",
+        &json!({"username": USER}).to_string(),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"revoked": 1})));
+    assert!(!accepted(&standin, &fifth).await);
+    assert!(accepted(&standin, &others).await);
+
+    // Bad requests revoke nothing.
+    for bad in [
+        "{}",
+        r#"{"token": "a", "username": "b"}"#,
+        r#"{"all": false}"#,
+        r#"{"tokn": "a"}"#,
+        "not json",
+    ] {
+        let (status, body) =
+            control(&standin, reqwest::Method::POST, "/_standin/revoke", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    assert!(accepted(&standin, &others).await);
+
+    let (status, body) = control(
+        &standin,
+        reqwest::Method::POST,
+        "/_standin/revoke",
+        r#"{"all": true}"#,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"revoked": 1})));
+    assert!(!accepted(&standin, &others).await);
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers
+        .get("retry-after")
+        .expect("a Retry-After header")
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("seconds")
+}
+
+#[tokio::test]
+async fn a_blocked_ip_gets_429_with_retry_after_until_the_block_ends() {
+    let standin = standin().await;
+    let before = token(&standin).await;
+    standin.push_login_faults(Fault::ServerError(503), 1);
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().expect("an address");
+    standin.block_logins(BlockScope::Ip(loopback), Duration::from_millis(1500));
+    let left = standin.block_left(loopback).expect("a block");
+    assert!(left <= Duration::from_millis(1500), "{left:?}");
+
+    // Good credentials or not, every login is refused with the time left.
+    for password in [PASSWORD, "wrong"] {
+        let (status, headers, body) = login(&standin, USER, password).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(json_of(&body), json!({"error": "too_many_requests"}));
+        let seconds = retry_after(&headers);
+        assert!((1..=2).contains(&seconds), "Retry-After: {seconds}");
+    }
+    // Tokens already issued keep working: only logins are blocked.
+    assert!(accepted(&standin, &before).await);
+    // Another address's block does not apply to this one.
+    assert!(
+        standin
+            .block_left("10.0.0.1".parse().expect("an address"))
+            .is_none()
+    );
+    let stats = standin.stats();
+    assert_eq!(stats.blocked_logins, 2);
+    assert_eq!(stats.rate_limited, 2);
+    assert_eq!(stats.faults_served, 0, "a blocked login consumes no fault");
+    assert_eq!(stats.successful_logins, 1);
+    assert_eq!(stats.rejected_logins, 0);
+    assert_eq!(standin.logins_for(USER), 3);
+
+    // Once the block has run out, the queued fault comes first, then normal logins.
+    tokio::time::sleep(standin.block_left(loopback).unwrap_or_default()).await;
+    assert!(standin.block_left(loopback).is_none());
+    assert_eq!(
+        login(&standin, USER, PASSWORD).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let after = token(&standin).await;
+    assert!(accepted(&standin, &after).await);
+    assert_eq!(standin.stats().blocked_logins, 2);
+}
+
+#[tokio::test]
+async fn a_block_of_everyone_can_be_lengthened_by_each_attempt_and_lifted() {
+    let standin = standin().await;
+    standin.lengthen_blocks_per_attempt(Duration::from_secs(10));
+    standin.block_logins(BlockScope::Everyone, Duration::from_secs(60));
+
+    let (status, headers, _) = login(&standin, USER, PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let first = retry_after(&headers);
+    assert!((61..=70).contains(&first), "Retry-After: {first}");
+    let (_, headers, _) = login(&standin, USER, PASSWORD).await;
+    let second = retry_after(&headers);
+    assert!(
+        second >= first + 9,
+        "{first} then {second}: each attempt lengthens the block"
+    );
+
+    standin.unblock_logins();
+    assert_eq!(login(&standin, USER, PASSWORD).await.0, StatusCode::OK);
+
+    // The control endpoint: a block of everyone, then of one address, then lifted.
+    let (status, body) = control(
+        &standin,
+        reqwest::Method::POST,
+        "/_standin/block",
+        r#"{"seconds": 30}"#,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"blocked": true})));
+    let (status, headers, _) = login(&standin, USER, PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&headers) >= 30);
+    let (status, _) = control(&standin, reqwest::Method::DELETE, "/_standin/block", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(login(&standin, USER, PASSWORD).await.0, StatusCode::OK);
+
+    let (status, _) = control(
+        &standin,
+        reqwest::Method::POST,
+        "/_standin/block",
+        r#"{"ip": "127.0.0.1", "seconds": 30}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        login(&standin, USER, PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for bad in [
+        r#"{"seconds": -1}"#,
+        r#"{"ip": "not-an-ip", "seconds": 1}"#,
+        r#"{"ip": "127.0.0.1"}"#,
+        "[]",
+    ] {
+        let (status, body) = control(&standin, reqwest::Method::POST, "/_standin/block", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    assert_eq!(standin.stats().blocked_logins, 4);
 }

@@ -6,6 +6,13 @@
 //!   - `{"exit": N}`: exits with status N without answering;
 //!   - `{"sleep_ms": N}`: sleeps N ms before answering;
 //!   - `{"fail": true}`: posts `/error` with `EchoError` and the event's `message`;
+//!   - `{"chain": N}` with N > 0: first invokes its own function asynchronously
+//!     (`X-Amz-Invocation-Type: Event`) with `{"chain": N - 1}` through the Lambda endpoint in
+//!     `AWS_ENDPOINT_URL_LAMBDA` (as a function asking for a follow-up does), and adds the
+//!     status Lambda answered as `"invoked"` to its answer;
+//!   - an SQS event (`{"Records": […]}`): its answer also carries `"batchItemFailures"`, the
+//!     `messageId`s of the records whose body is a JSON object with `"fail_item": true` (the
+//!     partial batch response of an event source mapping);
 //!   - otherwise posts `{"echo": <event>, "request_id": …, "deadline_ms": …, "function_arn": …,
 //!     "function_name": $AWS_LAMBDA_FUNCTION_NAME}`.
 
@@ -32,11 +39,22 @@ impl HttpResponse {
 }
 
 fn request(api: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+    request_with(api, method, path, "", body)
+}
+
+/// `extra_headers`: complete header lines, each ending in CRLF.
+fn request_with(
+    api: &str,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(api)?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n",
         body.len()
     )?;
     stream.write_all(body)?;
@@ -118,6 +136,10 @@ fn main() -> std::io::Result<()> {
         if let Some(ms) = event.get("sleep_ms").and_then(Value::as_u64) {
             std::thread::sleep(Duration::from_millis(ms));
         }
+        let invoked = match event.get("chain").and_then(Value::as_u64) {
+            Some(left) if left > 0 => Some(invoke_self(&function_name, left - 1)?),
+            _ => None,
+        };
         let (path, body) = if event.get("fail").and_then(Value::as_bool) == Some(true) {
             let message = event
                 .get("message")
@@ -137,6 +159,8 @@ fn main() -> std::io::Result<()> {
                     "function_arn": next.header("lambda-runtime-invoked-function-arn"),
                     "trace_id": next.header("lambda-runtime-trace-id"),
                     "function_name": function_name,
+                    "invoked": invoked,
+                    "batchItemFailures": failed_items(&event),
                 }),
             )
         };
@@ -145,4 +169,40 @@ fn main() -> std::io::Result<()> {
             eprintln!("echo-function: answer got HTTP {}", answer.status);
         }
     }
+}
+
+/// Invokes this function asynchronously with `{"chain": left}` through the Lambda Invoke API at
+/// `AWS_ENDPOINT_URL_LAMBDA` (an `http://host:port` URL); returns the HTTP status.
+fn invoke_self(function_name: &str, left: u64) -> std::io::Result<u16> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_LAMBDA")
+        .map_err(|_| std::io::Error::other("AWS_ENDPOINT_URL_LAMBDA is not set"))?;
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = json!({"chain": left}).to_string();
+    let answer = request_with(
+        host,
+        "POST",
+        &format!("/2015-03-31/functions/{function_name}/invocations"),
+        "X-Amz-Invocation-Type: Event\r\n",
+        body.as_bytes(),
+    )?;
+    Ok(answer.status)
+}
+
+/// For an SQS event, `[{"itemIdentifier": <messageId>}]` of the records whose body asks to
+/// fail; `null` for other events.
+fn failed_items(event: &Value) -> Value {
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        return Value::Null;
+    };
+    records
+        .iter()
+        .filter(|record| {
+            record
+                .get("body")
+                .and_then(Value::as_str)
+                .and_then(|body| serde_json::from_str::<Value>(body).ok())
+                .is_some_and(|body| body.get("fail_item") == Some(&Value::Bool(true)))
+        })
+        .map(|record| json!({"itemIdentifier": record.get("messageId")}))
+        .collect()
 }
