@@ -32,3 +32,8 @@ output "consumer_policy_arn" {
   description = "Managed policy consumers attach to read the token."
   value       = module.broker.consumer_policy_arn
 }
+
+output "report_queue_url" {
+  description = "The queue consumers report rejected tokens to (their IADVIZE_REPORT_QUEUE_URL)."
+  value       = module.broker.report_queue_url
+}
