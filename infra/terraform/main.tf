@@ -624,9 +624,11 @@ data "aws_iam_policy_document" "consumer" {
   }
 }
 
+# The description stays as it was: IAM replaces a policy whose description changes, which
+# would detach it from every consumer role.
 resource "aws_iam_policy" "consumer" {
   name        = "${var.name}-read-token-${local.region}"
-  description = "Read the iAdvize access token kept by iadvize-token-broker, and report a rejected one."
+  description = "Read the iAdvize access token kept by iadvize-token-broker."
   policy      = data.aws_iam_policy_document.consumer.json
   tags        = merge(var.tags, var.iam_tags)
 }
@@ -669,7 +671,7 @@ resource "aws_iam_policy" "integration_consumer" {
   for_each = var.integrations
 
   name        = "${var.name}-read-token-${each.key}-${local.region}"
-  description = "Read the iAdvize access token of integration ${each.key} kept by iadvize-token-broker, and report a rejected one."
+  description = "Read the iAdvize access token of integration ${each.key} kept by iadvize-token-broker."
   policy      = data.aws_iam_policy_document.integration_consumer[each.key].json
   tags        = merge(var.tags, var.iam_tags)
 }
