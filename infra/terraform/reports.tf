@@ -4,8 +4,9 @@
 # it any event). The queue triggers the broker through an event source mapping.
 # ------------------------------------------------------------------------------------------
 
+# Encrypted with SQS-managed keys: a report holds a secret's name and a SHA-256 of a token,
+# and senders in other accounts need no KMS grant this way.
 resource "aws_sqs_queue" "reports" {
-  #checkov:skip=CKV_AWS_27:Encrypted with SQS-managed keys (sqs_managed_sse_enabled); a report holds a secret's name and a SHA-256 of a token, and cross-account senders need no KMS grant this way.
   name                        = "${var.name}-reports.fifo"
   fifo_queue                  = true
   content_based_deduplication = true

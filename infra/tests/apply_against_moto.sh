@@ -342,7 +342,8 @@ assert int(attrs["VisibilityTimeout"]) == 6 * int(timeout) == 6 * conf["Timeout"
 queue_arn = attrs["QueueArn"]
 assert len(queue_arn.split(":")[-1]) <= 80 and queue_arn.endswith(".fifo"), queue_arn
 # The mapping: this queue to this function, small batches, at most 2 concurrent, no partial batches.
-maps = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+# (moto's ListEventSourceMappings ignores a FunctionName filter given as a name: filter here.)
+maps = [m for m in lam.list_event_source_mappings()["EventSourceMappings"] if m["FunctionArn"] == fn_arn]
 assert len(maps) == 1, maps
 m = maps[0]
 assert m["EventSourceArn"] == queue_arn and m["FunctionArn"] == fn_arn, m
