@@ -2256,6 +2256,24 @@ fn yaml_max(template: &str, v: &Yaml, depth: usize) -> Result<usize, String> {
         Yaml::Tag(t, arg) => match (t.as_str(), arg.as_ref()) {
             ("Ref", Yaml::Scalar(p)) => sam_parameter_max(template, p),
             ("Sub", Yaml::Scalar(s)) => sub_max(template, s, &[], depth),
+            // The UUID at the end of the stack's id (arn:…:stack/<name>/<uuid>).
+            ("Select", Yaml::Seq(items))
+                if items.len() == 2
+                    && items[0] == Yaml::Scalar("2".into())
+                    && items[1]
+                        == Yaml::Tag(
+                            "Split".into(),
+                            Box::new(Yaml::Seq(vec![
+                                Yaml::Scalar("/".into()),
+                                Yaml::Tag(
+                                    "Ref".into(),
+                                    Box::new(Yaml::Scalar("AWS::StackId".into())),
+                                ),
+                            ])),
+                        ) =>
+            {
+                Ok(36)
+            }
             ("If", Yaml::Seq(items)) if items.len() == 3 => Ok(yaml_max(
                 template,
                 &items[1],
@@ -2663,6 +2681,9 @@ fn every_generated_name_fits_its_limit_for_the_longest_accepted_inputs() {
         "infra/sam/template.yaml: TokenSecret Name",
         "infra/sam/template.yaml: CredentialsSecret Name",
         "infra/sam/template.yaml: LogGroup LogGroupName",
+        "infra/sam/template.yaml: ReportQueue QueueName",
+        "infra/terraform/reports.tf: aws_sqs_queue.reports name",
+        "infra/terraform/events.tf: aws_cloudwatch_event_rule.credentials name",
         "infra/sam/template.yaml: BrokerRole Policies[].PolicyName",
         "infra/terraform/main.tf: aws_iam_role.broker name",
         "infra/terraform/main.tf: aws_iam_policy.integration_consumer name",

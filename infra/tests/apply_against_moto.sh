@@ -422,12 +422,13 @@ if f"{function}-credentials-api-calls" in rules:
 name = outputs.get("dashboard_name")
 if name is not None:
     body = json.loads(cw.get_dashboard(DashboardName=name)["DashboardBody"])
-    text = json.dumps(body)
     series = {tuple(x for x in m if isinstance(x, str)) for w in body["widgets"] for m in w["properties"]["metrics"]}
     for metric in ("MinSecondsUntilExpiry", "SecretsRefreshed", "SecretsFailed", "SecretsDeferred", "ReportBodiesIgnored", "FollowUpsSent"):
         assert ("IadvizeTokenBroker", metric) in series, (metric, series)
+    searches = {x["expression"] for w in body["widgets"] for m in w["properties"]["metrics"]
+                for x in m if isinstance(x, dict) and "expression" in x}
     for metric in ("LoginAttempts", "RejectionReports"):
-        assert f"{{IadvizeTokenBroker,Outcome}} MetricName=\"{metric}\"" in text, metric
+        assert f"SEARCH('{{IadvizeTokenBroker,Outcome}} MetricName=\"{metric}\"', 'Sum', 300)" in searches, (metric, searches)
     for metric in ("Invocations", "Errors", "Throttles"):
         assert ("AWS/Lambda", metric, "FunctionName", function) in series, (metric, series)
     assert ("AWS/SQS", "NumberOfMessagesSent", "QueueName", queue_arn.split(":")[-1]) in series, series
@@ -560,6 +561,48 @@ else:
 PY
   pass "basic: the quota-10 account refuses a reservation, and the default deploy needs none"
 fi
+
+# Readers in other accounts without a customer-managed key: the plan must refuse them (another
+# account cannot decrypt a secret under aws/secretsmanager).
+step "cross_account_readers without a customer-managed key: the plan refuses them"
+mkdir "$WORK/refuse"
+cat >"$WORK/refuse/main.tf" <<HCL
+provider "aws" {
+  region                      = "$REGION"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {
+    cloudwatch     = "$MOTO_ENDPOINT"
+    cloudwatchlogs = "$MOTO_ENDPOINT"
+    eventbridge    = "$MOTO_ENDPOINT"
+    iam            = "$MOTO_ENDPOINT"
+    kms            = "$MOTO_ENDPOINT"
+    lambda         = "$MOTO_ENDPOINT"
+    secretsmanager = "$MOTO_ENDPOINT"
+    sns            = "$MOTO_ENDPOINT"
+    sqs            = "$MOTO_ENDPOINT"
+    sts            = "$MOTO_ENDPOINT"
+  }
+}
+module "broker" {
+  source                 = "$(cd "$EXAMPLES_DIR/../" && pwd)"
+  name                   = "$RUN-refuse"
+  local_existing_package = "$ZIP"
+  cross_account_readers  = ["111122223333"]
+}
+HCL
+terraform -chdir="$WORK/refuse" init -backend=false -input=false -no-color >"$WORK/refuse.init.log" 2>&1 ||
+  { tail -n 20 "$WORK/refuse.init.log"; fail "refuse: terraform init"; }
+if terraform -chdir="$WORK/refuse" plan -no-color >"$WORK/refuse.plan.log" 2>&1; then
+  fail "a plan with cross_account_readers and no customer-managed key succeeded"
+fi
+grep -q "cross_account_readers need a customer-managed KMS key" "$WORK/refuse.plan.log" ||
+  { tail -n 20 "$WORK/refuse.plan.log"; fail "the plan failed, but not with the customer-managed key message"; }
+rm -rf "$WORK/refuse/.terraform"
+pass "cross_account_readers without a customer-managed key: refused at plan"
 
 put_credentials "$CREDENTIALS_SECRET" basic-user@example.com
 step "basic: refresh tick (scheduled event) through $LAMBDA_INVOKE_BIN"
