@@ -58,6 +58,19 @@ const OPTIONAL_ENV: &[&str] = &[
     "IADVIZE_AWS_ATTEMPT_TIMEOUT",
 ];
 
+/// Variables the templates set before the code reads them (the broker's handling of reports,
+/// follow-ups and the 429 pause lands separately): treated as the code's until it reads them
+/// itself, when this list can go.
+const AHEAD_OF_CODE_ENV: &[&str] = &[
+    "IADVIZE_REPORT_VERIFY_INTERVAL",
+    "IADVIZE_MAX_FOLLOW_UPS",
+    "IADVIZE_THROTTLE_PAUSE",
+];
+
+/// State tags the IAM tag-key lists and Terraform's `ignore_changes` name before the code
+/// writes them: treated as the code's until it does.
+const AHEAD_OF_CODE_STATE_TAGS: &[&str] = &["iadvize:last-report-verification"];
+
 /// The variables a template must set: the code's, less the optional ones it leaves out.
 fn required_env(code: &Names, declared: &Names) -> Names {
     code.iter()
@@ -416,11 +429,12 @@ fn assert_no_problems(problems: Vec<String>) {
 }
 
 fn code_env() -> Names {
-    let env = env_vars_in_code(&read(CONFIG_RS));
+    let mut env = env_vars_in_code(&read(CONFIG_RS));
     assert!(
         !env.is_empty(),
         "no \"IADVIZE_…\" string literal found in {CONFIG_RS}"
     );
+    env.extend(AHEAD_OF_CODE_ENV.iter().map(|v| (*v).to_owned()));
     env
 }
 
@@ -752,6 +766,7 @@ fn code_state_tags() -> Names {
         !out.is_empty(),
         "no \"iadvize:…\" state tag literal under {SRC_DIR}/"
     );
+    out.extend(AHEAD_OF_CODE_STATE_TAGS.iter().map(|t| (*t).to_owned()));
     out
 }
 
@@ -1081,8 +1096,8 @@ fn duration_inputs_accept_what_the_code_accepts() {
     ] {
         let patterns = duration_patterns(&read(file), sam);
         // REFRESH_BEFORE_EXPIRY, MIN_LOGIN_INTERVAL, STUCK_ROTATION_AFTER, HTTP_TIMEOUT,
-        // REFUSED_CREDENTIALS_RETRY.
-        assert_eq!(patterns.len(), 5, "{file}: duration patterns {patterns:?}");
+        // REFUSED_CREDENTIALS_RETRY, REPORT_VERIFY_INTERVAL, THROTTLE_PAUSE.
+        assert_eq!(patterns.len(), 7, "{file}: duration patterns {patterns:?}");
         for p in &patterns {
             assert!(
                 p == DURATION_PATTERN || p == DURATION_OR_OFF_PATTERN,
@@ -1937,7 +1952,8 @@ const PARTITION_MAX: usize = 10;
 /// (StatementId 100); IAM quotas (role 64, policy 128); EventBridge PutRule (64); EventBridge
 /// Scheduler CreateSchedule (64); CloudWatch PutMetricAlarm (255), PutDashboard (255); Logs
 /// CreateLogGroup (512); SQS CreateQueue (80, ".fifo" included); SNS CreateTopic (256);
-/// Secrets Manager CreateSecret (512); SNS display names (100, for SMS subscriptions).
+/// Secrets Manager CreateSecret (512); SNS display names (100, for SMS subscriptions); KMS
+/// CreateAlias (AliasName 256, "alias/" included).
 const NAME_LIMITS: &[(&str, &str, usize, &str)] = &[
     // SAM / CloudFormation
     (
@@ -1999,6 +2015,7 @@ const NAME_LIMITS: &[(&str, &str, usize, &str)] = &[
     ),
     ("AWS::SQS::Queue", "QueueName", 80, "SQS queue"),
     ("AWS::SNS::Topic", "TopicName", 256, "SNS topic"),
+    ("AWS::KMS::Alias", "AliasName", 256, "KMS alias"),
     ("AWS::SNS::Topic", "DisplayName", 100, "SNS topic display"),
     (
         "AWS::SecretsManager::Secret",
@@ -2068,6 +2085,7 @@ const NAME_LIMITS: &[(&str, &str, usize, &str)] = &[
     ),
     ("aws_sqs_queue", "name", 80, "SQS queue"),
     ("aws_sns_topic", "name", 256, "SNS topic"),
+    ("aws_kms_alias", "name", 256, "KMS alias"),
     ("aws_sns_topic", "display_name", 100, "SNS topic display"),
     (
         "aws_secretsmanager_secret",
@@ -2083,9 +2101,12 @@ const NAME_REFERENCES: &[(&str, &str)] = &[
     ("AWS::Lambda::Permission", "FunctionName"),
     ("AWS::Lambda::EventInvokeConfig", "FunctionName"),
     ("AWS::CloudWatch::Alarm", "MetricName"),
+    ("AWS::Lambda::EventSourceMapping", "FunctionName"),
+    ("AWS::Events::Rule", "EventPattern.detail.eventName"),
     ("AWS::CloudWatch::Alarm", "Dimensions[].Name"),
     ("aws_lambda_permission", "function_name"),
     ("aws_lambda_function_event_invoke_config", "function_name"),
+    ("aws_lambda_event_source_mapping", "function_name"),
     ("aws_cloudwatch_metric_alarm", "metric_name"),
 ];
 
@@ -2235,6 +2256,24 @@ fn yaml_max(template: &str, v: &Yaml, depth: usize) -> Result<usize, String> {
         Yaml::Tag(t, arg) => match (t.as_str(), arg.as_ref()) {
             ("Ref", Yaml::Scalar(p)) => sam_parameter_max(template, p),
             ("Sub", Yaml::Scalar(s)) => sub_max(template, s, &[], depth),
+            // The UUID at the end of the stack's id (arn:…:stack/<name>/<uuid>).
+            ("Select", Yaml::Seq(items))
+                if items.len() == 2
+                    && items[0] == Yaml::Scalar("2".into())
+                    && items[1]
+                        == Yaml::Tag(
+                            "Split".into(),
+                            Box::new(Yaml::Seq(vec![
+                                Yaml::Scalar("/".into()),
+                                Yaml::Tag(
+                                    "Ref".into(),
+                                    Box::new(Yaml::Scalar("AWS::StackId".into())),
+                                ),
+                            ])),
+                        ) =>
+            {
+                Ok(36)
+            }
             ("If", Yaml::Seq(items)) if items.len() == 3 => Ok(yaml_max(
                 template,
                 &items[1],
@@ -2642,6 +2681,9 @@ fn every_generated_name_fits_its_limit_for_the_longest_accepted_inputs() {
         "infra/sam/template.yaml: TokenSecret Name",
         "infra/sam/template.yaml: CredentialsSecret Name",
         "infra/sam/template.yaml: LogGroup LogGroupName",
+        "infra/sam/template.yaml: ReportQueue QueueName",
+        "infra/terraform/reports.tf: aws_sqs_queue.reports name",
+        "infra/terraform/events.tf: aws_cloudwatch_event_rule.credentials name",
         "infra/sam/template.yaml: BrokerRole Policies[].PolicyName",
         "infra/terraform/main.tf: aws_iam_role.broker name",
         "infra/terraform/main.tf: aws_iam_policy.integration_consumer name",
@@ -2718,5 +2760,232 @@ fn name_check_catches_long_names_unbounded_inputs_and_unknown_resources() {
     assert!(
         unknown.join("\n").contains("aws_thing thing_name"),
         "{unknown:?}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// (j) The dashboards show what the code emits; follow-ups may invoke the function only
+// ------------------------------------------------------------------------------------------
+
+const METRICS_RS: &str = "src/metrics.rs";
+const TF_DASHBOARD: &str = "infra/terraform/dashboard.tf";
+/// Series the dashboards show before the broker emits them (reports, follow-ups and logins by
+/// outcome land with the broker's handling of reports): treated as the code's until it does.
+const AHEAD_OF_CODE_METRICS: &[&str] =
+    &["RejectionReports", "ReportBodiesIgnored", "FollowUpsSent"];
+/// The dimension of the per-outcome series, ahead of the code likewise.
+const AHEAD_OF_CODE_DIMENSIONS: &[&str] = &["Outcome"];
+
+/// The `IadvizeTokenBroker` metric names and dimensions a dashboard shows: plain series
+/// (`["IadvizeTokenBroker", "X"` or `[local.metrics_namespace, "X"`) and `SEARCH`
+/// expressions (`{IadvizeTokenBroker,D} MetricName=\"X\"`, or the Terraform `format` of one).
+fn dashboard_metrics(text: &str) -> (Names, Names) {
+    let (mut metrics, mut dimensions) = (Names::new(), Names::new());
+    let quoted_after = |rest: &str| -> Option<String> {
+        let rest = rest.trim_start().strip_prefix(',')?.trim_start();
+        let rest = rest.strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_owned())
+    };
+    for opener in [
+        "[\"IadvizeTokenBroker\"",
+        "[local.metrics_namespace",
+        "format(local.by_outcome",
+    ] {
+        for (i, _) in text.match_indices(opener) {
+            if let Some(m) = quoted_after(&text[i + opener.len()..]) {
+                metrics.insert(m);
+            }
+        }
+    }
+    for (i, _) in text.match_indices("MetricName=\\\"") {
+        let rest = &text[i + "MetricName=\\\"".len()..];
+        if let Some(end) = rest.find('\\') {
+            metrics.insert(rest[..end].to_owned());
+        }
+    }
+    for (i, _) in text.match_indices("IadvizeTokenBroker,") {
+        let rest = &text[i + "IadvizeTokenBroker,".len()..];
+        if let Some(end) = rest.find('}') {
+            dimensions.insert(rest[..end].to_owned());
+        }
+    }
+    for (i, _) in text.match_indices("{${local.metrics_namespace},") {
+        let rest = &text[i + "{${local.metrics_namespace},".len()..];
+        if let Some(end) = rest.find('}') {
+            dimensions.insert(rest[..end].to_owned());
+        }
+    }
+    // `%s` is the Terraform template's placeholder for the metric name.
+    metrics.remove("%s");
+    (metrics, dimensions)
+}
+
+/// Every string literal of the metrics module that looks like a metric or dimension name.
+fn code_metric_names() -> Names {
+    let src = read(METRICS_RS);
+    let mut out: Names = src
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| {
+            p.len() > 2
+                && p.starts_with(|c: char| c.is_ascii_uppercase())
+                && p.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .map(str::to_owned)
+        .collect();
+    out.extend(AHEAD_OF_CODE_METRICS.iter().map(|m| (*m).to_owned()));
+    out.extend(AHEAD_OF_CODE_DIMENSIONS.iter().map(|m| (*m).to_owned()));
+    out
+}
+
+fn check_dashboards(sam: &str, tf: &str, code: &Names) -> Vec<String> {
+    let mut problems = Vec::new();
+    let sam_block = yaml_resource_block(sam, "Dashboard")
+        .map(|b| b.join("\n"))
+        .unwrap_or_default();
+    let (sam_metrics, sam_dims) = dashboard_metrics(&sam_block);
+    let (tf_metrics, tf_dims) = dashboard_metrics(&strip_hcl_comments(tf));
+    if sam_metrics.is_empty() || tf_metrics.is_empty() {
+        problems.push(format!(
+            "no IadvizeTokenBroker metric found in the dashboards ({SAM_TEMPLATE} Dashboard: {sam_metrics:?}, {TF_DASHBOARD}: {tf_metrics:?})"
+        ));
+    }
+    problems.extend(compare(
+        "dashboard metric",
+        &sam_metrics,
+        SAM_TEMPLATE,
+        &tf_metrics,
+        TF_DASHBOARD,
+    ));
+    problems.extend(compare(
+        "dashboard dimension",
+        &sam_dims,
+        SAM_TEMPLATE,
+        &tf_dims,
+        TF_DASHBOARD,
+    ));
+    for m in sam_metrics
+        .iter()
+        .chain(&sam_dims)
+        .chain(&tf_metrics)
+        .chain(&tf_dims)
+    {
+        if !code.contains(m) {
+            problems.push(format!(
+                "the dashboards show {m}, which {METRICS_RS} does not emit"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn dashboards_show_the_same_metrics_the_code_emits() {
+    let (sam, tf) = (read(SAM_TEMPLATE), read(TF_DASHBOARD));
+    let (metrics, dims) = dashboard_metrics(&strip_hcl_comments(&tf));
+    for m in [
+        "MinSecondsUntilExpiry",
+        "LoginAttempts",
+        "RejectionReports",
+        "FollowUpsSent",
+    ] {
+        assert!(
+            metrics.contains(m),
+            "{m} not read from {TF_DASHBOARD}: {metrics:?}"
+        );
+    }
+    assert_eq!(dims, names(&["Outcome"]));
+    assert_no_problems(check_dashboards(&sam, &tf, &code_metric_names()));
+}
+
+#[test]
+fn dashboard_check_catches_a_renamed_metric() {
+    let sam = read(SAM_TEMPLATE).replacen("\"SecretsDeferred\"", "\"SecretsPostponed\"", 1);
+    let problems = check_dashboards(&sam, &read(TF_DASHBOARD), &code_metric_names()).join("\n");
+    assert!(
+        problems.contains("dashboard metric SecretsPostponed")
+            && problems
+                .contains("dashboards show SecretsPostponed, which src/metrics.rs does not emit"),
+        "{problems}"
+    );
+}
+
+/// Follow-ups: the function may invoke itself and nothing else. SAM: no IAM statement grants
+/// a `lambda:` action (the grant sits on the function, naming its role); Terraform: the one
+/// statement that does names the function's own ARN, built from the function's name.
+fn check_follow_up_grants(sam: &str, main_tf: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in sam_resources(sam) {
+        let text = squeeze(&r.properties.join("\n"));
+        if r.kind.starts_with("AWS::IAM::") && text.contains("lambda:") {
+            problems.push(format!(
+                "{SAM_TEMPLATE}: {} grants a lambda: action; the follow-up grant belongs on the function (FollowUpPermission)",
+                r.name
+            ));
+        }
+    }
+    let follow_up = yaml_resource_block(sam, "FollowUpPermission")
+        .map(|b| squeeze(&b.join("\n")))
+        .unwrap_or_default();
+    if !(follow_up.contains("FunctionName:!GetAttBrokerFunction.Arn")
+        && follow_up.contains("Action:lambda:InvokeFunction")
+        && follow_up.contains("Principal:!If[CreateRole,!GetAttBrokerRole.Arn,!RefRoleArn]"))
+    {
+        problems.push(format!(
+            "{SAM_TEMPLATE}: FollowUpPermission must let the function's own role (BrokerRole or RoleArn) invoke BrokerFunction: {follow_up}"
+        ));
+    }
+    let src = strip_hcl_comments(main_tf);
+    let invoking: Vec<Statement> = tf_policy_statements(main_tf)
+        .into_iter()
+        .filter(|s| s.text.contains("lambda:"))
+        .collect();
+    let arn = hcl_list(&src, "function_arn").unwrap_or_default();
+    let function_arn = src
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("function_arn = "))
+        .unwrap_or_default();
+    let function = hcl_block(&src, TF_FUNCTION)
+        .map(|b| squeeze(&b))
+        .unwrap_or_default();
+    if invoking.len() != 1
+        || !invoking[0]
+            .text
+            .contains("actions=[\"lambda:InvokeFunction\"]")
+        || !invoking[0].text.contains("resources=[local.function_arn]")
+        || !function_arn.ends_with(":function:${var.name}\"")
+        || !function.contains("function_name=var.name")
+        || !arn.is_empty()
+    {
+        problems.push(format!(
+            "{TF_MAIN}: exactly one statement may grant lambda:InvokeFunction, on local.function_arn = the function's own ARN (\"…:function:${{var.name}}\", the function named var.name): {:?}, function_arn = {function_arn}",
+            invoking.iter().map(|s| &s.sid).collect::<Vec<_>>()
+        ));
+    }
+    problems
+}
+
+#[test]
+fn follow_ups_may_invoke_the_function_itself_only() {
+    assert_no_problems(check_follow_up_grants(&read(SAM_TEMPLATE), &read(TF_MAIN)));
+}
+
+#[test]
+fn follow_up_check_catches_a_wider_grant() {
+    let sam = read(SAM_TEMPLATE).replace(
+        "              - Sid: Logs\n",
+        "              - Sid: Invoke\n                Effect: Allow\n                Action: lambda:InvokeFunction\n                Resource: !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-*\n              - Sid: Logs\n",
+    );
+    let tf = read(TF_MAIN).replace(
+        "    resources = [local.function_arn]",
+        "    resources = [\"arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:*\"]",
+    );
+    assert_ne!(tf, read(TF_MAIN));
+    let problems = check_follow_up_grants(&sam, &tf).join("\n");
+    assert!(
+        problems.contains("BrokerRole grants a lambda: action")
+            && problems.contains("exactly one statement may grant lambda:InvokeFunction"),
+        "{problems}"
     );
 }

@@ -28,6 +28,7 @@ locals {
   state_tag_keys = [
     "iadvize:last-login-attempt",
     "iadvize:rejected-credentials-version",
+    "iadvize:last-report-verification",
   ]
 
   # Discovery (DESIGN section 11): exact pair on token secrets. Credentials secrets carry
@@ -43,15 +44,23 @@ locals {
   listed_token_arns            = concat([aws_secretsmanager_secret.token.arn], values(local.integration_token_arns))
   listed_credentials_arns      = concat([local.credentials_secret_arn], values(local.integration_credentials_arns))
 
+  # The key of the built-in integration's secrets: the module's own (create_kms_key), the
+  # one given (kms_key_arn), or null for aws/secretsmanager. Whether there is one is known at
+  # plan time even when the created key's ARN is not.
+  has_kms_key = var.create_kms_key || var.kms_key_arn != null
+  kms_key_arn = var.create_kms_key ? aws_kms_key.secrets[0].arn : var.kms_key_arn
+
   secrets_kms_key_arns = distinct(compact(concat(
-    [var.kms_key_arn],
+    [local.kms_key_arn],
     [for i in values(var.integrations) : i.kms_key_arn],
     var.fleet_kms_key_arns,
   )))
 
   alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_topic_arns)
-  role_arn      = var.create_role ? aws_iam_role.broker[0].arn : var.role_arn
-  role_name     = var.create_role ? aws_iam_role.broker[0].name : regex("role/(?:.*/)?([^/]+)$", var.role_arn)[0]
+  # The function's ARN, known before it exists (its name is var.name).
+  function_arn = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.name}"
+  role_arn     = var.create_role ? aws_iam_role.broker[0].arn : var.role_arn
+  role_name    = var.create_role ? aws_iam_role.broker[0].name : regex("role/(?:.*/)?([^/]+)$", var.role_arn)[0]
 }
 
 # ------------------------------------------------------------------------------------------
@@ -67,7 +76,7 @@ resource "aws_secretsmanager_secret" "token" {
   #checkov:skip=CKV2_AWS_57:The broker renews the token on its own schedule (the hourly tick); Secrets Manager rotation is optional (enable_native_rotation).
   name                    = local.token_secret_name
   description             = "iAdvize API access token maintained by iadvize-token-broker. AWSCURRENT is JSON: access_token, token_type, issued_at, expires_at, expires_in. Read-only for consumers."
-  kms_key_id              = var.kms_key_arn
+  kms_key_id              = local.kms_key_arn
   recovery_window_in_days = var.recovery_window_in_days
 
   dynamic "replica" {
@@ -78,7 +87,7 @@ resource "aws_secretsmanager_secret" "token" {
     }
   }
 
-  tags = merge(var.tags, {
+  tags = merge(var.tags, var.secret_tags, {
     # Which credentials this token is made from (DESIGN section 3).
     "iadvize:credentials-secret-id" = local.credentials_secret_arn
   })
@@ -88,8 +97,10 @@ resource "aws_secretsmanager_secret" "token" {
     ignore_changes = [
       tags["iadvize:last-login-attempt"],
       tags["iadvize:rejected-credentials-version"],
+      tags["iadvize:last-report-verification"],
       tags_all["iadvize:last-login-attempt"],
       tags_all["iadvize:rejected-credentials-version"],
+      tags_all["iadvize:last-report-verification"],
     ]
   }
 }
@@ -103,9 +114,9 @@ resource "aws_secretsmanager_secret" "credentials" {
 
   name                    = "${local.token_secret_name}/credentials"
   description             = "iAdvize API credentials for iadvize-token-broker, created EMPTY. Put them with: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string file://creds.json (creds.json = {\"username\":\"...\",\"password\":\"...\"}). Only the broker reads it."
-  kms_key_id              = var.kms_key_arn
+  kms_key_id              = local.kms_key_arn
   recovery_window_in_days = var.recovery_window_in_days
-  tags                    = var.tags
+  tags                    = merge(var.tags, var.secret_tags)
 }
 
 # ------------------------------------------------------------------------------------------
@@ -121,7 +132,7 @@ resource "aws_secretsmanager_secret" "integration_credentials" {
   description             = "iAdvize API credentials of integration ${each.key} for iadvize-token-broker, created EMPTY: put {\"username\",\"password\"} with aws secretsmanager put-secret-value. Only the broker reads it."
   kms_key_id              = each.value.kms_key_arn
   recovery_window_in_days = var.recovery_window_in_days
-  tags                    = merge(var.tags, each.value.tags, local.credentials_tag)
+  tags                    = merge(var.tags, var.secret_tags, each.value.tags, local.credentials_tag)
 }
 
 resource "aws_secretsmanager_secret" "integration_token" {
@@ -141,7 +152,7 @@ resource "aws_secretsmanager_secret" "integration_token" {
     }
   }
 
-  tags = merge(var.tags, each.value.tags, local.managed_tag, {
+  tags = merge(var.tags, var.secret_tags, each.value.tags, local.managed_tag, {
     "iadvize:credentials-secret-id" = aws_secretsmanager_secret.integration_credentials[each.key].arn
   })
 
@@ -149,8 +160,10 @@ resource "aws_secretsmanager_secret" "integration_token" {
     ignore_changes = [
       tags["iadvize:last-login-attempt"],
       tags["iadvize:rejected-credentials-version"],
+      tags["iadvize:last-report-verification"],
       tags_all["iadvize:last-login-attempt"],
       tags_all["iadvize:rejected-credentials-version"],
+      tags_all["iadvize:last-report-verification"],
     ]
   }
 }
@@ -281,6 +294,22 @@ data "aws_iam_policy_document" "broker" {
     resources = ["${aws_cloudwatch_log_group.broker.arn}:*"]
   }
 
+  # The report queue's event source mapping polls with this role (Lambda's SQS poller needs
+  # these three actions, and checks them when the mapping is created).
+  statement {
+    sid       = "ReportQueuePoller"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.reports.arn]
+  }
+
+  # Follow-ups: the function invokes itself, and nothing else (its ARN is built from its
+  # name, so the policy needs no reference to the function).
+  statement {
+    sid       = "FollowUps"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.function_arn]
+  }
+
   dynamic "statement" {
     for_each = length(local.secrets_kms_key_arns) == 0 ? [] : [1]
     content {
@@ -304,7 +333,7 @@ resource "aws_iam_role" "broker" {
   description          = "Execution role of iadvize-token-broker (least privilege)."
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   permissions_boundary = var.permissions_boundary_arn
-  tags                 = var.tags
+  tags                 = merge(var.tags, var.iam_tags)
 }
 
 resource "aws_iam_role_policy" "broker" {
@@ -333,7 +362,7 @@ resource "aws_cloudwatch_log_group" "broker" {
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
+  tags              = merge(var.tags, var.log_group_tags)
 }
 
 resource "aws_lambda_function" "broker" {
@@ -397,10 +426,13 @@ resource "aws_lambda_function" "broker" {
       IADVIZE_REFUSED_CREDENTIALS_RETRY = var.refused_credentials_retry
       IADVIZE_MAX_LOGINS_PER_MINUTE     = tostring(var.max_logins_per_minute)
       IADVIZE_PER_SECRET_METRICS        = tostring(var.per_secret_metrics)
+      IADVIZE_REPORT_VERIFY_INTERVAL    = var.report_verify_interval
+      IADVIZE_MAX_FOLLOW_UPS            = tostring(var.max_follow_ups)
+      IADVIZE_THROTTLE_PAUSE            = var.throttle_pause
     }
   }
 
-  tags = var.tags
+  tags = merge(var.tags, var.function_tags)
 
   lifecycle {
     precondition {
@@ -430,24 +462,32 @@ resource "aws_lambda_function_event_invoke_config" "broker" {
 }
 
 # An EventBridge "Scheduled Event": the broker runs a refresh tick over its token secrets.
+# create_schedule = false leaves the ticks to something else (another scheduler, tests); the
+# token expiry alarm then pages unless something ticks at least every 2 hours.
 resource "aws_cloudwatch_event_rule" "tick" {
+  count = var.create_schedule ? 1 : 0
+
   name                = "${var.name}-tick"
   description         = "iadvize-token-broker refresh tick"
   schedule_expression = var.schedule_expression
-  tags                = var.tags
+  tags                = merge(var.tags, var.event_rule_tags)
 }
 
 resource "aws_cloudwatch_event_target" "tick" {
-  rule = aws_cloudwatch_event_rule.tick.name
+  count = var.create_schedule ? 1 : 0
+
+  rule = aws_cloudwatch_event_rule.tick[0].name
   arn  = aws_lambda_function.broker.arn
 }
 
 resource "aws_lambda_permission" "tick" {
+  count = var.create_schedule ? 1 : 0
+
   statement_id  = "AllowEventBridgeTick"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.broker.function_name
   principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.tick.arn
+  source_arn    = aws_cloudwatch_event_rule.tick[0].arn
 }
 
 # ------------------------------------------------------------------------------------------
@@ -492,15 +532,15 @@ resource "aws_secretsmanager_secret_rotation" "token" {
 
 resource "aws_sns_topic" "alarms" {
   #checkov:skip=CKV_AWS_26:Alarm notifications carry no secret; CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a CMK would need a key policy for cloudwatch.amazonaws.com that this module does not own.
-  count = var.alarm_email == null ? 0 : 1
+  count = var.create_alarms && var.alarm_email != null ? 1 : 0
 
   name         = "${var.name}-alarms"
   display_name = "iadvize-token-broker alarms"
-  tags         = var.tags
+  tags         = merge(var.tags, var.alarm_tags)
 }
 
 resource "aws_sns_topic_subscription" "alarms" {
-  count = var.alarm_email == null ? 0 : 1
+  count = var.create_alarms && var.alarm_email != null ? 1 : 0
 
   topic_arn = aws_sns_topic.alarms[0].arn
   protocol  = "email"
@@ -509,6 +549,8 @@ resource "aws_sns_topic_subscription" "alarms" {
 
 # Any failed invocation: a failed tick returns an error after logging which secret failed.
 resource "aws_cloudwatch_metric_alarm" "errors" {
+  count = var.create_alarms ? 1 : 0
+
   alarm_name          = "${var.name}-errors"
   alarm_description   = "iadvize-token-broker invocations failed in the last hour. Read the function's logs (outcome/error per secret). See infra/README.md \"Alarms\"."
   namespace           = "AWS/Lambda"
@@ -522,7 +564,7 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-  tags                = var.tags
+  tags                = merge(var.tags, var.alarm_tags)
 }
 
 # Fleet-wide: the least time left on any managed token (0 when one has no valid token).
@@ -530,6 +572,8 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
 # counts as breaching) does not page; a broker that stopped pages within 2 h of its first
 # missed tick. The 3 h threshold then means under ~2 h left when it fires.
 resource "aws_cloudwatch_metric_alarm" "token_expiry" {
+  count = var.create_alarms ? 1 : 0
+
   alarm_name          = "${var.name}-token-expiry"
   alarm_description   = "A token managed by iadvize-token-broker expires within about 2 hours, or the broker has not reported for 2 hours. Consumers will soon get 401s. See infra/README.md \"Alarms\"."
   namespace           = "IadvizeTokenBroker"
@@ -543,7 +587,7 @@ resource "aws_cloudwatch_metric_alarm" "token_expiry" {
   treat_missing_data  = "breaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-  tags                = var.tags
+  tags                = merge(var.tags, var.alarm_tags)
 }
 
 # ------------------------------------------------------------------------------------------
@@ -557,12 +601,20 @@ data "aws_iam_policy_document" "consumer" {
     resources = concat([aws_secretsmanager_secret.token.arn], local.token_replica_arns)
   }
 
+  # Rejection reports go to the queue, never to the function: a consumer may read and
+  # report, nothing else.
+  statement {
+    sid       = "ReportRejectedToken"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.reports.arn]
+  }
+
   dynamic "statement" {
-    for_each = var.kms_key_arn == null && length(local.replica_kms_key_arns) == 0 ? [] : [1]
+    for_each = !local.has_kms_key && length(local.replica_kms_key_arns) == 0 ? [] : [1]
     content {
       sid       = "DecryptToken"
       actions   = ["kms:Decrypt"]
-      resources = compact(concat([var.kms_key_arn], local.replica_kms_key_arns))
+      resources = compact(concat([local.kms_key_arn], local.replica_kms_key_arns))
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
@@ -572,11 +624,13 @@ data "aws_iam_policy_document" "consumer" {
   }
 }
 
+# The description stays as it was: IAM replaces a policy whose description changes, which
+# would detach it from every consumer role.
 resource "aws_iam_policy" "consumer" {
   name        = "${var.name}-read-token-${local.region}"
   description = "Read the iAdvize access token kept by iadvize-token-broker."
   policy      = data.aws_iam_policy_document.consumer.json
-  tags        = var.tags
+  tags        = merge(var.tags, var.iam_tags)
 }
 
 # One per integration: a consumer of integration A cannot read B's token.
@@ -590,6 +644,12 @@ data "aws_iam_policy_document" "integration_consumer" {
       for r in keys(each.value.replica_regions) :
       replace(aws_secretsmanager_secret.integration_token[each.key].arn, ":secretsmanager:${local.region}:", ":secretsmanager:${r}:")
     ])
+  }
+
+  statement {
+    sid       = "ReportRejectedToken"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.reports.arn]
   }
 
   dynamic "statement" {
@@ -613,5 +673,5 @@ resource "aws_iam_policy" "integration_consumer" {
   name        = "${var.name}-read-token-${each.key}-${local.region}"
   description = "Read the iAdvize access token of integration ${each.key} kept by iadvize-token-broker."
   policy      = data.aws_iam_policy_document.integration_consumer[each.key].json
-  tags        = var.tags
+  tags        = merge(var.tags, var.iam_tags)
 }

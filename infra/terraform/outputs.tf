@@ -43,7 +43,7 @@ output "function_environment" {
 }
 
 output "consumer_policy_arn" {
-  description = "Managed policy to attach to consumer roles: read the token secret (and its replicas)."
+  description = "Managed policy to attach to consumer roles: read the token secret (and its replicas), send rejection reports to the report queue."
   value       = aws_iam_policy.consumer.arn
 }
 
@@ -58,13 +58,13 @@ output "log_group_arn" {
 }
 
 output "alarm_names" {
-  description = "Names of the Errors and MinSecondsUntilExpiry alarms."
-  value       = [aws_cloudwatch_metric_alarm.errors.alarm_name, aws_cloudwatch_metric_alarm.token_expiry.alarm_name]
+  description = "Names of the Errors and MinSecondsUntilExpiry alarms ([] with create_alarms = false)."
+  value       = concat(aws_cloudwatch_metric_alarm.errors[*].alarm_name, aws_cloudwatch_metric_alarm.token_expiry[*].alarm_name)
 }
 
 output "alarm_arns" {
-  description = "ARNs of the Errors and MinSecondsUntilExpiry alarms."
-  value       = [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.token_expiry.arn]
+  description = "ARNs of the Errors and MinSecondsUntilExpiry alarms ([] with create_alarms = false)."
+  value       = concat(aws_cloudwatch_metric_alarm.errors[*].arn, aws_cloudwatch_metric_alarm.token_expiry[*].arn)
 }
 
 output "alarm_topic_arn" {
@@ -88,18 +88,55 @@ output "broker_policy_json" {
 }
 
 output "schedule_rule_name" {
-  description = "Name of the EventBridge rule that runs the refresh tick."
-  value       = aws_cloudwatch_event_rule.tick.name
+  description = "Name of the EventBridge rule that runs the refresh tick (null with create_schedule = false)."
+  value       = one(aws_cloudwatch_event_rule.tick[*].name)
 }
 
 output "schedule_rule_arn" {
-  description = "ARN of the EventBridge rule that runs the refresh tick."
-  value       = aws_cloudwatch_event_rule.tick.arn
+  description = "ARN of the EventBridge rule that runs the refresh tick (null with create_schedule = false)."
+  value       = one(aws_cloudwatch_event_rule.tick[*].arn)
 }
 
 output "schedule_expression" {
-  description = "Schedule of the refresh tick."
-  value       = aws_cloudwatch_event_rule.tick.schedule_expression
+  description = "Schedule of the refresh tick (null with create_schedule = false)."
+  value       = one(aws_cloudwatch_event_rule.tick[*].schedule_expression)
+}
+
+output "report_queue_url" {
+  description = "URL of the SQS FIFO queue consumers send rejection reports to: set it as IADVIZE_REPORT_QUEUE_URL in every consumer."
+  value       = aws_sqs_queue.reports.url
+}
+
+output "report_queue_arn" {
+  description = "ARN of the report queue (the consumer policies grant sqs:SendMessage on it)."
+  value       = aws_sqs_queue.reports.arn
+}
+
+output "credentials_rule_arns" {
+  description = "EventBridge rules that run the broker when a secret's AWSCURRENT moves: changed (Secret Label Updated) and api-calls (CloudTrail), those created."
+  value       = { for k, r in aws_cloudwatch_event_rule.credentials : k => r.arn }
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard (null with create_dashboard = false)."
+  value       = one(aws_cloudwatch_dashboard.broker[*].dashboard_name)
+}
+
+output "kms_key_arn" {
+  description = "Customer-managed key of the built-in integration's secrets: the module's (create_kms_key), kms_key_arn, or null for aws/secretsmanager."
+  value       = local.kms_key_arn
+}
+
+output "cross_account_key_policy_json" {
+  description = "With cross_account_readers and your own kms_key_arn: the key policy statement to add to that key, so the readers can decrypt the token through Secrets Manager (the module writes it itself with create_kms_key). null without cross_account_readers."
+  value = length(var.cross_account_readers) == 0 ? null : jsonencode({
+    Sid       = "CrossAccountReadersDecryptViaSecretsManager"
+    Effect    = "Allow"
+    Principal = { AWS = var.cross_account_readers }
+    Action    = ["kms:Decrypt", "kms:DescribeKey"]
+    Resource  = "*"
+    Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
+  })
 }
 
 output "integrations" {

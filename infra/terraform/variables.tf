@@ -92,6 +92,12 @@ variable "timeout" {
   }
 }
 
+variable "create_schedule" {
+  description = "Create the EventBridge schedule of the refresh tick. false = something else must tick (the token expiry alarm pages when nothing reports for 2 hours)."
+  type        = bool
+  default     = true
+}
+
 variable "schedule_expression" {
   description = "EventBridge schedule of the refresh tick. With the default 4h refresh window an hourly tick leaves 3-4 retries before a token expires."
   type        = string
@@ -131,6 +137,54 @@ variable "tags" {
   default     = {}
 }
 
+variable "function_tags" {
+  description = "More tags on the function (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "iam_tags" {
+  description = "More tags on the execution role and the consumer policies (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "secret_tags" {
+  description = "More tags on the secrets this module creates (merged over tags; the broker's own iadvize:* tags always win)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "log_group_tags" {
+  description = "More tags on the log group (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "event_rule_tags" {
+  description = "More tags on the EventBridge rules: the schedule and the credentials-changed rules (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "alarm_tags" {
+  description = "More tags on the alarms and the alarm topic (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "report_queue_tags" {
+  description = "More tags on the report queue (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "kms_key_tags" {
+  description = "More tags on the KMS key of create_kms_key (merged over tags)."
+  type        = map(string)
+  default     = {}
+}
+
 # ------------------------------------------------------------------------------------------
 # Secrets
 # ------------------------------------------------------------------------------------------
@@ -158,13 +212,30 @@ variable "credentials_secret_arn" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a customer-managed KMS key that encrypts the secrets. null = the AWS-managed key aws/secretsmanager (no KMS permission is then granted or needed)."
+  description = "ARN of a customer-managed KMS key that encrypts the secrets. null = the AWS-managed key aws/secretsmanager (no KMS permission is then granted or needed), or the module's own key with create_kms_key."
   type        = string
   default     = null
 
   validation {
     condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
     error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+variable "create_kms_key" {
+  description = "Create a customer-managed KMS key (rotated yearly, alias alias/<name>-secrets) for the built-in integration's secrets, with the key policy cross_account_readers need. Not with kms_key_arn."
+  type        = bool
+  default     = false
+}
+
+variable "cross_account_readers" {
+  description = "Principals of other accounts that may read the built-in token secret and report rejected tokens: account IDs (123456789012) or IAM role/user ARNs. Adds a resource policy to the token secret (BlockPublicPolicy) and to the report queue; needs a customer-managed key (create_kms_key, or kms_key_arn whose policy you extend with the cross_account_key_policy_json output)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.cross_account_readers : can(regex("^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+))$", p))])
+    error_message = "cross_account_readers must be 12-digit account IDs or IAM ARNs (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME); a wildcard would make the secret public."
   }
 }
 
@@ -299,6 +370,39 @@ variable "per_secret_metrics" {
   default     = false
 }
 
+variable "report_verify_interval" {
+  description = "One verification of a reported token per this, across invocations (IADVIZE_REPORT_VERIFY_INTERVAL)."
+  type        = string
+  default     = "1m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.report_verify_interval))
+    error_message = "report_verify_interval must be a duration such as 1m or 1m30s (units ms, s, m, h, d)."
+  }
+}
+
+variable "max_follow_ups" {
+  description = "Follow-up invocations a tick may chain while urgent work is left (IADVIZE_MAX_FOLLOW_UPS); 0 = none. At most 15: Lambda's recursive loop detection stops an event's 17th invocation (the tick and 15 follow-ups are 16)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_follow_ups >= 0 && var.max_follow_ups <= 15 && floor(var.max_follow_ups) == var.max_follow_ups
+    error_message = "max_follow_ups must be an integer between 0 and 15."
+  }
+}
+
+variable "throttle_pause" {
+  description = "After a login ends in 429, no login starts for at least this long (IADVIZE_THROTTLE_PAUSE)."
+  type        = string
+  default     = "60s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.throttle_pause))
+    error_message = "throttle_pause must be a duration such as 60s or 2m (units ms, s, m, h, d)."
+  }
+}
+
 variable "application_log_level" {
   description = "Lambda application log level (sets AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG or INFO only. The metrics ride on log lines that Lambda's filter counts as INFO (an EMF line has no valid level and timestamp), so at WARN or above every metric is dropped and the token expiry alarm, which treats missing data as breaching, pages without end."
   type        = string
@@ -313,6 +417,30 @@ variable "application_log_level" {
 # ------------------------------------------------------------------------------------------
 # Alarms and rotation
 # ------------------------------------------------------------------------------------------
+
+variable "create_alarms" {
+  description = "Create the Errors and token expiry alarms (and the alarm_email topic)."
+  type        = bool
+  default     = true
+}
+
+variable "create_dashboard" {
+  description = "Create the CloudWatch dashboard <name>."
+  type        = bool
+  default     = true
+}
+
+variable "create_credentials_changed_rule" {
+  description = "EventBridge rule on Secrets Manager's native Secret Label Updated event (AWSCURRENT moved; no CloudTrail trail needed): new credentials are used within a minute. Scoped by fleet_name_prefix when set."
+  type        = bool
+  default     = true
+}
+
+variable "create_cloudtrail_credentials_rule" {
+  description = "Also a rule on the CloudTrail records of PutSecretValue, UpdateSecret and UpdateSecretVersionStage. Needs a CloudTrail trail that logs management events (infra/README.md)."
+  type        = bool
+  default     = false
+}
 
 variable "alarm_email" {
   description = "E-mail address the alarms notify through a new SNS topic. null = no notification."

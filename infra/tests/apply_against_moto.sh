@@ -3,6 +3,8 @@
 #   basic     the downloaded-zip path (local_existing_package = a release asset's file name),
 #             with the defaults, in an account whose Lambda concurrency quota is 10 (a new
 #             account: moto's MOTO_LAMBDA_CONCURRENCY_QUOTA), where any reservation fails;
+#             first applied with the module of an earlier release (UPGRADE_FROM, a git ref),
+#             then upgraded: the plan from that state to this module destroys nothing;
 #   complete  every option: package from a versioned S3 object, KMS keys, replica, two
 #             integrations found by tag, alarm topics, role path + permissions boundary, then
 #             bring-your-own role, VPC, encrypted log group, reserved concurrency 1 (in an
@@ -21,6 +23,7 @@
 #   BROKER_BIN        broker binary                   (default target/debug/iadvize-token-broker)
 #   LAMBDA_INVOKE_BIN Runtime API harness             (default target/debug/lambda-invoke)
 #   STANDIN_BIN       local iAdvize stand-in          (default target/debug/iadvize-standin)
+#   UPGRADE_FROM      git ref of the module to upgrade from (default pre-14; empty = skip)
 set -euo pipefail
 
 EXAMPLES_DIR=infra/terraform/examples
@@ -29,6 +32,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 BROKER_BIN=${BROKER_BIN:-target/debug/iadvize-token-broker}
 LAMBDA_INVOKE_BIN=${LAMBDA_INVOKE_BIN:-target/debug/lambda-invoke}
 STANDIN_BIN=${STANDIN_BIN:-target/debug/iadvize-standin}
+UPGRADE_FROM=${UPGRADE_FROM-pre-14}
 REGION=us-east-1
 
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
@@ -305,12 +309,207 @@ destroy_example() {
   pass "$EXAMPLE: terraform destroy"
 }
 
+# between_ticks FUNCTION ROLE_ARN module|own TIMEOUT READERS_JSON: the report queue and its mapping, the
+# credentials-changed rules (their patterns matched against the events of DESIGN by moto's
+# EventBridge pattern matcher), the follow-up permission, the consumer policy, the dashboard,
+# the new settings; with readers, the token secret's resource policy, the key policy and
+# the queue policy that let them in.
+between_ticks() {
+  py "$@" "$WORK/$EXAMPLE.outputs.json" <<'PY' || fail "$EXAMPLE: reports, credentials rules, follow-ups, dashboard"
+import json, sys, boto3
+from moto.events.models import EventPattern
+endpoint, function, role_arn, whose_role, timeout, readers, outputs = sys.argv[1:]
+readers = json.loads(readers)
+outputs = {k: v["value"] for k, v in json.load(open(outputs)).items()}
+kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+lam, sqs, iam = boto3.client("lambda", **kw), boto3.client("sqs", **kw), boto3.client("iam", **kw)
+events, cw, sm = boto3.client("events", **kw), boto3.client("cloudwatch", **kw), boto3.client("secretsmanager", **kw)
+conf = lam.get_function_configuration(FunctionName=function)
+fn_arn, env = conf["FunctionArn"], conf["Environment"]["Variables"]
+for k, v in {"IADVIZE_REPORT_VERIFY_INTERVAL": "1m", "IADVIZE_MAX_FOLLOW_UPS": "10", "IADVIZE_THROTTLE_PAUSE": "60s"}.items():
+    assert env.get(k) == v, (k, env.get(k), v)
+as_list = lambda v: v if isinstance(v, list) else [v]
+def doc(d):
+    return json.loads(d) if isinstance(d, str) else d
+
+# The queue: FIFO, content-based deduplication, encrypted, visibility six function timeouts.
+url = outputs["report_queue_url"]
+attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+assert attrs["FifoQueue"] == "true" and attrs["ContentBasedDeduplication"] == "true", attrs
+assert attrs["SqsManagedSseEnabled"] == "true", attrs
+assert int(attrs["VisibilityTimeout"]) == 6 * int(timeout) == 6 * conf["Timeout"], (attrs["VisibilityTimeout"], timeout)
+queue_arn = attrs["QueueArn"]
+assert len(queue_arn.split(":")[-1]) <= 80 and queue_arn.endswith(".fifo"), queue_arn
+# The mapping: this queue to this function, small batches, at most 2 concurrent, no partial batches.
+# (moto's ListEventSourceMappings ignores a FunctionName filter given as a name: filter here.)
+maps = [m for m in lam.list_event_source_mappings()["EventSourceMappings"] if m["FunctionArn"] == fn_arn]
+assert len(maps) == 1, maps
+m = maps[0]
+assert m["EventSourceArn"] == queue_arn and m["FunctionArn"] == fn_arn, m
+assert m["BatchSize"] <= 10 and m.get("ScalingConfig", {}).get("MaximumConcurrency") == 2, m
+assert not m.get("FunctionResponseTypes"), m
+# The queue policy: TLS only; a role you bring polls through it; readers may send.
+qpol = doc(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"])
+sids = {s["Sid"]: s for s in qpol["Statement"]}
+assert sids["DenyInsecureTransport"]["Effect"] == "Deny", sids
+if whose_role == "own":
+    polls = sids["ExecutionRolePolls"]
+    assert polls["Principal"] == {"AWS": role_arn} and sorted(as_list(polls["Action"])) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], polls
+else:
+    assert "ExecutionRolePolls" not in sids, sids
+if readers:
+    send = sids["CrossAccountReports"]
+    assert sorted(as_list(send["Principal"]["AWS"])) == sorted(readers) and as_list(send["Action"]) == ["sqs:SendMessage"], send
+else:
+    assert "CrossAccountReports" not in sids, sids
+# The role's policy: polls this queue, invokes this function and nothing else.
+role_name = role_arn.rsplit("/", 1)[1]
+pol = doc(iam.get_role_policy(RoleName=role_name, PolicyName="broker")["PolicyDocument"])
+by_sid = {s["Sid"]: s for s in pol["Statement"]}
+assert as_list(by_sid["FollowUps"]["Resource"]) == [fn_arn] and as_list(by_sid["FollowUps"]["Action"]) == ["lambda:InvokeFunction"], by_sid["FollowUps"]
+assert as_list(by_sid["ReportQueuePoller"]["Resource"]) == [queue_arn], by_sid["ReportQueuePoller"]
+assert not any("lambda:" in json.dumps(s["Action"]) for sid, s in by_sid.items() if sid != "FollowUps"), pol
+# Consumers: sqs:SendMessage on this queue only.
+cpol_arn = outputs["consumer_policy_arn"]
+cpol = doc(iam.get_policy_version(PolicyArn=cpol_arn, VersionId=iam.get_policy(PolicyArn=cpol_arn)["Policy"]["DefaultVersionId"])["PolicyVersion"]["Document"])
+sqs_st = [s for s in cpol["Statement"] if "sqs:" in json.dumps(s["Action"])]
+assert [(as_list(s["Action"]), as_list(s["Resource"])) for s in sqs_st] == [(["sqs:SendMessage"], [queue_arn])], sqs_st
+
+# The credentials rules, targeting the function with a permission scoped to each rule.
+lam_pol = doc(lam.get_policy(FunctionName=function)["Policy"])["Statement"]
+rules = {r["Name"]: r for r in events.list_rules(NamePrefix=f"{function}-credentials-")["Rules"]}
+want_rules = {f"{function}-credentials-changed"} | ({f"{function}-credentials-api-calls"} if "credentials_rule_arns" in outputs and "api-calls" in outputs["credentials_rule_arns"] else set())
+assert set(rules) == want_rules, (sorted(rules), sorted(want_rules))
+for name, r in rules.items():
+    targets = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert [t["Arn"] for t in targets] == [fn_arn], targets
+    assert any(s.get("Principal") in ({"Service": "events.amazonaws.com"}, "events.amazonaws.com")
+               and r["Arn"] in json.dumps(s.get("Condition", {})) for s in lam_pol), (name, lam_pol)
+creds = outputs.get("credentials_secret_arn")
+region, account = "us-east-1", "123456789012"
+def label_event(arn, label="AWSCURRENT"):
+    return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "Secret Label Updated",
+            "source": "aws.secretsmanager", "account": account, "time": "2026-11-30T10:00:00Z", "region": region,
+            "resources": [arn], "detail": {"name": arn.split(":secret:")[1][:-7], "labelUpdated": label, "versionId": "v1"}}
+def api_event(name, secret_id, error=None):
+    detail = {"eventSource": "secretsmanager.amazonaws.com", "eventName": name, "requestParameters": {"secretId": secret_id}}
+    if error:
+        detail["errorCode"] = error
+    return {"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
+            "account": account, "time": "2026-11-30T10:00:00Z", "region": region, "resources": [], "detail": detail}
+changed = EventPattern.load(rules[f"{function}-credentials-changed"]["EventPattern"])
+prefix = json.loads(rules[f"{function}-credentials-changed"]["EventPattern"]).get("resources")
+outside = f"arn:aws:secretsmanager:{region}:{account}:secret:elsewhere/db-AbCdEf"
+assert changed.matches_event(label_event(creds)), "the built-in credentials secret's AWSCURRENT move is missed"
+assert not changed.matches_event(label_event(creds, "custom")), "a custom label must not match"
+assert not changed.matches_event(dict(label_event(creds), **{"detail-type": "Secret Rotation Succeeded"}))
+if prefix:
+    inside = f"arn:aws:secretsmanager:{region}:{account}:secret:{function}/new/credentials-AbCdEf"
+    assert changed.matches_event(label_event(inside)), "a secret under fleet_name_prefix is missed"
+    assert not changed.matches_event(label_event(outside)), "a secret outside fleet_name_prefix matches"
+else:
+    assert changed.matches_event(label_event(outside)), "without a prefix every secret's move matches"
+if f"{function}-credentials-api-calls" in rules:
+    api = EventPattern.load(rules[f"{function}-credentials-api-calls"]["EventPattern"])
+    for name in ("PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage"):
+        assert api.matches_event(api_event(name, creds)), name
+        assert api.matches_event(api_event(name, f"{function}/shop/credentials")), (name, "a name under the prefix")
+        assert not api.matches_event(api_event(name, creds, error="AccessDenied")), (name, "failed calls")
+    assert not api.matches_event(api_event("GetSecretValue", creds)), "reads must not match"
+    assert not api.matches_event(api_event("PutSecretValue", "elsewhere/db")), "outside the prefix"
+# The dashboard: the broker's metrics, this function and this queue.
+name = outputs.get("dashboard_name")
+if name is not None:
+    body = json.loads(cw.get_dashboard(DashboardName=name)["DashboardBody"])
+    series = {tuple(x for x in m if isinstance(x, str)) for w in body["widgets"] for m in w["properties"]["metrics"]}
+    for metric in ("MinSecondsUntilExpiry", "SecretsRefreshed", "SecretsFailed", "SecretsDeferred", "ReportBodiesIgnored", "FollowUpsSent"):
+        assert ("IadvizeTokenBroker", metric) in series, (metric, series)
+    searches = {x["expression"] for w in body["widgets"] for m in w["properties"]["metrics"]
+                for x in m if isinstance(x, dict) and "expression" in x}
+    for metric in ("LoginAttempts", "RejectionReports"):
+        assert f"SEARCH('{{IadvizeTokenBroker,Outcome}} MetricName=\"{metric}\"', 'Sum', 300)" in searches, (metric, searches)
+    for metric in ("Invocations", "Errors", "Throttles"):
+        assert ("AWS/Lambda", metric, "FunctionName", function) in series, (metric, series)
+    assert ("AWS/SQS", "NumberOfMessagesSent", "QueueName", queue_arn.split(":")[-1]) in series, series
+# Readers in other accounts: the token secret's resource policy and the key policy let them in.
+token = outputs["token_secret_arn"]
+if readers:
+    rp = doc(sm.get_resource_policy(SecretId=token)["ResourcePolicy"])
+    st = rp["Statement"]
+    assert len(st) == 1 and sorted(as_list(st[0]["Principal"]["AWS"])) == sorted(readers), st
+    assert sorted(as_list(st[0]["Action"])) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], st
+    key = outputs["kms_key_arn"]
+    assert sm.describe_secret(SecretId=token)["KmsKeyId"] == key, sm.describe_secret(SecretId=token).get("KmsKeyId")
+    kms = boto3.client("kms", **kw)
+    kp = doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    cross = [s for s in kp["Statement"] if s.get("Sid") == "CrossAccountReadersDecryptViaSecretsManager"][0]
+    assert sorted(as_list(cross["Principal"]["AWS"])) == sorted(readers), cross
+    assert cross["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}, cross
+    assert kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"], "key rotation"
+else:
+    assert not sm.get_resource_policy(SecretId=token).get("ResourcePolicy"), "no resource policy without readers"
+print(f"queue {queue_arn.split(':')[-1]}: FIFO, deduplicated, SSE, visibility {attrs['VisibilityTimeout']} s; mapping batch "
+      f"{m['BatchSize']}, max concurrency 2; role polls it and invokes only {function}; consumers send only; "
+      f"rules {sorted(rules)} match the DESIGN events (moto's matcher); dashboard {name}; "
+      + (f"readers {readers}: resource policy, key policy, queue policy" if readers else "no cross-account readers"))
+PY
+}
+
+# upgrade_example: the current example's state was applied with an earlier module; point it
+# at this module, plan, and fail on any destroy or replacement (an existing deployment must
+# upgrade in place: its secrets hold the credentials and the token consumers read); then
+# apply the upgrade.
+upgrade_example() {
+  step "$EXAMPLE: upgrade from $UPGRADE_FROM to this module: plan"
+  rm -f "$WORK/$EXAMPLE"/*.tf
+  cp "$EXAMPLES_DIR/$EXAMPLE"/*.tf "$WORK/$EXAMPLE/"
+  sed -i "s|source = \"../..\"|source = \"$(cd "$EXAMPLES_DIR/../" && pwd)\"|" "$WORK/$EXAMPLE/main.tf"
+  tf init -backend=false -input=false -no-color >"$WORK/$EXAMPLE.init-upgrade.log" 2>&1 ||
+    { tail -n 30 "$WORK/$EXAMPLE.init-upgrade.log"; fail "$EXAMPLE: terraform init after the upgrade"; }
+  mapfile -t vars < <(tf_vars)
+  tf plan -no-color -out="$WORK/$EXAMPLE.upgrade.plan" "${vars[@]}" >"$WORK/$EXAMPLE.upgrade-plan.log" 2>&1 ||
+    { tail -n 30 "$WORK/$EXAMPLE.upgrade-plan.log"; fail "$EXAMPLE: terraform plan of the upgrade"; }
+  tf show -json "$WORK/$EXAMPLE.upgrade.plan" >"$WORK/$EXAMPLE.upgrade-plan.json"
+  "$PYTHON" - "$WORK/$EXAMPLE.upgrade-plan.json" <<'PY' || { grep -E 'will be|must be' "$WORK/$EXAMPLE.upgrade-plan.log" | head -n 40; fail "$EXAMPLE: the upgrade would destroy resources"; }
+import collections, json, sys
+plan = json.load(open(sys.argv[1]))
+changes = [rc for rc in plan.get("resource_changes", []) if rc["mode"] == "managed"]
+destroyed = [f"{rc['address']} {rc['change']['actions']}" for rc in changes if "delete" in rc["change"]["actions"]]
+moved = sorted(f"{rc['previous_address']} -> {rc['address']}" for rc in changes if rc.get("previous_address"))
+counts = collections.Counter("+".join(rc["change"]["actions"]) for rc in changes)
+print(f"upgrade plan: {dict(counts)}")
+print("moved: " + ("; ".join(moved) if moved else "nothing"))
+assert not destroyed, "the upgrade destroys or replaces:\n  " + "\n  ".join(destroyed)
+# The resources that became optional keep their state through the moved blocks.
+for address in ("aws_cloudwatch_event_rule.tick[0]", "aws_cloudwatch_metric_alarm.token_expiry[0]"):
+    assert any(m.endswith("." + address) for m in moved), f"{address} was not moved: {moved}"
+PY
+  pass "$EXAMPLE: the plan from $UPGRADE_FROM's module to this one destroys and replaces nothing"
+  tf_apply
+  pass "$EXAMPLE: upgrade applied"
+}
+
 # ==== basic: the downloaded-zip path ======================================================
 # A new account: concurrency quota 10, so any reservation fails.
 start_moto 10
 printf '%s\n' "-var=aws_endpoint_url=$MOTO_ENDPOINT" "-var=name=$RUN-basic" \
   "-var=package=$ZIP" "-var=recovery_window_in_days=0" >"$WORK/basic.vars"
-start_example basic
+if [ -n "$UPGRADE_FROM" ]; then
+  # The earlier module and its example, as a user of that release has them.
+  git rev-parse -q --verify "$UPGRADE_FROM^{commit}" >/dev/null || fail "UPGRADE_FROM=$UPGRADE_FROM is not a commit here"
+  mkdir "$WORK/old"
+  git archive "$UPGRADE_FROM" infra/terraform | tar -x -C "$WORK/old"
+  CURRENT_EXAMPLES_DIR=$EXAMPLES_DIR
+  EXAMPLES_DIR="$WORK/old/infra/terraform/examples"
+  start_example basic
+  EXAMPLES_DIR=$CURRENT_EXAMPLES_DIR
+  pass "basic: applied with the module of $UPGRADE_FROM"
+  upgrade_example
+else
+  echo "UPGRADE_FROM empty: no upgrade check"
+  start_example basic
+fi
 TOKEN_SECRET=$(raw token_secret_name)
 CREDENTIALS_SECRET=$(raw credentials_secret_arn)
 FUNCTION=$(raw function_name)
@@ -340,6 +539,8 @@ assert rc is None, f"the default deploy reserves concurrency {rc}: a quota-10 ac
 print("token secret empty and tagged; env names both secrets; code = the downloaded zip; no reserved concurrency")
 PY
 pass "basic: token secret created empty and tagged; function deployed from the downloaded zip, no reserved concurrency"
+between_ticks "$FUNCTION" "$(raw role_arn)" module 120 '[]'
+pass "basic: report queue, mapping, credentials rule, follow-up permission, dashboard"
 
 if [ "$OWN_MOTO" = 1 ]; then
   # The quota is in force: the reservation the option asks for is refused here, with the
@@ -360,6 +561,48 @@ else:
 PY
   pass "basic: the quota-10 account refuses a reservation, and the default deploy needs none"
 fi
+
+# Readers in other accounts without a customer-managed key: the plan must refuse them (another
+# account cannot decrypt a secret under aws/secretsmanager).
+step "cross_account_readers without a customer-managed key: the plan refuses them"
+mkdir "$WORK/refuse"
+cat >"$WORK/refuse/main.tf" <<HCL
+provider "aws" {
+  region                      = "$REGION"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {
+    cloudwatch     = "$MOTO_ENDPOINT"
+    cloudwatchlogs = "$MOTO_ENDPOINT"
+    eventbridge    = "$MOTO_ENDPOINT"
+    iam            = "$MOTO_ENDPOINT"
+    kms            = "$MOTO_ENDPOINT"
+    lambda         = "$MOTO_ENDPOINT"
+    secretsmanager = "$MOTO_ENDPOINT"
+    sns            = "$MOTO_ENDPOINT"
+    sqs            = "$MOTO_ENDPOINT"
+    sts            = "$MOTO_ENDPOINT"
+  }
+}
+module "broker" {
+  source                 = "$(cd "$EXAMPLES_DIR/../" && pwd)"
+  name                   = "$RUN-refuse"
+  local_existing_package = "$ZIP"
+  cross_account_readers  = ["111122223333"]
+}
+HCL
+terraform -chdir="$WORK/refuse" init -backend=false -input=false -no-color >"$WORK/refuse.init.log" 2>&1 ||
+  { tail -n 20 "$WORK/refuse.init.log"; fail "refuse: terraform init"; }
+if terraform -chdir="$WORK/refuse" plan -no-color >"$WORK/refuse.plan.log" 2>&1; then
+  fail "a plan with cross_account_readers and no customer-managed key succeeded"
+fi
+grep -q "cross_account_readers need a customer-managed KMS key" "$WORK/refuse.plan.log" ||
+  { tail -n 20 "$WORK/refuse.plan.log"; fail "the plan failed, but not with the customer-managed key message"; }
+rm -rf "$WORK/refuse/.terraform"
+pass "cross_account_readers without a customer-managed key: refused at plan"
 
 put_credentials "$CREDENTIALS_SECRET" basic-user@example.com
 step "basic: refresh tick (scheduled event) through $LAMBDA_INVOKE_BIN"
@@ -392,7 +635,8 @@ topic = boto3.client("sns", **kw).create_topic(Name=f"{run}-pager")["TopicArn"]
 boundary = boto3.client("iam", **kw).create_policy(
     PolicyName=f"{run}-boundary",
     PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["secretsmanager:*", "logs:*", "kms:*", "ec2:*"], "Resource": "*"}]}),
+        {"Effect": "Allow", "Action": ["secretsmanager:*", "logs:*", "kms:*", "ec2:*",
+         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "lambda:InvokeFunction"], "Resource": "*"}]}),
 )["Policy"]["Arn"]
 ec2 = boto3.client("ec2", **kw)
 vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
@@ -412,6 +656,8 @@ for arg in [
     f"-var=subnet_ids=[\"{subnet}\"]", f"-var=security_group_ids=[\"{sg}\"]",
     f"-var=credentials_secret_arn={creds}",
     "-var=reserved_concurrent_executions=1",
+    # Readers in two other accounts (the module's own key: the example's default).
+    "-var=cross_account_readers=[\"111122223333\", \"arn:aws:iam::444455556666:role/token-reader\"]",
     # moto's RotateSecret fails on a secret with no value yet, and the provider retries it
     # until its timeout: native rotation (and its SourceArn-scoped permission, checked by
     # tests/infra_drift.rs) is left out of the apply.
@@ -495,6 +741,9 @@ print("code = the S3 release zip; arm64 256 MB 180 s, concurrency 1, VPC; env; r
       " integrations tagged with their own consumer policies; replica")
 PY
 pass "complete: every option landed where it should"
+READERS='["111122223333", "arn:aws:iam::444455556666:role/token-reader"]'
+between_ticks "$FUNCTION" "$(raw role_arn)" module 180 "$READERS"
+pass "complete: report queue, mapping, both credentials rules, follow-ups, dashboard, cross-account readers"
 
 put_credentials "$(raw credentials_secret_arn)" main-user@example.com
 for i in shop support; do
@@ -524,5 +773,7 @@ assert "secretsmanager:PutSecretValue" in str(doc), doc
 print(f"function runs as {role_arn}; the module's role is gone; broker_policy_json attached")
 PY
 pass "complete: bring-your-own role (the module's role removed, its policy attached to yours)"
+between_ticks "$FUNCTION" "$(raw role_arn)" own 180 "$READERS"
+pass "complete: your own role polls the report queue through the queue policy"
 plan_is_empty
 destroy_example

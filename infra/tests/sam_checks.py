@@ -22,7 +22,11 @@ the repository root:
    and uses only flags its `sam <command> --help` lists; each is then run offline (a dead AWS
    endpoint, stopped once the SAM CLI has read its configuration) to show it reads that file
    and the same Architecture;
-6. with --build: the docs' `sam build` command itself, then the built bootstrap's architecture
+6. the report queue, its event source mapping, the follow-up and credentials-event
+   permissions, the consumer policy and the cross-account options (resource policy, key
+   policy, queue policy, and the Rules that refuse readers without a customer-managed key),
+   translated and resolved for several parameter sets;
+7. with --build: the docs' `sam build` command itself, then the built bootstrap's architecture
    (ELF machine) is the configuration's (minutes: it is a release build).
 """
 
@@ -562,10 +566,193 @@ def check_build(arch):
     ok(f"{where}: the built bootstrap is {arch} (ELF machine {machine}); the built template's license and readme resolve")
 
 
+# ------------------------------------------------------------------------------------------
+# 7. Between ticks and across accounts: the report queue, its mapping, the follow-up and
+#    credentials-event permissions, the consumer policy, the cross-account options
+# ------------------------------------------------------------------------------------------
+
+
+def resolved(path, overrides):
+    """Resource name -> (Type, resolved Properties, DependsOn) of the translated template for
+    these parameters (defaults otherwise); resources whose condition is false are left out."""
+    package = {"PackageS3Bucket": "bucket", "PackageS3Key": "key.zip"}
+    template = translated(path)
+    r = Resolver(template, dict(package, **overrides))
+    out = {}
+    for name, res in template["Resources"].items():
+        if "Condition" in res and not r.condition(res["Condition"]):
+            continue
+        depends = res.get("DependsOn", [])
+        out[name] = (res["Type"], r.value(res.get("Properties", {})),
+                     [depends] if isinstance(depends, str) else depends)
+    return out
+
+
+def rules_pass(path, overrides):
+    """The template's Rules for these parameters: the AssertDescriptions of failed assertions
+    (CloudFormation refuses the stack with them)."""
+    template = yaml_parse(read(path))
+    params = {}
+    for name, p in template.get("Parameters", {}).items():
+        value = overrides.get(name, p.get("Default", f"<{name}>"))
+        params[name] = str(value).split(",") if p.get("Type") == "CommaDelimitedList" else value
+
+    def ev(node):
+        if isinstance(node, list):
+            return [ev(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        (key, arg), = node.items()
+        if key == "Ref":
+            return params[arg]
+        if key == "Fn::Equals":
+            a, b = ev(arg)
+            return str(a) == str(b)
+        if key == "Fn::Not":
+            return not ev(arg[0])
+        if key == "Fn::And":
+            return all(ev(a) for a in arg)
+        if key == "Fn::Or":
+            return any(ev(a) for a in arg)
+        if key == "Fn::EachMemberEquals":
+            items, value = ev(arg)
+            return all(str(i) == str(value) for i in items)
+        raise ValueError(f"rule function {key} not evaluated here")
+
+    failed = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not ev(rule["RuleCondition"]):
+            continue
+        failed += [a["AssertDescription"] for a in rule["Assertions"] if not ev(a["Assert"])]
+    return failed
+
+
+def statements(props, key):
+    doc = props.get(key, {})
+    st = doc.get("Statement", [])
+    return st if isinstance(st, list) else [st]
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def check_between_ticks(path):
+    problems = []
+    need = lambda ok_, what: ok_ or problems.append(what)
+    res = resolved(path, {})
+    fn = res["BrokerFunction"][1]
+    queue = res.get("ReportQueue", (None, {}))[1]
+    need(queue.get("FifoQueue") is True and queue.get("ContentBasedDeduplication") is True,
+         f"ReportQueue must be FIFO with content-based deduplication: {queue}")
+    need(queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue,
+         f"ReportQueue must be encrypted: {queue}")
+    need(queue.get("VisibilityTimeout") == 6 * fn["Timeout"],
+         f"ReportQueue VisibilityTimeout {queue.get('VisibilityTimeout')} must be six times the function timeout {fn['Timeout']}")
+    mappings = [(n, p, d) for n, (t, p, d) in res.items() if t == "AWS::Lambda::EventSourceMapping"]
+    need(len(mappings) == 1, f"one event source mapping expected, found {[m[0] for m in mappings]}")
+    for name, p, depends in mappings:
+        need(p.get("EventSourceArn") == {"Fn::GetAtt": ["ReportQueue", "Arn"]}, f"{name} polls {p.get('EventSourceArn')}")
+        need(p.get("ScalingConfig", {}).get("MaximumConcurrency") == 2, f"{name} needs ScalingConfig.MaximumConcurrency 2: {p}")
+        need(1 <= p.get("BatchSize", 10) <= 10, f"{name} BatchSize {p.get('BatchSize')}")
+        need("FunctionResponseTypes" not in p, f"{name}: no partial batch responses (records are never retried)")
+        need("ReportQueuePolicy" in depends, f"{name} must depend on ReportQueuePolicy (the poller's permissions of a given role)")
+    # Consumers may send to the queue and nothing else of SQS.
+    consumer = res["ConsumerReadPolicy"][1]
+    sqs = [s for s in statements(consumer, "PolicyDocument") if any(str(a).startswith("sqs:") for a in as_list(s["Action"]))]
+    need([(as_list(s["Action"]), s["Resource"]) for s in sqs] == [(["sqs:SendMessage"], {"Fn::GetAtt": ["ReportQueue", "Arn"]})],
+         f"ConsumerReadPolicy must allow sqs:SendMessage on ReportQueue only: {sqs}")
+    # The created role polls the queue.
+    role = res["BrokerRole"][1]
+    poll = [s for p in role["Policies"] for s in statements(p, "PolicyDocument") if s.get("Sid") == "ReportQueuePoller"]
+    need(poll and sorted(as_list(poll[0]["Action"])) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+         and poll[0]["Resource"] == {"Fn::GetAtt": ["ReportQueue", "Arn"]}, f"BrokerRole ReportQueuePoller: {poll}")
+    # Every invoke permission on the function: a service scoped by SourceArn, or the
+    # function's own role (follow-ups); no IAM statement grants lambda:* anywhere.
+    principals = {}
+    for name, (t, p, _) in res.items():
+        if t == "AWS::Lambda::Permission":
+            need(p.get("FunctionName") in ({"Fn::GetAtt": ["BrokerFunction", "Arn"]}, {"Ref": "BrokerFunction"}),
+                 f"{name} is on {p.get('FunctionName')}")
+            principals[name] = p.get("Principal")
+            if str(p.get("Principal", "")).endswith(".amazonaws.com"):
+                need("SourceArn" in p, f"{name}: a service principal needs SourceArn")
+        if t in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
+            docs = [d for pol in p.get("Policies", []) for d in statements(pol, "PolicyDocument")] + statements(p, "PolicyDocument")
+            for s in docs:
+                if any(str(a).startswith("lambda:") for a in as_list(s.get("Action", []))):
+                    problems.append(f"{name} grants {s['Action']} on {s.get('Resource')}: invoke grants belong on the function")
+    need(principals.get("FollowUpPermission") == {"Fn::GetAtt": ["BrokerRole", "Arn"]},
+         f"FollowUpPermission must let the function's role invoke it: {principals.get('FollowUpPermission')}")
+    # Credentials changed: the native rule on by default, the CloudTrail one off.
+    rule = res.get("CredentialsChangedRule", (None, {}))[1]
+    pattern = rule.get("EventPattern", {})
+    need(pattern.get("detail-type") == ["Secret Label Updated"] and pattern.get("detail") == {"labelUpdated": ["AWSCURRENT"]}
+         and "resources" not in pattern, f"CredentialsChangedRule (default, no prefix): {pattern}")
+    need("CredentialsApiCallsRule" not in res, "the CloudTrail rule must be off by default")
+    need("Dashboard" in res, "the dashboard must be on by default")
+    for absent in ("TokenSecretResourcePolicy", "SecretsKey"):
+        need(absent not in res, f"{absent} must be off by default")
+    need(not rules_pass(path, {}), f"the default parameters break a rule: {rules_pass(path, {})}")
+
+    # A prefix scopes both rules; the CloudTrail rule when asked.
+    res = resolved(path, {"FleetNamePrefix": "acme/", "EnableCloudTrailCredentialsRule": "true"})
+    scoped = res["CredentialsChangedRule"][1]["EventPattern"].get("resources", [])
+    need(scoped[:1] == [{"prefix": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${FleetNamePrefix}"}}]
+         and len(scoped) == 2, f"CredentialsChangedRule with FleetNamePrefix: {scoped}")
+    ct = res.get("CredentialsApiCallsRule", (None, {}))[1].get("EventPattern", {})
+    need(sorted(ct.get("detail", {}).get("eventName", [])) == ["PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage"]
+         and ct["detail"].get("requestParameters", {}).get("secretId", [None])[0] == {"prefix": "acme/"},
+         f"CredentialsApiCallsRule with FleetNamePrefix: {ct}")
+
+    # A role you bring: the queue policy lets it poll, the follow-up permission names it.
+    own = "arn:aws:iam::123456789012:role/platform/own"
+    res = resolved(path, {"RoleArn": own})
+    need("BrokerRole" not in res, "BrokerRole must not exist with RoleArn")
+    polls = [s for s in statements(res["ReportQueuePolicy"][1], "PolicyDocument") if s.get("Sid") == "ExecutionRolePolls"]
+    need(polls and polls[0]["Principal"] == {"AWS": own}
+         and sorted(as_list(polls[0]["Action"])) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+         f"with RoleArn the queue policy must let that role poll: {polls}")
+    need(res["FollowUpPermission"][1].get("Principal") == own, f"FollowUpPermission with RoleArn: {res['FollowUpPermission'][1]}")
+
+    # Readers in other accounts: refused without a customer-managed key; with one, the secret,
+    # the key and the queue let exactly them in.
+    readers = {"CrossAccountReaders": "111122223333,arn:aws:iam::444455556666:role/reader"}
+    want = ["111122223333", "arn:aws:iam::444455556666:role/reader"]
+    need(rules_pass(path, readers), "CrossAccountReaders without a customer-managed key must be refused")
+    need(rules_pass(path, {"CreateKmsKey": "true", "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k"}),
+         "CreateKmsKey together with KmsKeyArn must be refused")
+    for key in ({"CreateKmsKey": "true"}, {"KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k"}):
+        need(not rules_pass(path, dict(readers, **key)), f"CrossAccountReaders with {key} must pass the rules")
+    res = resolved(path, dict(readers, CreateKmsKey="true"))
+    rp = res.get("TokenSecretResourcePolicy", (None, {}))[1]
+    need(rp.get("BlockPublicPolicy") is True and rp.get("SecretId") == {"Ref": "TokenSecret"}
+         and [s["Principal"] for s in statements(rp, "ResourcePolicy")] == [{"AWS": want}]
+         and sorted(statements(rp, "ResourcePolicy")[0]["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+         f"TokenSecretResourcePolicy: {rp}")
+    key = [s for s in statements(res["SecretsKey"][1], "KeyPolicy") if s.get("Sid") == "CrossAccountReadersDecryptViaSecretsManager"]
+    need(key and key[0]["Principal"] == {"AWS": want}
+         and key[0]["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}},
+         f"SecretsKey key policy for the readers: {key}")
+    need(res["TokenSecret"][1].get("KmsKeyId") == {"Fn::GetAtt": ["SecretsKey", "Arn"]}, "the token secret must use the created key")
+    send = [s for s in statements(res["ReportQueuePolicy"][1], "PolicyDocument") if s.get("Sid") == "CrossAccountReports"]
+    need(send and send[0]["Principal"] == {"AWS": want} and send[0]["Action"] == "sqs:SendMessage",
+         f"the queue policy must let the readers report: {send}")
+    for p in problems:
+        fail(f"{path}: {p}")
+    if not problems:
+        ok(f"{path}: report queue (FIFO, deduplicated, encrypted, visibility 6 x {fn['Timeout']} s), mapping "
+           "(max concurrency 2, no partial batches), consumers send only, follow-ups by the function's own role "
+           "(created or given), credentials rules (native on, CloudTrail off, prefix-scoped), cross-account readers "
+           "refused without a CMK and let in by secret, key and queue policies")
+
+
 if __name__ == "__main__":
     check_prebuilt_is_derived()
     check_prebuilt_translates()
     check_quota_10_account()
+    for template_path in (MAIN, PREBUILT):
+        check_between_ticks(template_path)
     check_sar_patterns_catch_bad_values()
     check_sar_metadata()
     check_doc_commands(run_them="--no-run" not in sys.argv)

@@ -36,6 +36,7 @@ provider "aws" {
       s3             = endpoints.value
       secretsmanager = endpoints.value
       sns            = endpoints.value
+      sqs            = endpoints.value
       sts            = endpoints.value
     }
   }

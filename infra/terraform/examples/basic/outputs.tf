@@ -32,3 +32,18 @@ output "consumer_policy_arn" {
   description = "Managed policy consumers attach to read the token."
   value       = module.broker.consumer_policy_arn
 }
+
+output "report_queue_url" {
+  description = "The queue consumers report rejected tokens to (their IADVIZE_REPORT_QUEUE_URL)."
+  value       = module.broker.report_queue_url
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard."
+  value       = module.broker.dashboard_name
+}
+
+output "role_arn" {
+  description = "Execution role of the function."
+  value       = module.broker.role_arn
+}

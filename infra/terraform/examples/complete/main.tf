@@ -40,6 +40,7 @@ provider "aws" {
       s3             = endpoints.value
       secretsmanager = endpoints.value
       sns            = endpoints.value
+      sqs            = endpoints.value
       sts            = endpoints.value
     }
   }
@@ -86,6 +87,15 @@ module "broker" {
 
   name = var.name
   tags = { application = "iadvize-token-broker", environment = "example" }
+  # Per-resource tags, merged over tags.
+  function_tags     = { component = "function" }
+  iam_tags          = { component = "iam" }
+  secret_tags       = { component = "secrets", data-classification = "confidential" }
+  log_group_tags    = { component = "logs" }
+  event_rule_tags   = { component = "events" }
+  alarm_tags        = { component = "alarms" }
+  report_queue_tags = { component = "reports" }
+  kms_key_tags      = { component = "kms" }
 
   # Package: a release zip uploaded to S3 (versioned bucket: a new version redeploys).
   s3_bucket         = var.package_s3_bucket
@@ -98,7 +108,10 @@ module "broker" {
   # One invocation at a time, for accounts whose concurrency quota allows a reservation.
   reserved_concurrent_executions = var.reserved_concurrent_executions
 
-  # Schedule, logs, alarms.
+  # Schedule, logs, alarms, dashboard.
+  create_schedule       = true
+  create_alarms         = true
+  create_dashboard      = true
   schedule_expression   = "rate(1 hour)"
   log_retention_days    = 90
   log_kms_key_arn       = var.log_kms_key_arn
@@ -107,9 +120,13 @@ module "broker" {
   alarm_topic_arns      = var.alarm_topic_arns
 
   # Secrets of the built-in integration.
-  token_secret_name       = "${var.name}/main/token"
-  credentials_secret_arn  = var.credentials_secret_arn
-  kms_key_arn             = var.kms_key_arn
+  token_secret_name      = "${var.name}/main/token"
+  credentials_secret_arn = var.credentials_secret_arn
+  kms_key_arn            = var.create_kms_key ? null : var.kms_key_arn
+  # The module's own key: needed by readers in other accounts (cross_account_readers), who
+  # then may read the token and report to the queue.
+  create_kms_key          = var.create_kms_key
+  cross_account_readers   = var.cross_account_readers
   replica_regions         = var.replica_regions
   recovery_window_in_days = var.recovery_window_in_days
 
@@ -143,6 +160,14 @@ module "broker" {
   refused_credentials_retry = "6h"
   max_logins_per_minute     = 30
   per_secret_metrics        = false
+  report_verify_interval    = "1m"
+  max_follow_ups            = 10
+  throttle_pause            = "60s"
+
+  # Credentials changed: the native event (on by default) and the CloudTrail records (needs a
+  # trail that logs management events).
+  create_credentials_changed_rule    = true
+  create_cloudtrail_credentials_rule = true
 
   enable_native_rotation       = var.enable_native_rotation
   rotation_schedule_expression = "rate(20 hours)"

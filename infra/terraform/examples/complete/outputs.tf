@@ -67,3 +67,28 @@ output "consumer_policy_arn" {
   description = "Consumer policy of the built-in integration."
   value       = module.broker.consumer_policy_arn
 }
+
+output "report_queue_url" {
+  description = "The queue consumers report rejected tokens to (their IADVIZE_REPORT_QUEUE_URL)."
+  value       = module.broker.report_queue_url
+}
+
+output "report_queue_arn" {
+  description = "ARN of the report queue."
+  value       = module.broker.report_queue_arn
+}
+
+output "credentials_rule_arns" {
+  description = "The credentials-changed rules."
+  value       = module.broker.credentials_rule_arns
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard."
+  value       = module.broker.dashboard_name
+}
+
+output "kms_key_arn" {
+  description = "Key of the built-in integration's secrets."
+  value       = module.broker.kms_key_arn
+}

@@ -55,6 +55,18 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "create_kms_key" {
+  description = "Let the module create the secrets' KMS key (with the key policy cross-account readers need) instead of using kms_key_arn."
+  type        = bool
+  default     = true
+}
+
+variable "cross_account_readers" {
+  description = "Account IDs or IAM role ARNs of other accounts that read the token and report."
+  type        = list(string)
+  default     = []
+}
+
 variable "replica_regions" {
   description = "Read-only replicas of the token secret: region => KMS key ARN or null."
   type        = map(string)
