@@ -572,3 +572,104 @@ async fn the_go_reader_keeps_look_alike_secret_ids_apart() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
     assert_eq!(proxy.reads(), suffixes.len() as u64, "one read per secret");
 }
+
+/// A token record mounted as a file (what the External Secrets Operator syncs into a
+/// Kubernetes Secret volume), in a directory removed on drop.
+struct TokenFile(PathBuf);
+
+impl TokenFile {
+    fn new(record: &str) -> TokenFile {
+        let dir = std::env::temp_dir().join(unique("go-reader"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token.json"), record).unwrap();
+        TokenFile(dir)
+    }
+
+    fn path(&self) -> String {
+        self.0.join("token.json").display().to_string()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn the_go_reader_with_a_token_file_calls_graphql_without_reading_the_secret() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    world.fill().await;
+    let token = world.current().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = TokenFile::new(&record_json(&token));
+    let proxy = CountingProxy::start().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_TOKEN_FILE", file.path()),
+            ("READER_CALLS", "3".into()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(3)
+    );
+    assert_eq!(
+        proxy.reads(),
+        0,
+        "the mounted file, no Secrets Manager read"
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 3);
+}
+
+/// The Kubernetes healing path: iAdvize revoked the token, the broker already published a
+/// new one, but the operator has not synced it into the mounted file yet. After the 401 the
+/// reader reads Secrets Manager directly, once, and goes on with the new token; no report.
+#[tokio::test]
+async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_refused_token() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    let new = world.login_directly().await;
+    world.put_current(&record_json(&new)).await;
+    let file = TokenFile::new(&record_json(&old));
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_TOKEN_FILE", file.path()),
+            ("IADVIZE_REPORT_QUEUE_URL", queue.clone()),
+            ("READER_CALLS", "2".into()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(2)
+    );
+    assert_eq!(
+        proxy.reads(),
+        1,
+        "one direct read after the 401, then the token it read"
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 3);
+    assert_eq!(world.logins(), logins);
+    assert!(receive(&queue, 0).await.is_empty(), "nothing to report");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+}

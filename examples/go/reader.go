@@ -59,6 +59,12 @@ type TokenReader struct {
 	NewTokenWait time.Duration
 	// CallTimeout bounds each Secrets Manager and SQS call (10 s).
 	CallTimeout time.Duration
+	// TokenFile: a token record mounted as a file (a Kubernetes Secret that the External
+	// Secrets Operator syncs), read instead of Secrets Manager and again every Recheck.
+	// Secrets Manager is read only when the file holds the token iAdvize refused (the file
+	// lags the secret by the operator's refresh interval and the kubelet's sync), or cannot
+	// be used. Empty: Secrets Manager only.
+	TokenFile string
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -87,7 +93,7 @@ type entry struct {
 }
 
 // NewTokenReader uses the given clients (reports: nil for none) with the defaults above;
-// IADVIZE_TOKEN_RECHECK_SECONDS overrides Recheck.
+// IADVIZE_TOKEN_RECHECK_SECONDS overrides Recheck, IADVIZE_TOKEN_FILE sets TokenFile.
 func NewTokenReader(secrets SecretsManager, reports Queue, queueURL string) *TokenReader {
 	recheck := 30 * time.Second
 	if s, err := strconv.ParseFloat(os.Getenv("IADVIZE_TOKEN_RECHECK_SECONDS"), 64); err == nil && s > 0 {
@@ -98,7 +104,8 @@ func NewTokenReader(secrets SecretsManager, reports Queue, queueURL string) *Tok
 		Margin: 5 * time.Minute, Recheck: recheck,
 		Backoff: time.Second, MaxBackoff: 30 * time.Second,
 		NewTokenWait: time.Minute, CallTimeout: 10 * time.Second,
-		entries: map[string]*entry{},
+		TokenFile: os.Getenv("IADVIZE_TOKEN_FILE"),
+		entries:   map[string]*entry{},
 	}
 }
 
@@ -164,7 +171,7 @@ func (r *TokenReader) Token(ctx context.Context, secretID, rejected string) (str
 		e.reading = reading
 		e.mu.Unlock()
 
-		current, err := r.read(ctx, secretID)
+		current, err := r.read(ctx, secretID, rejected)
 
 		e.mu.Lock()
 		e.reading = nil
@@ -198,8 +205,22 @@ func (r *TokenReader) Token(ctx context.Context, secretID, rejected string) (str
 	}
 }
 
-// read is one GetSecretValue of AWSCURRENT, checked to be an unexpired token record.
-func (r *TokenReader) read(ctx context.Context, secretID string) (*cached, error) {
+// read is one GetSecretValue of AWSCURRENT, checked to be an unexpired token record; with
+// a TokenFile, the file first, unless it holds the rejected token.
+func (r *TokenReader) read(ctx context.Context, secretID, rejected string) (*cached, error) {
+	if r.TokenFile != "" {
+		text, err := os.ReadFile(r.TokenFile)
+		if err == nil {
+			current, err := r.parse(r.TokenFile, string(text))
+			if err == nil && current.token != rejected {
+				// The file costs nothing to read: look again soon, to follow the operator's syncs.
+				if again := time.Now().Add(r.Recheck); again.Before(current.readAgainAt) {
+					current.readAgainAt = again
+				}
+				return current, nil
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.CallTimeout)
 	defer cancel()
 	out, err := r.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
@@ -209,19 +230,27 @@ func (r *TokenReader) read(ctx context.Context, secretID string) (*cached, error
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from Secrets Manager failed: %w", secretID, err)
 	}
-	// What the secret holds when it is not a token record, in words (never the value).
-	notARecord := fmt.Errorf("secret %s holds no token record yet; is the broker running?", secretID)
 	if out.SecretBinary != nil {
 		return nil, fmt.Errorf("secret %s holds binary data (SecretBinary), not a token record; only the broker should write it (run `iadvize-token refresh --force %s`)", secretID, secretID)
 	}
-	if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+	if out.SecretString == nil {
+		return nil, fmt.Errorf("secret %s holds no token record yet; is the broker running?", secretID)
+	}
+	return r.parse(secretID, *out.SecretString)
+}
+
+// parse checks that text (the value of secretID) is an unexpired token record.
+func (r *TokenReader) parse(secretID, text string) (*cached, error) {
+	// What the secret holds when it is not a token record, in words (never the value).
+	notARecord := fmt.Errorf("secret %s holds no token record yet; is the broker running?", secretID)
+	if strings.TrimSpace(text) == "" {
 		return nil, notARecord
 	}
 	var record struct {
 		AccessToken string `json:"access_token"`
 		ExpiresAt   string `json:"expires_at"`
 	}
-	if err := json.Unmarshal([]byte(*out.SecretString), &record); err != nil {
+	if err := json.Unmarshal([]byte(text), &record); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
 			return nil, fmt.Errorf("secret %s holds no token record (the value is not JSON); is the broker running?", secretID)
