@@ -9,8 +9,9 @@
 # Included from the Makefile; `test-rust` depends on reader-deps.
 
 NODE_READER := examples/node
+RECIPE_CHECK := examples/eks/validate
 
-.PHONY: reader-deps test-readers
+.PHONY: reader-deps test-readers check-recipes
 
 $(NODE_READER)/node_modules/.package-lock.json: $(NODE_READER)/package.json $(NODE_READER)/package-lock.json
 	@scripts/prereqs.sh reader-deps node npm
@@ -23,3 +24,18 @@ reader-deps: $(VENV)/.stamp $(NODE_READER)/node_modules/.package-lock.json ## in
 
 test-readers: reader-deps ## run the Node, Python, shell and Go token readers against moto and the iAdvize stand-in
 	$(WITH_MOTO) cargo test --test readers --test go_reader
+
+# The platform recipes (docs/consumers.md), validated offline: the EKS manifests against the
+# External Secrets Operator and Kubernetes schemas (npm packages, examples/eks/validate), the
+# ECS task definitions against botocore's ECS model, the GitHub workflow against the schema
+# check-jsonschema ships; each also proves that broken copies are refused. About 30 s after
+# the first npm ci (about 30 s).
+$(RECIPE_CHECK)/node_modules/.package-lock.json: $(RECIPE_CHECK)/package.json $(RECIPE_CHECK)/package-lock.json
+	@scripts/prereqs.sh check-recipes node npm
+	cd $(RECIPE_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+check-recipes: $(VENV)/.stamp $(RECIPE_CHECK)/node_modules/.package-lock.json ## validate the EKS, ECS and CI recipes offline against their schemas
+	cd $(RECIPE_CHECK) && node check.mjs
+	$(VENV)/bin/python examples/ecs/check_task_definitions.py
+	$(VENV)/bin/python examples/ci/check_workflow.py
