@@ -28,8 +28,8 @@ test-readers: reader-deps ## run the Node, Python, shell and Go token readers ag
 # The platform recipes (docs/consumers.md), validated offline: the EKS manifests against the
 # External Secrets Operator and Kubernetes schemas (npm packages, examples/eks/validate), the
 # ECS task definitions against botocore's ECS model, the GitHub workflow against the schema
-# check-jsonschema ships (each also proves that broken copies are refused); the CI recipe's
-# AWS CLI commands run against moto. About a minute after the first npm ci (about 30 s).
+# check-jsonschema ships (each also proves that broken copies are refused); the ECS and CI
+# recipes' AWS CLI commands run against moto. About a minute after the first npm ci (about 30 s).
 $(RECIPE_CHECK)/node_modules/.package-lock.json: $(RECIPE_CHECK)/package.json $(RECIPE_CHECK)/package-lock.json
 	@scripts/prereqs.sh check-recipes node npm
 	cd $(RECIPE_CHECK) && npm ci --no-audit --no-fund --loglevel=error
@@ -39,4 +39,5 @@ check-recipes: $(VENV)/.stamp $(RECIPE_CHECK)/node_modules/.package-lock.json ##
 	cd $(RECIPE_CHECK) && node check.mjs
 	$(VENV)/bin/python examples/ecs/check_task_definitions.py
 	$(VENV)/bin/python examples/ci/check_workflow.py
+	$(WITH_MOTO) examples/ecs/cli_commands_test.sh
 	$(WITH_MOTO) examples/ci/cli_commands_test.sh

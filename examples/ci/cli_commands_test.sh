@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Runs the commands of examples/ci/README.md ("Other CI"), exactly as written there, against
-# moto (MOTO_ENDPOINT, from scripts/with-moto.sh): the token is read, and the report lands on a
-# FIFO queue with the token's SHA-256 and the secret id as message group.
+# Runs the commands of examples/ci/README.md, exactly as written there, against moto
+# (MOTO_ENDPOINT, from scripts/with-moto.sh), from the repository root: the GitHub OIDC role is
+# created with the consumer policy; the token is read; the report lands on a FIFO queue with
+# the token's SHA-256 and the secret id as message group.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
 : "${MOTO_ENDPOINT:?run under scripts/with-moto.sh}"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1
 unset AWS_PROFILE
 # AWS CLI v1 does not route every service through AWS_ENDPOINT_URL (SQS went to AWS): pass it.
 aws() { command aws --endpoint-url "$MOTO_ENDPOINT" "$@"; }
+
+# The ```sh block of the "GitHub Actions" section: the OIDC provider, the role, its policy.
+iam_block=$(awk '/^## GitHub Actions/{on=1; next} /^## /{on=0} on && /^```sh/{code=1; next} code && /^```/{code=0; next} code' "$here/README.md")
+[ -n "$iam_block" ] || { echo "README.md: the commands of 'GitHub Actions' not found" >&2; exit 1; }
+CONSUMER_POLICY_ARN=$(aws iam create-policy --policy-name "consumer-$RANDOM$RANDOM" --query Policy.Arn --output text \
+  --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}')
+aws iam delete-role --role-name github-iadvize-token-reader >/dev/null 2>&1 || true
+eval "$iam_block" >/dev/null
+trust=$(aws iam get-role --role-name github-iadvize-token-reader --query 'Role.AssumeRolePolicyDocument.Statement[0].Action' --output text)
+attached=$(aws iam list-attached-role-policies --role-name github-iadvize-token-reader --query 'AttachedPolicies[].PolicyArn' --output text)
+[ "$trust" = sts:AssumeRoleWithWebIdentity ] && [ "$attached" = "$CONSUMER_POLICY_ARN" ] ||
+  { echo "the OIDC role: trust $trust, policies $attached" >&2; exit 1; }
+echo "ok   GitHub OIDC provider, role github-iadvize-token-reader (web identity trust) with the consumer policy"
 
 # The ```sh blocks of the "Other CI" section.
 blocks=$(awk '/^## Other CI/{on=1; next} /^## /{on=0} on && /^```sh/{code=1; next} code && /^```/{code=0; print "#--"; next} code' "$here/README.md")
