@@ -673,3 +673,54 @@ async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_ref
     assert!(receive(&queue, 0).await.is_empty(), "nothing to report");
     assert_no_secrets(&describe(&output), &[&old, &new]);
 }
+
+/// Twenty goroutines of one process get the 401 at once: one report between them (not one
+/// each), and all twenty succeed with the token the broker publishes.
+#[tokio::test]
+async fn the_go_reader_sends_one_report_for_twenty_concurrent_callers() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let new = world.login_directly().await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let reader = tokio::spawn({
+        let mut env = reader_env(&world, &proxy);
+        env.push(("IADVIZE_REPORT_QUEUE_URL".into(), queue.clone()));
+        env.push(("IADVIZE_REPORT_WAIT_SECONDS".into(), "20".into()));
+        env.push(("READER_PARALLEL".into(), "20".into()));
+        run_with(env)
+    });
+    let reports = receive(&queue, 15).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    world.put_current(&record_json(&new)).await; // what the broker does with the report
+    let output = reader.await.unwrap();
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(20)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("reported it to the broker").count(),
+        1,
+        "one SendMessage for twenty callers:\n{stderr}"
+    );
+    assert_eq!(
+        world.standin.stats().graphql_requests,
+        40,
+        "20 refused, 20 retried"
+    );
+    assert!(
+        proxy.reads() <= 12,
+        "concurrent callers share their reads: {}",
+        proxy.reads()
+    );
+    assert_eq!(world.logins(), logins, "the reader never logs in");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+}

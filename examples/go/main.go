@@ -6,7 +6,8 @@
 //	  ./read-token
 //
 // READER_CALLS, READER_PAUSE_MS, READER_SECRET_IDS (several secrets, comma-separated, read in
-// turn by each call): how the project's tests drive it.
+// turn by each call), READER_PARALLEL (each call made by that many goroutines at once): how the
+// project's tests drive it.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -120,29 +122,54 @@ func run(ctx context.Context) error {
 	if n, err := strconv.Atoi(os.Getenv("READER_PAUSE_MS")); err == nil {
 		pause = n
 	}
+	parallel := 1
+	if n, err := strconv.Atoi(os.Getenv("READER_PARALLEL")); err == nil && n > 0 {
+		parallel = n
+	}
 	for call := 0; call < calls; call++ {
 		if call > 0 {
 			time.Sleep(time.Duration(pause) * time.Millisecond)
 		}
 		for _, secretID := range secretIDs {
-			answer, err := GraphQL(ctx, tokens, secretID, "{ me { username } }")
-			if err != nil {
-				return err
+			usernames := make([]string, parallel)
+			errs := make([]error, parallel)
+			var wg sync.WaitGroup
+			for i := 0; i < parallel; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					usernames[i], errs[i] = username(ctx, tokens, secretID)
+				}(i)
 			}
-			var me struct {
-				Data struct {
-					Me struct {
-						Username string `json:"username"`
-					} `json:"me"`
-				} `json:"data"`
+			wg.Wait()
+			for i := range usernames {
+				if errs[i] != nil {
+					return errs[i]
+				}
+				fmt.Println(usernames[i])
 			}
-			if err := json.Unmarshal(answer, &me); err != nil {
-				return fmt.Errorf("iAdvize GraphQL answered something that is not JSON: %w", err)
-			}
-			fmt.Println(me.Data.Me.Username)
 		}
 	}
 	return nil
+}
+
+// username asks iAdvize GraphQL `{ me { username } }` with the token of secretID.
+func username(ctx context.Context, tokens *TokenReader, secretID string) (string, error) {
+	answer, err := GraphQL(ctx, tokens, secretID, "{ me { username } }")
+	if err != nil {
+		return "", err
+	}
+	var me struct {
+		Data struct {
+			Me struct {
+				Username string `json:"username"`
+			} `json:"me"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(answer, &me); err != nil {
+		return "", fmt.Errorf("iAdvize GraphQL answered something that is not JSON: %w", err)
+	}
+	return me.Data.Me.Username, nil
 }
 
 func main() {

@@ -90,6 +90,9 @@ type entry struct {
 	current *cached
 	failed  *failure
 	reading chan struct{} // closed when the read in flight ends
+	// reported: the token this process last reported, so that concurrent callers that got
+	// the same 401 send one report between them.
+	reported string
 }
 
 // NewTokenReader uses the given clients (reports: nil for none) with the defaults above;
@@ -291,8 +294,18 @@ func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (str
 		})
 		return "", fmt.Errorf("iAdvize refused the token of %s (HTTP 401), and the secret holds no other", secretID)
 	}
-	if err := r.report(ctx, secretID, token); err != nil {
-		return "", fmt.Errorf("iAdvize refused the token of %s (HTTP 401), and reporting it failed: %w", secretID, err)
+	e := r.entry(secretID)
+	e.mu.Lock()
+	first := e.reported != token
+	e.reported = token
+	e.mu.Unlock()
+	if first {
+		if err := r.report(ctx, secretID, token); err != nil {
+			e.mu.Lock()
+			e.reported = ""
+			e.mu.Unlock()
+			return "", fmt.Errorf("iAdvize refused the token of %s (HTTP 401), and reporting it failed: %w", secretID, err)
+		}
 	}
 	deadline := time.Now().Add(r.NewTokenWait)
 	for wait := r.Backoff; ; wait *= 2 {
