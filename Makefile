@@ -36,7 +36,7 @@ $(VENV)/.stamp: requirements-dev.txt
 
 tools: $(VENV)/.stamp ## install moto and cargo-lambda into .venv
 
-test: prereqs-test tools lint test-rust lint-infra test-infra-apply ## every test: fmt, clippy, cargo-deny, unit + integration tests on stand-ins, IaC checks
+test: prereqs-test tools lint test-rust check-recipes lint-infra test-infra-apply ## every test: fmt, clippy, cargo-deny, unit + integration tests on stand-ins, IaC checks
 
 # One clear line naming what to install, before anything else runs.
 .PHONY: prereqs-test prereqs-demo prereqs-dist
@@ -109,7 +109,7 @@ dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in di
 
 clean: clean-infra ## remove everything the targets create: target, dist, .tools, venvs, node_modules, Terraform folders, .tmp
 	cargo clean
-	rm -rf $(VENV) .venv-infra .tmp $(TOOLS) dist examples/node/node_modules node_modules
+	rm -rf $(VENV) .venv-infra .tmp $(TOOLS) dist examples/node/node_modules examples/eks/validate/node_modules node_modules
 
 include infra/infra.mk
 include examples/examples.mk

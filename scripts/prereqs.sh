@@ -4,7 +4,8 @@
 # installed with apt-get when running as root on a machine that has it (CI containers).
 #
 # usage: scripts/prereqs.sh TARGET TOOL...
-#   TOOL: cargo python3 terraform node npm jq curl
+#   TOOL: cargo python3 terraform node npm jq curl go go-aws-sdk (the AWS SDK for Go v2 as Debian
+#   packages it, for the Go reader's GOPATH build)
 set -euo pipefail
 target=$1
 shift
@@ -16,6 +17,8 @@ apt_package() {
     npm) echo npm ;;
     jq) echo jq ;;
     curl) echo curl ;;
+    go) echo golang-go ;;
+    go-aws-sdk) echo golang-github-aws-aws-sdk-go-v2-dev ;;
     python3-venv) echo python3-venv ;;
     *) echo "" ;;
   esac
@@ -28,6 +31,8 @@ hint() {
     python3-venv) echo "the Python venv module (Debian: apt-get install python3-venv)" ;;
     terraform) echo "Terraform 1.4+ (https://developer.hashicorp.com/terraform/install)" ;;
     node) echo "Node.js 20+ (Debian: apt-get install nodejs)" ;;
+    go) echo "Go 1.19+ (Debian: apt-get install golang-go)" ;;
+    go-aws-sdk) echo "the AWS SDK for Go v2 in /usr/share/gocode (Debian: apt-get install golang-github-aws-aws-sdk-go-v2-dev)" ;;
     *) echo "$1 (Debian: apt-get install $1)" ;;
   esac
 }
@@ -54,6 +59,12 @@ for tool in "$@"; do
       elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
         missing+=(python3-venv)
       fi
+      ;;
+    go-aws-sdk)
+      # Debian's package puts every service in one tree; the Go reader needs these two.
+      for service in secretsmanager sqs; do
+        [ -d "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/$service" ] || { missing+=(go-aws-sdk); break; }
+      done
       ;;
     *) command -v "$tool" >/dev/null || missing+=("$tool") ;;
   esac

@@ -1,0 +1,3 @@
+module example.com/iadvize-token-reader
+
+go 1.19

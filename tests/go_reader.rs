@@ -1,0 +1,740 @@
+//! The Go reader (examples/go), built with the Go toolchain and the AWS SDK for Go v2 that
+//! Debian packages (GOPATH mode against /usr/share/gocode: no module proxy needed), run as a
+//! subprocess against moto (Secrets Manager and SQS) and the iAdvize stand-in, like the
+//! readers of tests/readers.rs: it calls GraphQL with the broker's token, reads the secret
+//! once per token lifetime, reads it again once after a 401, reports a token that is refused
+//! and unchanged to the report queue, keeps a cached token while reads fail, and never logs in.
+//!
+//! Go and the SDK come from `make reader-deps` (apt-get as root on Debian); a missing one
+//! fails the test with the command to run.
+
+#[path = "support/flaky_sm.rs"]
+mod flaky_sm;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use flaky_sm::FlakySm;
+use iadvize_token_broker::TokenRecord;
+use iadvize_token_broker::token::AccessToken;
+use serde_json::{Value, json};
+use support::*;
+
+const GO_SDK: &str = "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/secretsmanager";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds examples/go once per test process into target/go-reader, and returns the binary.
+fn reader_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let go = std::process::Command::new("go").arg("version").output();
+        assert!(
+            go.is_ok_and(|o| o.status.success()) && Path::new(GO_SDK).is_dir(),
+            "Go or the AWS SDK for Go v2 is missing: run `make reader-deps` \
+             (Debian: apt-get install golang-go golang-github-aws-aws-sdk-go-v2-dev)"
+        );
+        // Each test process builds (the Go build cache makes all but the first a second or
+        // two) into a file of its own, then renames it into place: concurrent test processes
+        // never run a half-written binary.
+        let out = root().join("target/go-reader");
+        if is_newer_than_the_sources(&out.join("read-token")) {
+            return out.join("read-token");
+        }
+        std::fs::create_dir_all(out.join("gopath")).unwrap();
+        let building = out.join(format!("read-token.{}", std::process::id()));
+        let built = std::process::Command::new("go")
+            .current_dir(root().join("examples/go"))
+            .args(["build", "-o"])
+            .arg(&building)
+            .arg(".")
+            .env("GO111MODULE", "off")
+            .env(
+                "GOPATH",
+                format!("{}:/usr/share/gocode", out.join("gopath").display()),
+            )
+            .env("GOCACHE", out.join("cache"))
+            .env("GOFLAGS", "")
+            .output()
+            .expect("go build runs");
+        assert!(
+            built.status.success(),
+            "go build failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        std::fs::rename(&building, out.join("read-token")).unwrap();
+        out.join("read-token")
+    })
+}
+
+/// Whether `binary` exists and was built after every file of examples/go last changed.
+fn is_newer_than_the_sources(binary: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    std::fs::read_dir(root().join("examples/go"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().modified().unwrap())
+        .all(|changed| changed < built)
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn run_with(env: Vec<(String, String)>) -> Output {
+    tokio::process::Command::new(reader_binary())
+        .envs(env)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .expect("the Go reader runs")
+}
+
+async fn run(world: &World, proxy: &CountingProxy, extra: &[(&str, String)]) -> Output {
+    let mut env = reader_env(world, proxy);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    run_with(env).await
+}
+
+/// A token record for `token`, valid for 20 more hours.
+fn record_json(token: &str) -> String {
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(4);
+    TokenRecord::new(AccessToken::new(token), issued, 86400).to_json()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// One SQS call to moto in SQS's JSON protocol (moto does not check signatures; the
+/// credential scope names the region, as a signed request's would).
+async fn sqs(action: &str, input: Value) -> Value {
+    let answer = reqwest::Client::new()
+        .post(moto_endpoint())
+        .header("X-Amz-Target", format!("AmazonSQS.{action}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/sqs/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        )
+        .body(input.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let text = answer.text().await.unwrap();
+    assert!(status.is_success(), "SQS {action}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A report queue as the IaC creates it: FIFO, content-based deduplication.
+async fn report_queue() -> String {
+    let created = sqs(
+        "CreateQueue",
+        json!({
+            "QueueName": format!("{}.fifo", unique("reports")),
+            "Attributes": {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+        }),
+    )
+    .await;
+    created["QueueUrl"].as_str().unwrap().to_owned()
+}
+
+/// The messages on `queue`, waiting up to `secs` for the first.
+async fn receive(queue: &str, secs: u64) -> Vec<Value> {
+    let answer = sqs(
+        "ReceiveMessage",
+        json!({
+            "QueueUrl": queue,
+            "MaxNumberOfMessages": 10,
+            "WaitTimeSeconds": secs,
+            "MessageSystemAttributeNames": ["MessageGroupId"],
+            "AttributeNames": ["MessageGroupId"],
+        }),
+    )
+    .await;
+    answer["Messages"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_go_reader_reads_the_secret_once_and_calls_graphql_without_logging_in() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    world.fill().await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+
+    let output = run(&world, &proxy, &[("READER_CALLS", "3".into())]).await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(3)
+    );
+    assert_eq!(proxy.reads(), 1, "one Secrets Manager read for 3 calls");
+    assert_eq!(world.standin.stats().graphql_requests, 3);
+    assert_eq!(world.logins(), logins, "the reader never logs in");
+    let token = world.current().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_no_secrets(&String::from_utf8_lossy(&output.stderr), &[&token]);
+}
+
+/// Stands between the reader and the stand-in's GraphQL: on the first 401 it plays the broker
+/// rotating the secret (AWSCURRENT becomes `next`), then passes the 401 on.
+#[derive(Clone)]
+struct RotateOn401 {
+    standin: String,
+    sm: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    next: String,
+    rotated: Arc<AtomicBool>,
+}
+
+async fn graphql_shim(
+    State(shim): State<RotateOn401>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(header::HeaderName, String); 1], Bytes) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", shim.standin))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name.as_str(), value.to_str().unwrap());
+        }
+    }
+    let answer = request.send().await.unwrap();
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    if status == StatusCode::UNAUTHORIZED && !shim.rotated.swap(true, Ordering::SeqCst) {
+        shim.sm
+            .put_secret_value()
+            .secret_id(&shim.secret_id)
+            .secret_string(&shim.next)
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = answer.bytes().await.unwrap();
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json".to_owned())],
+        body,
+    )
+}
+
+async fn start_shim(shim: RotateOn401) -> String {
+    let app = axum::Router::new()
+        .route("/graphql", axum::routing::post(graphql_shim))
+        .with_state(shim);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn the_go_reader_reads_the_secret_again_once_after_a_401() {
+    let world = World::new().await;
+    // The reader starts with a token iAdvize has revoked; the broker has a new one ready.
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    let new = world.login_directly().await;
+    world.put_current(&record_json(&old)).await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+    let shim = start_shim(RotateOn401 {
+        standin: world.standin.url(),
+        sm: world.sm.clone(),
+        secret_id: world.token_id.clone(),
+        next: record_json(&new),
+        rotated: Arc::default(),
+    })
+    .await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_API_URL", shim),
+            ("IADVIZE_REPORT_QUEUE_URL", queue.clone()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username)
+    );
+    assert_eq!(proxy.reads(), 2, "one read, then one more after the 401");
+    assert_eq!(world.standin.stats().graphql_requests, 2);
+    assert_eq!(
+        world.logins(),
+        logins,
+        "a 401 never makes the reader log in"
+    );
+    assert!(
+        receive(&queue, 0).await.is_empty(),
+        "the secret held a new token: nothing to report"
+    );
+    assert_no_secrets(&String::from_utf8_lossy(&output.stderr), &[&old, &new]);
+}
+
+#[tokio::test]
+async fn the_go_reader_without_a_report_queue_gives_up_when_the_token_read_again_is_refused_too() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+
+    let output = run(&world, &proxy, &[]).await;
+
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("set IADVIZE_REPORT_QUEUE_URL"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(proxy.reads(), 2, "one re-read, no loop");
+    assert_eq!(world.standin.stats().graphql_requests, 1);
+    assert_eq!(world.logins(), logins);
+    assert_no_secrets(&describe(&output), &[&old]);
+}
+
+/// The path that heals a revocation: the token read again is the refused one, so the reader
+/// reports it to the queue (its SHA-256, never the token) and waits; the test plays the broker
+/// that receives the report and publishes a new token; the reader's call then succeeds.
+#[tokio::test]
+async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publishes() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let new = world.login_directly().await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let reader = tokio::spawn({
+        let mut env = reader_env(&world, &proxy);
+        env.push(("IADVIZE_REPORT_QUEUE_URL".into(), queue.clone()));
+        env.push(("IADVIZE_REPORT_WAIT_SECONDS".into(), "20".into()));
+        run_with(env)
+    });
+    let reports = receive(&queue, 15).await;
+    assert_eq!(reports.len(), 1, "one report: {reports:?}");
+    let body: Value = serde_json::from_str(reports[0]["Body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": sha256_hex(&old)})
+    );
+    assert_eq!(
+        reports[0]["Attributes"]["MessageGroupId"],
+        world.token_id.as_str(),
+        "one message group per token secret"
+    );
+    world.put_current(&record_json(&new)).await; // what the broker does with the report
+    let output = reader.await.unwrap();
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("reported it to the broker"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        (3..=8).contains(&proxy.reads()),
+        "a read, a re-read, then a few with a backoff until the new token: {}",
+        proxy.reads()
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 2);
+    assert_eq!(world.logins(), logins, "the reader never logs in");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+    assert_no_secrets(&reports[0].to_string(), &[&old]);
+}
+
+#[tokio::test]
+async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_REPORT_QUEUE_URL", queue.clone()),
+            ("IADVIZE_REPORT_WAIT_SECONDS", "2".into()),
+        ],
+    )
+    .await;
+
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no new token came within 2s"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(receive(&queue, 0).await.len(), 1, "reported once");
+    assert!(
+        proxy.reads() <= 4,
+        "a backoff, not a loop: {}",
+        proxy.reads()
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 1);
+    assert_no_secrets(&describe(&output), &[&old]);
+}
+
+#[tokio::test]
+async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let proxy = CountingProxy::start().await;
+    world.put_current("placeholder-value").await;
+    let text = run(&world, &proxy, &[]).await;
+    assert!(!text.status.success(), "{}", describe(&text));
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("holds no token record"),
+        "{}",
+        describe(&text)
+    );
+    assert_no_secrets(&describe(&text), &["placeholder-value"]);
+
+    let token = world.login_directly().await;
+    world
+        .sm
+        .put_secret_value()
+        .secret_id(&world.token_id)
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(record_json(
+            &token,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let binary = run(&world, &proxy, &[]).await;
+    assert!(!binary.status.success(), "{}", describe(&binary));
+    assert!(
+        String::from_utf8_lossy(&binary.stderr).contains("holds binary data (SecretBinary)"),
+        "{}",
+        describe(&binary)
+    );
+    assert_no_secrets(&describe(&binary), &[&token]);
+}
+
+/// One process calls GraphQL every 100 ms with a token due for a new read every second;
+/// every read after the first is throttled. It must keep calling with the cached token until
+/// that expires, read again with a backoff (not once per call), then fail saying why.
+#[tokio::test]
+async fn the_go_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expires() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let token = world.login_directly().await;
+    let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(6 - 86400);
+    let record = TokenRecord::new(AccessToken::new(&token), issued, 86400);
+    world.put_current(&record.to_json()).await;
+    let sm = FlakySm::start().await;
+    sm.fail_reads_after(1, "ThrottlingException");
+    let mut env = sm.reader_env(&world);
+    env.extend([
+        ("IADVIZE_TOKEN_RECHECK_SECONDS".to_owned(), "1".to_owned()),
+        ("READER_CALLS".to_owned(), "1000".to_owned()),
+        ("READER_PAUSE_MS".to_owned(), "100".to_owned()),
+    ]);
+
+    let output = run_with(env).await;
+    let ended = time::OffsetDateTime::now_utc();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let calls = stdout.lines().count() as u64;
+    println!(
+        "go: {calls} GraphQL calls with the cached token while {} re-reads failed",
+        sm.failed_reads()
+    );
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(ended >= record.expires_at, "{}", describe(&output));
+    assert!(stdout.lines().all(|line| line == world.username));
+    assert!(calls >= 10, "{}", describe(&output));
+    assert!(
+        stderr.contains("using the cached token"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains("ThrottlingException"),
+        "{}",
+        describe(&output)
+    );
+    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(
+        sm.failed_reads() * 3 < calls,
+        "a backoff, not a read per call: {} reads for {calls} calls",
+        sm.failed_reads()
+    );
+    assert_no_secrets(&stderr, &[&token]);
+}
+
+/// Token secrets whose ids differ only in characters a file name cannot all keep: each holds
+/// the token of another iAdvize user, and each gets its own cache entry.
+#[tokio::test]
+async fn the_go_reader_keeps_look_alike_secret_ids_apart() {
+    reader_binary(); // before the clock of any record starts
+    let suffixes = ["team/a", "team_a", "team+a"];
+    let prefix = unique("go-reader");
+    let users: Vec<(String, String)> = suffixes
+        .iter()
+        .map(|_| (format!("{}@example.com", unique("user")), unique("pw")))
+        .collect();
+    let config = users.iter().fold(
+        iadvize_standin::StandinConfig::default(),
+        |config, (user, password)| config.with_user(user, password),
+    );
+    let standin = iadvize_standin::Standin::start(config).await.unwrap();
+    let sm = sm_client();
+    let mut ids = Vec::new();
+    for (suffix, (user, password)) in suffixes.iter().zip(&users) {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/oauth2/token", standin.url()))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = format!("{prefix}-{suffix}");
+        sm.create_secret()
+            .name(&id)
+            .secret_string(record_json(answer["access_token"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let proxy = CountingProxy::start().await;
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", proxy.url()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("IADVIZE_API_URL", standin.url()),
+        ("READER_SECRET_IDS", ids.join(",")),
+        ("READER_CALLS", "2".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    let output = run_with(env).await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    let expected: String = users
+        .iter()
+        .map(|(user, _)| format!("{user}\n"))
+        .collect::<String>()
+        .repeat(2);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+    assert_eq!(proxy.reads(), suffixes.len() as u64, "one read per secret");
+}
+
+/// A token record mounted as a file (what the External Secrets Operator syncs into a
+/// Kubernetes Secret volume), in a directory removed on drop.
+struct TokenFile(PathBuf);
+
+impl TokenFile {
+    fn new(record: &str) -> TokenFile {
+        let dir = std::env::temp_dir().join(unique("go-reader"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token.json"), record).unwrap();
+        TokenFile(dir)
+    }
+
+    fn path(&self) -> String {
+        self.0.join("token.json").display().to_string()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn the_go_reader_with_a_token_file_calls_graphql_without_reading_the_secret() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    world.fill().await;
+    let token = world.current().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = TokenFile::new(&record_json(&token));
+    let proxy = CountingProxy::start().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_TOKEN_FILE", file.path()),
+            ("READER_CALLS", "3".into()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(3)
+    );
+    assert_eq!(
+        proxy.reads(),
+        0,
+        "the mounted file, no Secrets Manager read"
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 3);
+}
+
+/// The Kubernetes healing path: iAdvize revoked the token, the broker already published a
+/// new one, but the operator has not synced it into the mounted file yet. After the 401 the
+/// reader reads Secrets Manager directly, once, and goes on with the new token; no report.
+#[tokio::test]
+async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_refused_token() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    let new = world.login_directly().await;
+    world.put_current(&record_json(&new)).await;
+    let file = TokenFile::new(&record_json(&old));
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_TOKEN_FILE", file.path()),
+            ("IADVIZE_REPORT_QUEUE_URL", queue.clone()),
+            ("READER_CALLS", "2".into()),
+        ],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(2)
+    );
+    assert_eq!(
+        proxy.reads(),
+        1,
+        "one direct read after the 401, then the token it read"
+    );
+    assert_eq!(world.standin.stats().graphql_requests, 3);
+    assert_eq!(world.logins(), logins);
+    assert!(receive(&queue, 0).await.is_empty(), "nothing to report");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+}
+
+/// Twenty goroutines of one process get the 401 at once: one report between them (not one
+/// each), and all twenty succeed with the token the broker publishes.
+#[tokio::test]
+async fn the_go_reader_sends_one_report_for_twenty_concurrent_callers() {
+    reader_binary(); // before the clock of any record starts
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let new = world.login_directly().await;
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let queue = report_queue().await;
+
+    let reader = tokio::spawn({
+        let mut env = reader_env(&world, &proxy);
+        env.push(("IADVIZE_REPORT_QUEUE_URL".into(), queue.clone()));
+        env.push(("IADVIZE_REPORT_WAIT_SECONDS".into(), "20".into()));
+        env.push(("READER_PARALLEL".into(), "20".into()));
+        run_with(env)
+    });
+    let reports = receive(&queue, 15).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    world.put_current(&record_json(&new)).await; // what the broker does with the report
+    let output = reader.await.unwrap();
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username).repeat(20)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("reported it to the broker").count(),
+        1,
+        "one SendMessage for twenty callers:\n{stderr}"
+    );
+    assert_eq!(
+        world.standin.stats().graphql_requests,
+        40,
+        "20 refused, 20 retried"
+    );
+    assert!(
+        proxy.reads() <= 12,
+        "concurrent callers share their reads: {}",
+        proxy.reads()
+    );
+    assert_eq!(world.logins(), logins, "the reader never logs in");
+    assert_no_secrets(&describe(&output), &[&old, &new]);
+}
