@@ -160,9 +160,13 @@ report() {
   # One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
   group=$secret_id
   [ "${#group}" -le 128 ] || group=$(printf '%s' "$secret_id" | sha256)
-  if ! error=$(aws sqs send-message --queue-url="$report_queue" --message-group-id="$group" \
-    --message-body="$body" --cli-connect-timeout 5 --cli-read-timeout 10 --output text \
-    --query MessageId 2>&1 >/dev/null); then
+  # AWS CLI v1 sends SQS calls to its legacy queue.amazonaws.com names unless --endpoint-url
+  # is given, whatever AWS_ENDPOINT_URL(_SQS) says (awscli/customizations/overridesslcommonname.py).
+  local endpoint=${AWS_ENDPOINT_URL_SQS:-${AWS_ENDPOINT_URL:-}} options=()
+  [ -z "$endpoint" ] || options=(--endpoint-url="$endpoint")
+  if ! error=$(aws sqs send-message ${options[@]+"${options[@]}"} --queue-url="$report_queue" \
+    --message-group-id="$group" --message-body="$body" --cli-connect-timeout 5 \
+    --cli-read-timeout 10 --output text --query MessageId 2>&1 >/dev/null); then
     case $error in
     *AccessDenied*) echo "this consumer may not send to it: grant its role sqs:SendMessage on that queue ($(printf '%s' "$error" | tr -s '\n' ' '))" ;;
     *) printf '%s\n' "$error" | tr -s '\n' ' ' ;;
