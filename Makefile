@@ -103,8 +103,8 @@ package: tools ## the zip Terraform uploads: target/lambda/iadvize-token-broker/
 	cargo lambda build --release $(ARCH_FLAG) --bin iadvize-token-broker --output-format zip
 	@scripts/check-zip-size.sh target/lambda/iadvize-token-broker/bootstrap.zip
 
-dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in dist/: zip per arch, CycloneDX SBOM, SHA256SUMS (see RELEASING.md)
-	@echo "dist: one release build per architecture ($(DIST_ARCHES)); a first one takes 5 to 10 minutes here"
+dist: prereqs-dist tools $(TOOLS)/bin/cargo-cyclonedx ## release artifacts in dist/: Lambda zip and CLI tar.gz per arch, completions, man page, CycloneDX SBOMs, SHA256SUMS (see RELEASING.md)
+	@echo "dist: two release builds per architecture ($(DIST_ARCHES)): the Lambda, then the CLI; a first one takes 5 to 10 minutes here"
 	nice -n 10 scripts/dist.sh $(DIST_ARCHES)
 
 clean: clean-infra ## remove everything the targets create: target, dist, .tools, venvs, node_modules, Terraform folders, .tmp

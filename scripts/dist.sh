@@ -3,6 +3,11 @@
 #
 #   dist/iadvize-token-broker-<version>-<arch>.zip        Lambda package, `bootstrap` at the root
 #   dist/iadvize-token-broker-<version>-<arch>.cdx.json   CycloneDX SBOM of the Lambda binary's crates
+#   dist/iadvize-token-<version>-<arch>-linux.tar.gz     the operator CLI: iadvize-token, its shell
+#                                                         completions and man page, the licences
+#   dist/iadvize-token-<version>-<arch>-linux.cdx.json   CycloneDX SBOM of the CLI's crates
+#   dist/iadvize-token.bash, _iadvize-token, iadvize-token.fish, iadvize-token.1
+#                                                         completions (bash, zsh, fish), man page
 #   dist/SHA256SUMS                                       `sha256sum -c SHA256SUMS` checks them
 #
 # A zip over the size budget (scripts/check-zip-size.sh: 4,000,000 bytes unless MAX_ZIP_BYTES
@@ -19,6 +24,7 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 ARCH..." >&2; exit 2; }
 
 bin=iadvize-token-broker
+cli=iadvize-token
 python=${PYTHON:-python3}
 cyclonedx=${CARGO_CYCLONEDX:-.tools/bin/cargo-cyclonedx}
 version=$("$python" -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["package"]["version"])')
@@ -32,6 +38,8 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=/build --remap-path-prefix=$cargo_home=/cargo"
 
 mkdir -p dist
+cli_bins=()
+cli_dirs=()
 # Written last, only when every zip passed.
 rm -f dist/SHA256SUMS
 for arch in "$@"; do
@@ -72,8 +80,76 @@ PY
   rm -f "$name.cdx.json"
   rm -f standin/"$name".cdx.json
   ls -l "dist/$name.zip" "dist/$name.cdx.json"
+
+  # The operator CLI for the same architecture, in its own cargo invocation: built together,
+  # the CLI's features would be unified into the Lambda binary's dependencies.
+  cli_name=$cli-$version-$arch-linux
+  echo "dist: CLI release build for $arch"
+  start=$SECONDS
+  cargo lambda build --release "$flag" --package iadvize-token-cli --bin "$cli" --output-format binary
+  echo "dist: CLI for $arch built in $((SECONDS - start)) s"
+  cli_bins+=("$CARGO_TARGET_DIR/$triple/release/$cli")
+  cli_dirs+=("$cli_name")
+  "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --all --no-build-deps \
+    --target "$triple" --override-filename "$cli_name.cdx" --manifest-path cli/Cargo.toml
+  sed "s#path+file://$PWD#path+file:///build#g" "cli/$cli_name.cdx.json" > "dist/$cli_name.cdx.json"
+  rm -f cli/"$cli_name".cdx.json "$cli_name".cdx.json standin/"$cli_name".cdx.json consumer/"$cli_name".cdx.json
 done
 
-(cd dist && rm -f SHA256SUMS && sha256sum -- *.zip *.cdx.json > SHA256SUMS.part && mv SHA256SUMS.part SHA256SUMS)
+# Completions and the man page come from the CLI itself: from a binary this machine runs (one
+# of the above, or a build for this machine).
+runner=""
+for candidate in "${cli_bins[@]}"; do
+  if "$candidate" --version >/dev/null 2>&1; then runner=$candidate; break; fi
+done
+if [ -z "$runner" ]; then
+  echo "dist: none of the CLI builds runs here; building one for this machine for the completions"
+  cargo build --release --quiet --package iadvize-token-cli --bin "$cli"
+  runner=$CARGO_TARGET_DIR/release/$cli
+fi
+"$runner" completions bash > dist/$cli.bash
+"$runner" completions zsh > dist/_$cli
+"$runner" completions fish > dist/$cli.fish
+"$runner" manpage > dist/$cli.1
+# Every page (the command's and one per subcommand) for the archives.
+man_pages=$(mktemp -d)
+trap 'rm -rf "$man_pages"' EXIT
+"$runner" manpage "$man_pages"
+
+# One folder per architecture (binary, completions, man page, licences), as a tar.gz with
+# fixed times, owners and modes: the same binary gives the same archive.
+for i in "${!cli_bins[@]}"; do
+  "$python" - "${cli_bins[$i]}" "dist/${cli_dirs[$i]}.tar.gz" "${cli_dirs[$i]}" "$cli" "$man_pages" <<'PY'
+import gzip, io, os, sys, tarfile, time
+binary, dst, top, cli, man = sys.argv[1:]
+stamp = max(int(os.environ["SOURCE_DATE_EPOCH"]), 0)
+entries = [
+    (binary, cli, 0o755),
+    (f"dist/{cli}.bash", f"completions/{cli}.bash", 0o644),
+    (f"dist/_{cli}", f"completions/_{cli}", 0o644),
+    (f"dist/{cli}.fish", f"completions/{cli}.fish", 0o644),
+    *((os.path.join(man, page), f"man/{page}", 0o644) for page in sorted(os.listdir(man))),
+    ("LICENSE-MIT", "LICENSE-MIT", 0o644),
+    ("LICENSE-APACHE", "LICENSE-APACHE", 0o644),
+]
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    for src, name, mode in entries:
+        with open(src, "rb") as f:
+            data = f.read()
+        info = tarfile.TarInfo(f"{top}/{name}")
+        info.size, info.mode, info.mtime = len(data), mode, stamp
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        tar.addfile(info, io.BytesIO(data))
+with open(dst + ".part", "wb") as out:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=stamp, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+os.replace(dst + ".part", dst)
+PY
+  ls -l "dist/${cli_dirs[$i]}.tar.gz" "dist/${cli_dirs[$i]}.cdx.json"
+done
+
+(cd dist && rm -f SHA256SUMS && sha256sum -- *.zip *.tar.gz *.cdx.json $cli.bash _$cli $cli.fish $cli.1 > SHA256SUMS.part && mv SHA256SUMS.part SHA256SUMS)
 echo "dist: dist/SHA256SUMS"
 cat dist/SHA256SUMS

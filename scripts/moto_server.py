@@ -19,6 +19,10 @@ corrected, so tests see what AWS does.
    every lookup iterates: a request that creates a secret while another looks one up makes
    the lookup fail ("dictionary changed size during iteration", a 500 for a call AWS would
    answer). Each Secrets Manager request is handled alone here: every AWS call is atomic.
+5. moto does not keep a Lambda function's `LoggingConfig` (`iadvize-token check` reads it).
+   AWS returns it for every function: `LogFormat` `Text` unless set, and with `JSON` an
+   `ApplicationLogLevel` and `SystemLogLevel` of `INFO` unless set (Lambda developer guide,
+   "Configuring advanced logging controls").
 """
 
 import sys
@@ -26,6 +30,7 @@ import threading
 import time
 import uuid
 
+from moto.awslambda.models import LambdaFunction
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import main
@@ -87,9 +92,47 @@ def rotate_secret(self, secret_id, client_request_token=None, **kwargs):
     )
 
 
+def _logging_config(function_name, asked):
+    config = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function_name}"}
+    config.update(asked or {})
+    if config["LogFormat"] == "JSON":
+        config.setdefault("ApplicationLogLevel", "INFO")
+        config.setdefault("SystemLogLevel", "INFO")
+    else:
+        config.pop("ApplicationLogLevel", None)
+        config.pop("SystemLogLevel", None)
+    return config
+
+
+_function_init = LambdaFunction.__init__
+_function_configuration = LambdaFunction.get_configuration
+_function_update = LambdaFunction.update_configuration
+
+
+def function_init(self, account_id, spec, *args, **kwargs):
+    _function_init(self, account_id, spec, *args, **kwargs)
+    self.logging_config = _logging_config(self.function_name, spec.get("LoggingConfig"))
+
+
+def function_configuration(self, *args, **kwargs):
+    config = _function_configuration(self, *args, **kwargs)
+    config["LoggingConfig"] = dict(self.logging_config)
+    return config
+
+
+def function_update(self, updates, *args, **kwargs):
+    if "LoggingConfig" in updates:
+        asked = {**self.logging_config, **updates["LoggingConfig"]}
+        self.logging_config = _logging_config(self.function_name, asked)
+    return _function_update(self, updates, *args, **kwargs)
+
+
 SecretsManagerResponse.call_action = call_action
 SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
 SecretsManagerBackend.rotate_secret = rotate_secret
+LambdaFunction.__init__ = function_init
+LambdaFunction.get_configuration = function_configuration
+LambdaFunction.update_configuration = function_update
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -224,6 +224,8 @@ pub struct CallRecord {
     pub operation: String,
     /// 1-based position among the calls of this operation.
     pub op_seq: u64,
+    /// The request's `SecretId` (operations on one secret), as the caller named it.
+    pub secret_id: Option<String>,
     /// Latency added before the call was handled.
     pub delay: Duration,
     /// What happened to it.
@@ -358,6 +360,16 @@ impl SmProxy {
             .iter()
             .filter(|r| r.operation == operation)
             .count() as u64
+    }
+
+    /// The `SecretId` of every completed call of `operation` (`None` for a call naming no
+    /// single secret), in the order they arrived: which secrets a command read, e.g.
+    pub fn secret_ids_of(&self, operation: &str) -> Vec<Option<String>> {
+        self.log()
+            .into_iter()
+            .filter(|record| record.operation == operation)
+            .map(|record| record.secret_id)
+            .collect()
     }
 
     /// Calls seen so far.
@@ -573,6 +585,8 @@ impl SplitMix64 {
 /// A request read whole.
 struct Request {
     operation: String,
+    /// The JSON body's `SecretId`, if any.
+    secret_id: Option<String>,
     /// The head rebuilt with `Connection: close`, then the body.
     upstream_bytes: Vec<u8>,
 }
@@ -599,6 +613,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
                 seq,
                 operation: "?".to_owned(),
                 op_seq: 0,
+                secret_id: None,
                 delay: Duration::ZERO,
                 outcome: Outcome::Malformed(message),
             });
@@ -659,6 +674,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
                 seq,
                 operation: request.operation,
                 op_seq,
+                secret_id: request.secret_id,
                 delay,
                 outcome: Outcome::Held { point, held },
             });
@@ -676,6 +692,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
                 seq,
                 operation: request.operation,
                 op_seq,
+                secret_id: request.secret_id,
                 delay,
                 outcome: Outcome::Killed { point, pid },
             });
@@ -691,6 +708,7 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
         seq,
         operation: request.operation,
         op_seq,
+        secret_id: request.secret_id,
         delay,
         outcome,
     });
@@ -794,9 +812,14 @@ async fn read_request(stream: &mut TcpStream) -> io::Result<Option<Request>> {
         }
     }
     upstream.extend_from_slice(b"Connection: close\r\n\r\n");
-    upstream.extend_from_slice(&buf[head_len..head_len + length]);
+    let body = &buf[head_len..head_len + length];
+    let secret_id = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json.get("SecretId")?.as_str().map(str::to_owned));
+    upstream.extend_from_slice(body);
     Ok(Some(Request {
         operation,
+        secret_id,
         upstream_bytes: upstream,
     }))
 }

@@ -18,8 +18,13 @@ pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The broker's refresh window (the default): a token with less left is due.
 pub const REFRESH_WINDOW: time::Duration = time::Duration::hours(4);
 
+/// The broker binary cargo built for these tests. Another package's tests include this support
+/// module too (the CLI's), and cargo names only the package's own binaries to its tests.
 pub fn broker_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker"))
+    match option_env!("CARGO_BIN_EXE_iadvize-token-broker") {
+        Some(path) => Path::new(path),
+        None => panic!("the broker binary is built for the broker package's tests only"),
+    }
 }
 
 /// One world (a stand-in user, a credentials secret, an empty token secret) and a fault proxy

@@ -1,6 +1,8 @@
 //! The `iadvize-token` CLI, run as a subprocess against moto and the iAdvize stand-in:
 //! its commands, its output and its exit codes.
 
+// The broker's integration-test support: the same moto world and iAdvize stand-in.
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::process::Output;

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use iadvize_token_broker::bounds::{AwsTimeouts, aws_config, within_deadline};
 use iadvize_token_broker::consumer::TokenError;
 use iadvize_token_broker::metrics::Metrics;
@@ -18,28 +18,13 @@ use iadvize_token_broker::status::{SecretStatus, TokenState};
 use iadvize_token_broker::token::rfc3339;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource, logging};
 
-/// Everything worked (`status`: every token valid, no credentials blocked).
-const EXIT_OK: u8 = 0;
-/// The operation failed (Secrets Manager or iAdvize unreachable, a rotation failed, …).
-const EXIT_FAILED: u8 = 1;
-/// Bad usage or configuration (clap's own usage errors are 2 as well).
-const EXIT_USAGE: u8 = 2;
-/// No usable token: the secret is missing, empty, malformed or expired, or iAdvize refuses it.
-const EXIT_NO_TOKEN: u8 = 3;
-/// iAdvize refused the credentials; the broker will not log in until they change.
-const EXIT_BLOCKED: u8 = 4;
+mod check;
+mod output;
+mod progress;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success (status: every token valid and no credentials blocked)
-  1  the operation failed (Secrets Manager or iAdvize unreachable, a rotation failed, ...)
-  2  usage or configuration error
-  3  no usable token: secret missing, not filled yet, malformed or expired, or iAdvize refuses it
-  4  iAdvize refused the credentials: put a corrected value in the credentials secret, then `refresh`
-
-AWS settings come from the usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...);
-refresh and resume also read the broker's IADVIZE_* variables (IADVIZE_CREDENTIALS_SECRET_ID,
-IADVIZE_API_URL, IADVIZE_MIN_LOGIN_INTERVAL, ...). Only `get` ever prints a token.";
+use output::{
+    EXIT_BLOCKED, EXIT_CODES, EXIT_FAILED, EXIT_NO_TOKEN, EXIT_OK, EXIT_USAGE, Output, print_json,
+};
 
 /// Read the iAdvize access token kept by iadvize-token-broker, and operate the broker.
 #[derive(Debug, Parser)]
@@ -56,6 +41,10 @@ struct Cli {
     #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
+    /// Print one JSON document on stdout instead of text (also on failure: {"error": ...}).
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -63,41 +52,54 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the current access token alone, for scripts: TOKEN=$(iadvize-token get SECRET_ID)
+    /// (--json: the whole token record, with its expiry)
     Get {
         /// The token secret (name or ARN).
         secret_id: String,
     },
     /// Show each token secret's expiry, rotation, last login attempt and credentials state.
     Status {
-        /// The token secrets (default: IADVIZE_TOKEN_SECRET_IDS).
+        /// The token secrets (default: as a tick, every secret of IADVIZE_TOKEN_SECRET_IDS
+        /// plus those tagged iadvize:managed=true).
         secret_ids: Vec<String>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
-    /// Refresh tokens that are due (as the hourly tick does), or all of them with --force.
+    /// Refresh the tokens that are due, or all of them with --force, and resume stuck
+    /// rotations: what the hourly tick does, from your machine. Logs in to iAdvize with the
+    /// credentials secret (reads the password); waits for a login slot when the login
+    /// pacing asks to (said on stderr).
     Refresh {
-        /// The token secrets (default: IADVIZE_TOKEN_SECRET_IDS).
+        /// The token secrets (default: as a tick, every secret of IADVIZE_TOKEN_SECRET_IDS
+        /// plus those tagged iadvize:managed=true).
         secret_ids: Vec<String>,
         /// Log in and rotate even if the token is fresh.
         #[arg(long)]
         force: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
-    /// Ask iAdvize (/_authenticated) whether it accepts the current token.
+    /// Ask iAdvize (/_authenticated) whether it accepts the current token (no login).
     Verify {
         /// The token secret (name or ARN).
         secret_id: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Finish an unfinished (stuck) rotation now, whatever its age.
     Resume {
         /// The token secret (name or ARN).
         secret_id: String,
+    },
+    /// Check a deployment end to end from here, read-only: the function's configuration,
+    /// its schedule, report queue and alarms, the credentials secret (DescribeSecret only:
+    /// never its value) and the token secrets. Prints what to fix; exit 1 when anything is.
+    Check(check::CheckArgs),
+    /// Print a shell completion script: iadvize-token completions bash > /etc/bash_completion.d/iadvize-token
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): iadvize-token manpage > iadvize-token.1; with DIR, write
+    /// it and one page per command (iadvize-token-check.1, ...) into DIR.
+    #[command(hide = true)]
+    Manpage {
+        /// Where to write every page.
+        dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -107,33 +109,58 @@ async fn main() -> ExitCode {
     init_logging(cli.verbose);
     let deadline = tokio::time::Instant::now() + cli.timeout;
     // Every Secrets Manager call of the command ends before the deadline (bounds.rs).
-    let code = within_deadline(deadline, run(cli.command, cli.timeout, deadline)).await;
+    let out = Output { json: cli.json };
+    let code = within_deadline(deadline, run(cli.command, out, cli.timeout, deadline)).await;
     ExitCode::from(code)
 }
 
-async fn run(command: Command, timeout: Duration, deadline: tokio::time::Instant) -> u8 {
+async fn run(
+    command: Command,
+    out: Output,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> u8 {
     match command {
-        Command::Get { secret_id } => get(&secret_id, timeout).await,
-        Command::Status { secret_ids, json } => match broker().await {
-            Ok(broker) => status(&broker, secret_ids, json).await,
+        Command::Get { secret_id } => get(&secret_id, out, timeout).await,
+        Command::Status { secret_ids } => match broker(out).await {
+            Ok(broker) => status(&broker, secret_ids, out).await,
             Err(code) => code,
         },
-        Command::Refresh {
-            secret_ids,
-            force,
-            json,
-        } => match broker().await {
-            Ok(broker) => refresh(&broker, secret_ids, force, json, deadline).await,
+        Command::Refresh { secret_ids, force } => match broker(out).await {
+            Ok(broker) => refresh(&broker, secret_ids, force, out, deadline).await,
             Err(code) => code,
         },
-        Command::Verify { secret_id, json } => match broker().await {
-            Ok(broker) => verify(&broker, &secret_id, json, deadline).await,
+        Command::Verify { secret_id } => match broker(out).await {
+            Ok(broker) => verify(&broker, &secret_id, out, deadline).await,
             Err(code) => code,
         },
-        Command::Resume { secret_id } => match broker().await {
-            Ok(broker) => resume(&broker, &secret_id, deadline).await,
+        Command::Resume { secret_id } => match broker(out).await {
+            Ok(broker) => resume(&broker, &secret_id, out, deadline).await,
             Err(code) => code,
         },
+        Command::Check(args) => check::run(args, out, timeout).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "iadvize-token",
+                &mut std::io::stdout(),
+            );
+            EXIT_OK
+        }
+        Command::Manpage { dir } => {
+            let written = match dir {
+                Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+                None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()),
+            };
+            match written {
+                Ok(()) => EXIT_OK,
+                Err(e) => out.fail(
+                    EXIT_FAILED,
+                    format!("the man page could not be written: {e}"),
+                ),
+            }
+        }
     }
 }
 
@@ -155,43 +182,28 @@ fn init_logging(verbose: u8) {
             }
             .to_owned()
         });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(logging::filter(&level))
+    use tracing_subscriber::prelude::*;
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .with_filter(logging::filter(&level));
+    // Whatever the log level: one line on stderr when a command waits (login pacing).
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(progress::layer())
         .try_init();
 }
 
-async fn broker() -> Result<Broker, u8> {
-    let config = Config::from_env().map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_USAGE
-    })?;
+async fn broker(out: Output) -> Result<Broker, u8> {
+    let config = Config::from_env().map_err(|e| out.fail(EXIT_USAGE, e))?;
     let store = SecretStore::from_env(config.aws_timeouts()).await;
-    Broker::new(config, store, Metrics::off()).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_USAGE
-    })
-}
-
-fn secret_ids(broker: &Broker, given: Vec<String>) -> Result<Vec<String>, u8> {
-    if !given.is_empty() {
-        return Ok(given);
-    }
-    let configured = broker.config().token_secret_ids().to_vec();
-    if configured.is_empty() {
-        eprintln!(
-            "error: no token secret given: pass SECRET_ID... or set IADVIZE_TOKEN_SECRET_IDS to a comma-separated list"
-        );
-        return Err(EXIT_USAGE);
-    }
-    Ok(configured)
+    Broker::new(config, store, Metrics::off()).map_err(|e| out.fail(EXIT_USAGE, e))
 }
 
 /// `get` reads like any consumer (no IADVIZE_* variable needed): the SDK's default time-outs,
 /// each call bounded by `--timeout`.
-async fn get(secret_id: &str, timeout: Duration) -> u8 {
+async fn get(secret_id: &str, out: Output, timeout: Duration) -> u8 {
     let defaults = AwsTimeouts::default();
     let timeouts = AwsTimeouts {
         operation: defaults.operation.min(timeout),
@@ -201,32 +213,34 @@ async fn get(secret_id: &str, timeout: Duration) -> u8 {
     let source = TokenSource::builder(client, secret_id)
         .call_timeout(timeout)
         .build();
-    match source.token().await {
-        Ok(token) => {
-            println!("{}", token.expose());
+    match source.record().await {
+        Ok(record) => {
+            out.report(&output::TokenDocument::of(secret_id, &record), |_| {
+                println!("{}", record.access_token.expose());
+            });
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            match e {
+            let code = match e {
                 TokenError::SecretsManager { .. } | TokenError::NoAnswer { .. } => EXIT_FAILED,
                 _ => EXIT_NO_TOKEN,
-            }
+            };
+            out.fail(code, e)
         }
     }
 }
 
-async fn status(broker: &Broker, given: Vec<String>, json: bool) -> u8 {
+async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
     // No SECRET_ID: the whole fleet (listed and tagged iadvize:managed=true).
     let report = if given.is_empty() {
         match broker.status_fleet().await {
             Ok(report) => report,
-            Err(e) => return report_error(&e),
+            Err(e) => return report_error(out, &e),
         }
     } else {
         broker.status(&given).await
     };
-    if json {
+    if out.json {
         print_json(&report);
     } else {
         println!("{}", report.summary);
@@ -329,15 +343,19 @@ async fn refresh(
     broker: &Broker,
     given: Vec<String>,
     force: bool,
-    json: bool,
+    out: Output,
     deadline: tokio::time::Instant,
 ) -> u8 {
-    let ids = match secret_ids(broker, given) {
-        Ok(ids) => ids,
-        Err(code) => return code,
+    // No SECRET_ID: what the tick does, the whole fleet (listed and tagged iadvize:managed=true).
+    let report = if given.is_empty() {
+        match broker.refresh_fleet(force, deadline).await {
+            Ok(report) => report,
+            Err(e) => return report_error(out, &e),
+        }
+    } else {
+        broker.refresh(&given, force, deadline).await
     };
-    let report = broker.refresh(&ids, force, deadline).await;
-    if json {
+    if out.json {
         print_json(&report);
     }
     let mut failed = Vec::new();
@@ -372,12 +390,21 @@ async fn refresh(
                 continue;
             }
         };
-        if !json {
+        if !out.json {
             println!("{line}");
         }
     }
+    if let Some(error) = &report.discovery_error {
+        eprintln!(
+            "error: the discovery of tagged token secrets failed; they were not refreshed: {error}"
+        );
+    }
     if failed.is_empty() {
-        return EXIT_OK;
+        return if report.discovery_error.is_some() {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        };
     }
     // Refused credentials need the operator; other failures may pass by themselves.
     if refused {
@@ -393,18 +420,15 @@ async fn refresh(
 async fn verify(
     broker: &Broker,
     secret_id: &str,
-    json: bool,
+    out: Output,
     deadline: tokio::time::Instant,
 ) -> u8 {
     let verified = match broker.verify_current(secret_id, deadline).await {
         Ok(verified) => verified,
-        Err(e @ Error::SecretNotFound { .. }) => {
-            eprintln!("error: {e}");
-            return EXIT_NO_TOKEN;
-        }
-        Err(e) => return report_error(&e),
+        Err(e @ Error::SecretNotFound { .. }) => return out.fail(EXIT_NO_TOKEN, e),
+        Err(e) => return report_error(out, &e),
     };
-    if json {
+    if out.json {
         print_json(&verified);
     } else {
         match &verified {
@@ -436,37 +460,41 @@ async fn verify(
     }
 }
 
-async fn resume(broker: &Broker, secret_id: &str, deadline: tokio::time::Instant) -> u8 {
+async fn resume(
+    broker: &Broker,
+    secret_id: &str,
+    out: Output,
+    deadline: tokio::time::Instant,
+) -> u8 {
     match broker.resume(secret_id, deadline).await {
         Ok(Resumed::NothingToResume) => {
-            println!("{secret_id}: no unfinished rotation; nothing to resume");
+            let document = output::ResumeDocument::nothing(secret_id);
+            out.report(&document, |_| {
+                println!("{secret_id}: no unfinished rotation; nothing to resume")
+            });
             EXIT_OK
         }
         Ok(Resumed::Finished { version_id, record }) => {
-            println!(
-                "{secret_id}: finished the rotation of version {version_id}; the token expires at {}",
-                rfc3339(record.expires_at)
-            );
+            let expires_at = rfc3339(record.expires_at);
+            let document = output::ResumeDocument::finished(secret_id, &version_id, &expires_at);
+            out.report(&document, |_| {
+                println!(
+                    "{secret_id}: finished the rotation of version {version_id}; the token expires at {expires_at}"
+                )
+            });
             EXIT_OK
         }
-        Err(e) => report_error(&e),
+        Err(e) => report_error(out, &e),
     }
 }
 
-fn report_error(e: &Error) -> u8 {
-    eprintln!("error: {e}");
-    match e {
+fn report_error(out: Output, e: &Error) -> u8 {
+    let code = match e {
         Error::CredentialsBlocked { .. } | Error::CredentialsRefused { .. } => EXIT_BLOCKED,
         Error::Config(_) | Error::NoCredentialsSecret { .. } => EXIT_USAGE,
         _ => EXIT_FAILED,
-    }
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: the report could not be written as JSON: {e}"),
-    }
+    };
+    out.fail(code, e)
 }
 
 /// `23h 59m 12s`.

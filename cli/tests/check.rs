@@ -1,0 +1,539 @@
+//! `iadvize-token check` against deployments made in moto (Lambda, EventBridge, CloudWatch,
+//! SQS, Secrets Manager): a healthy one, broken ones, and that it never reads the credentials.
+
+// The broker's integration-test support: the same moto world and iAdvize stand-in.
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::process::Output;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+use aws_sdk_eventbridge::types::{RuleState, Target};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    ApplicationLogLevel, Environment, FunctionCode, LogFormat, LoggingConfig, Runtime,
+};
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use iadvize_standin::SmProxy;
+use serde_json::Value;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
+const ACCOUNT: &str = "123456789012";
+/// Where the alarms would notify (moto does not check the topic).
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:iadvize-token-broker-alarms";
+
+/// What a deployment is made of; each field breaks one thing when changed.
+struct Shape {
+    /// The application log level of the function's JSON logs.
+    log_level: ApplicationLogLevel,
+    /// Whether the schedule rule is enabled.
+    schedule_enabled: bool,
+    /// Whether there is an alarm on the function's `Errors`.
+    errors_alarm: bool,
+    /// Whether the credentials secret has a value.
+    credentials_value: bool,
+    /// Hours the stored token has left (negative: expired).
+    token_hours_left: i64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            log_level: ApplicationLogLevel::Info,
+            schedule_enabled: true,
+            errors_alarm: true,
+            credentials_value: true,
+            token_hours_left: 20,
+        }
+    }
+}
+
+/// A deployment as the IaC makes it: the function (with its environment and log settings),
+/// its hourly rule, its report queue and mapping, its two alarms; the world's secrets.
+struct Deployment {
+    world: World,
+    function: String,
+    credentials_id: String,
+    rule: String,
+}
+
+fn conf<T>(build: impl FnOnce(Region, Credentials, String) -> T) -> T {
+    build(
+        Region::new(REGION),
+        Credentials::new("testing", "testing", None, None, "moto"),
+        moto_endpoint(),
+    )
+}
+
+fn lambda() -> aws_sdk_lambda::Client {
+    conf(|region, credentials, endpoint| {
+        aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(credentials)
+                .endpoint_url(endpoint)
+                .build(),
+        )
+    })
+}
+
+fn events() -> aws_sdk_eventbridge::Client {
+    conf(|region, credentials, endpoint| {
+        aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(credentials)
+                .endpoint_url(endpoint)
+                .build(),
+        )
+    })
+}
+
+fn cloudwatch() -> aws_sdk_cloudwatch::Client {
+    conf(|region, credentials, endpoint| {
+        aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(credentials)
+                .endpoint_url(endpoint)
+                .build(),
+        )
+    })
+}
+
+fn sqs() -> aws_sdk_sqs::Client {
+    conf(|region, credentials, endpoint| {
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(credentials)
+                .endpoint_url(endpoint)
+                .build(),
+        )
+    })
+}
+
+/// An IAM role in moto (a function needs one that exists). No IAM SDK in the workspace: a
+/// Query API request, which moto routes by the credential scope and does not verify.
+async fn create_role(name: &str) -> String {
+    let answer = reqwest::Client::new()
+        .post(moto_endpoint())
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .form(&[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", name),
+            (
+                "AssumeRolePolicyDocument",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            ),
+        ])
+        .send()
+        .await
+        .expect("moto answers");
+    assert!(
+        answer.status().is_success(),
+        "CreateRole: {}",
+        answer.text().await.unwrap_or_default()
+    );
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+/// The smallest zip there is (an end-of-central-directory record alone): moto stores the
+/// package and never runs it.
+fn empty_zip() -> Vec<u8> {
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.resize(22, 0);
+    zip
+}
+
+impl Deployment {
+    async fn new(shape: Shape) -> Deployment {
+        let world = World::new().await;
+        world.put_record(shape.token_hours_left).await;
+        let credentials_id = if shape.credentials_value {
+            world.creds_id.clone()
+        } else {
+            let id = unique("creds-empty");
+            create_empty_secret(&world.sm, &id).await;
+            id
+        };
+        let function = unique("broker");
+        let role = create_role(&unique("role")).await;
+        let lambda = lambda();
+        let created = lambda
+            .create_function()
+            .function_name(&function)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(role)
+            .timeout(120)
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(empty_zip()))
+                    .build(),
+            )
+            .environment(
+                Environment::builder()
+                    .variables("IADVIZE_TOKEN_SECRET_IDS", &world.token_id)
+                    .variables("IADVIZE_CREDENTIALS_SECRET_ID", &credentials_id)
+                    .variables("IADVIZE_REFRESH_BEFORE_EXPIRY", "4h")
+                    .build(),
+            )
+            .logging_config(
+                LoggingConfig::builder()
+                    .log_format(LogFormat::Json)
+                    .application_log_level(shape.log_level)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create the function");
+        let function_arn = created.function_arn().expect("an ARN").to_owned();
+
+        let rule = unique("tick");
+        let events = events();
+        events
+            .put_rule()
+            .name(&rule)
+            .schedule_expression("rate(1 hour)")
+            .state(if shape.schedule_enabled {
+                RuleState::Enabled
+            } else {
+                RuleState::Disabled
+            })
+            .send()
+            .await
+            .expect("put the rule");
+        events
+            .put_targets()
+            .rule(&rule)
+            .targets(
+                Target::builder()
+                    .id("broker")
+                    .arn(&function_arn)
+                    .build()
+                    .expect("a target"),
+            )
+            .send()
+            .await
+            .expect("put the target");
+
+        let sqs = sqs();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}.fifo", unique("reports")))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+            .send()
+            .await
+            .expect("create the queue")
+            .queue_url()
+            .expect("a URL")
+            .to_owned();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("the queue's attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("its ARN");
+        lambda
+            .create_event_source_mapping()
+            .function_name(&function)
+            .event_source_arn(queue_arn)
+            .batch_size(1)
+            .send()
+            .await
+            .expect("map the queue");
+
+        let cloudwatch = cloudwatch();
+        if shape.errors_alarm {
+            cloudwatch
+                .put_metric_alarm()
+                .alarm_name(format!("{function}-errors"))
+                .namespace("AWS/Lambda")
+                .metric_name("Errors")
+                .dimensions(
+                    Dimension::builder()
+                        .name("FunctionName")
+                        .value(&function)
+                        .build(),
+                )
+                .statistic(Statistic::Sum)
+                .period(3600)
+                .evaluation_periods(1)
+                .threshold(1.0)
+                .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+                .alarm_actions(TOPIC)
+                .send()
+                .await
+                .expect("put the errors alarm");
+        }
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(format!("{function}-token-expiry"))
+            .namespace("IadvizeTokenBroker")
+            .metric_name("MinSecondsUntilExpiry")
+            .statistic(Statistic::Minimum)
+            .period(3600)
+            .evaluation_periods(2)
+            .threshold(10800.0)
+            .comparison_operator(ComparisonOperator::LessThanThreshold)
+            .alarm_actions(TOPIC)
+            .send()
+            .await
+            .expect("put the expiry alarm");
+
+        Deployment {
+            world,
+            function,
+            credentials_id,
+            rule,
+        }
+    }
+
+    /// Runs `iadvize-token check --function NAME` with Secrets Manager behind `proxy`, and none
+    /// of the broker's IADVIZE_* variables: everything comes from the function.
+    async fn check(&self, proxy: &SmProxy, extra: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(["check", "--function", &self.function])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url())
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_LOG");
+        for (key, value) in binary_env(&self.world) {
+            if !key.starts_with("IADVIZE_") && key != "RUST_LOG" {
+                command.env(key, value);
+            }
+        }
+        for (key, _) in std::env::vars() {
+            if key.starts_with("IADVIZE_") {
+                command.env_remove(key);
+            }
+        }
+        command.output().await.expect("the CLI runs")
+    }
+
+    /// The token secret's name and ARN: the only secret `check` may read a value of.
+    async fn token_names(&self) -> Vec<String> {
+        let described = self
+            .world
+            .sm
+            .describe_secret()
+            .secret_id(&self.world.token_id)
+            .send()
+            .await
+            .expect("describe the token secret");
+        vec![
+            self.world.token_id.clone(),
+            described.arn().expect("an ARN").to_owned(),
+        ]
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("the CLI exited")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The lines that say what to fix.
+fn findings(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("FIX")).collect()
+}
+
+/// Asserts that `check` never asked for a secret value other than the token secret's, and
+/// that it did describe the credentials secret (the proxy saw the calls).
+async fn assert_credentials_never_read(deployment: &Deployment, proxy: &SmProxy) {
+    let token = deployment.token_names().await;
+    let read = proxy.secret_ids_of("GetSecretValue");
+    assert!(!read.is_empty(), "check reads the token secret");
+    for secret_id in &read {
+        let secret_id = secret_id.as_deref().unwrap_or("(none)");
+        assert!(
+            token.iter().any(|t| t == secret_id),
+            "check read the value of {secret_id}, not only the token secret's"
+        );
+    }
+    assert_eq!(proxy.calls("BatchGetSecretValue"), 0);
+    assert!(
+        proxy
+            .secret_ids_of("DescribeSecret")
+            .iter()
+            .any(|id| id.as_deref() == Some(deployment.credentials_id.as_str())),
+        "check described the credentials secret: {:?}",
+        proxy.log()
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_deployment_checks_ok_without_reading_the_credentials() {
+    let deployment = Deployment::new(Shape::default()).await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+    let logins = deployment.world.logins();
+
+    let output = deployment.check(&proxy, &[]).await;
+
+    let text = stdout(&output);
+    println!("{text}");
+    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
+    assert!(findings(&text).is_empty(), "{text}");
+    for expected in [
+        "ok    function ",
+        "JSON logs at application log level INFO",
+        "timeout 2m",
+        "environment valid",
+        &format!(
+            "ok    token secret {}: a valid token record",
+            deployment.world.token_id
+        ),
+        &format!(
+            "ok    credentials secret {}: has a value",
+            deployment.credentials_id
+        ),
+        &format!(
+            "ok    schedule rule {}: ENABLED, rate(1 hour)",
+            deployment.rule
+        ),
+        "FIFO, content-based deduplication, mapping enabled",
+        &format!("ok    errors alarm {}-errors", deployment.function),
+        &format!(
+            "ok    token expiry alarm {}-token-expiry",
+            deployment.function
+        ),
+        "healthy: nothing to fix",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    assert_eq!(deployment.world.logins(), logins, "check never logs in");
+    assert_credentials_never_read(&deployment, &proxy).await;
+    assert_no_secrets(
+        &format!("{text}{}", stderr(&output)),
+        &[&deployment.world.password, &deployment.world.username],
+    );
+
+    // The same as one JSON document.
+    let output = deployment.check(&proxy, &["--json"]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["findings"], 0);
+    assert!(
+        json["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["status"] != "fix"),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_deployment_gets_one_line_per_thing_to_fix_and_exit_1() {
+    let deployment = Deployment::new(Shape {
+        log_level: ApplicationLogLevel::Warn,
+        schedule_enabled: false,
+        errors_alarm: false,
+        credentials_value: false,
+        token_hours_left: -2,
+    })
+    .await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+
+    let output = deployment.check(&proxy, &[]).await;
+
+    let text = stdout(&output);
+    println!("{text}");
+    assert_eq!(code(&output), 1, "{text}{}", stderr(&output));
+    let found = findings(&text);
+    let expect = |what: &str| {
+        assert!(
+            found.iter().any(|line| line.contains(what)),
+            "no finding with {what:?} in:\n{text}"
+        )
+    };
+    expect("application log level WARN: Lambda drops the broker's metrics");
+    expect(&format!(
+        "credentials secret {}: has no value",
+        deployment.credentials_id
+    ));
+    expect(&format!(
+        "token secret {}: the token EXPIRED at",
+        deployment.world.token_id
+    ));
+    expect(&format!(
+        "schedule rule {}: rate(1 hour) is DISABLED",
+        deployment.rule
+    ));
+    expect("errors alarm: no alarm on AWS/Lambda Errors (FunctionName=");
+    assert_eq!(found.len(), 5, "exactly the five breakages:\n{text}");
+    assert!(text.ends_with("5 things to fix\n"), "{text}");
+    assert_credentials_never_read(&deployment, &proxy).await;
+
+    let output = deployment.check(&proxy, &["--json"]).await;
+    assert_eq!(code(&output), 1);
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["findings"], 5);
+    let fixes: Vec<&Value> = json["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] == "fix")
+        .collect();
+    assert!(fixes.iter().all(|c| c["fix"].is_string()), "{json}");
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_a_finding_and_a_missing_one_a_usage_error() {
+    let deployment = Deployment {
+        world: World::new().await,
+        function: unique("no-such-function"),
+        credentials_id: String::new(),
+        rule: String::new(),
+    };
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+
+    let output = deployment.check(&proxy, &[]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!(
+            "FIX   function {}: not found; check --function",
+            deployment.function
+        )),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = tokio::process::Command::new(BIN)
+        .arg("check")
+        .output()
+        .await
+        .expect("the CLI runs");
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("--function"),
+        "{}",
+        stderr(&output)
+    );
+}
