@@ -22,6 +22,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
@@ -201,6 +203,30 @@ impl Batch {
     }
 }
 
+/// A poller running in the background ([`SqsPoller::run_in_background`]).
+#[derive(Debug)]
+pub struct BackgroundPoller {
+    stop: Arc<AtomicBool>,
+    handled: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Result<Vec<Batch>, PollError>>,
+}
+
+impl BackgroundPoller {
+    /// Batches handed to the function so far.
+    pub fn batches_handled(&self) -> usize {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Stops after the receive under way (and the batch it brings, if any); returns every
+    /// batch handled, or the SQS error that stopped the poller.
+    pub async fn stop(self) -> Result<Vec<Batch>, PollError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task
+            .await
+            .map_err(|e| PollError::Sqs(format!("the poller task failed: {e}")))?
+    }
+}
+
 /// The event source mapping stand-in for one queue.
 #[derive(Debug, Clone)]
 pub struct SqsPoller {
@@ -299,6 +325,36 @@ impl SqsPoller {
             }
         }
         Ok(batches)
+    }
+
+    /// Polls in a background task, as the event source mapping does while a test runs
+    /// consumers against the real function: each receive waits up to `wait`; the batches are
+    /// handed to `harness` one at a time. Stop it with [`BackgroundPoller::stop`].
+    pub fn run_in_background(
+        self,
+        harness: Arc<LambdaHarness>,
+        wait: Duration,
+    ) -> BackgroundPoller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handled = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let (stop, handled) = (stop.clone(), handled.clone());
+            tokio::spawn(async move {
+                let mut batches = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(batch) = self.poll_once(&harness, wait).await? {
+                        batches.push(batch);
+                        handled.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(batches)
+            })
+        };
+        BackgroundPoller {
+            stop,
+            handled,
+            task,
+        }
     }
 
     /// One `ReceiveMessage`, turned into the Lambda event (`None` when nothing came).

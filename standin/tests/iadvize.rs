@@ -271,14 +271,17 @@ async fn bad_expired_and_revoked_tokens_are_refused() {
     let fresh = token(&standin).await;
     assert_eq!(verify(&standin, Some(&fresh)).await.0, StatusCode::OK);
 
-    // Expiry.
-    standin.set_token_lifetime(Duration::from_millis(300));
+    // Expiry. The lifetime leaves room for a loaded machine between the login and the first
+    // verification (300 ms was not always enough with a dozen test processes on two cores).
+    let lifetime = Duration::from_millis(1500);
+    standin.set_token_lifetime(lifetime);
+    let issued = Instant::now();
     let (_, _, body) = login(&standin, USER, PASSWORD).await;
     let body = json_of(&body);
-    assert_eq!(body["expires_in"], 0);
+    assert_eq!(body["expires_in"], 1);
     let short = body["access_token"].as_str().expect("token").to_owned();
     assert_eq!(verify(&standin, Some(&short)).await.0, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(lifetime.saturating_sub(issued.elapsed()) + Duration::from_millis(50)).await;
     let (status, body) = verify(&standin, Some(&short)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("expired"), "{body}");

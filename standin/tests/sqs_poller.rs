@@ -3,6 +3,7 @@
 //! running the hand-written echo function.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
@@ -197,5 +198,33 @@ async fn a_failed_invocation_leaves_the_batch_and_reported_item_failures_stay_qu
     assert_eq!(
         again.bodies(),
         vec![json!({"fail_item": true, "n": 1}).to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_background_poller_hands_messages_to_the_function_while_a_test_runs() {
+    let sqs = sqs_poller::client(&moto());
+    let queue_url = queue(&sqs, Duration::from_secs(30)).await;
+    let function = Arc::new(harness().await);
+    let poller = SqsPoller::new(sqs.clone(), &queue_url)
+        .run_in_background(function.clone(), Duration::from_secs(1));
+
+    let report = report("team/a", 7);
+    send(&sqs, &queue_url, "team/a", &report).await;
+    for _ in 0..100 {
+        if poller.batches_handled() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let batches = poller.stop().await.expect("no SQS error");
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].bodies(), vec![report.to_string()]);
+    assert_eq!(batches[0].deleted.len(), 1);
+    assert!(
+        sqs_poller::take_all(&sqs, &queue_url, Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty()
     );
 }
