@@ -225,15 +225,7 @@ impl Broker {
         let results: Vec<_> = crate::bounds::within_deadline(
             deadline,
             futures::stream::iter(distinct)
-                .map(|report| async move {
-                    match healer.report(&report).await {
-                        Ok(result) => result,
-                        Err(e) => {
-                            tracing::error!(secret_id = %echo(&report.secret_id), error = %e, "rejection report refused");
-                            crate::refresh::SecretResult::failed(report.secret_id, None, &e)
-                        }
-                    }
-                })
+                .map(move |report| queued_report(healer, report))
                 .buffer_unordered(self.config.max_concurrency().get())
                 .collect(),
         )
@@ -394,6 +386,20 @@ impl Broker {
         self.operator().resume(secret_id, deadline).await
     }
 }
+
+// --- rejection reports (begin) ---
+/// One report from the queue: its result, or its error as a failed result (a queue record is
+/// never retried).
+async fn queued_report(healer: Healer<'_>, report: Report) -> crate::refresh::SecretResult {
+    match healer.report(&report).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(secret_id = %echo(&report.secret_id), error = %e, "rejection report refused");
+            crate::refresh::SecretResult::failed(report.secret_id, None, &e)
+        }
+    }
+}
+// --- rejection reports (end) ---
 
 fn no_listed_secret() -> Error {
     Error::Config(ConfigError {

@@ -285,20 +285,7 @@ impl Healer<'_> {
             })
             .collect();
         let results = futures::stream::iter(users)
-            .map(|secret| async move {
-                let lock = self.locks.of(&secret.arn);
-                let _guard = lock.lock().await;
-                let name = secret.name.clone();
-                if secret.broker_tags().rejected_credentials_version.is_some() {
-                    // Blocked on refused credentials: the new version lifts the block.
-                    return self
-                        .tick(true)
-                        .one(Target::read(name, secret, Current::NotRead))
-                        .await;
-                }
-                // A new password may have revoked the token: ask iAdvize, not the tag.
-                self.check(name, secret, None, false).await
-            })
+            .map(|secret| self.uses_changed(secret))
             .buffered(self.config.max_concurrency().get())
             .collect()
             .await;
@@ -306,6 +293,24 @@ impl Healer<'_> {
             results,
             discovery_error,
         }
+    }
+}
+
+impl Healer<'_> {
+    /// A token secret whose credentials changed: blocked → refreshed now (the new version
+    /// lifts the block); otherwise checked as a report of its current token would be, but
+    /// asking iAdvize rather than the tag (a new password may have revoked the token).
+    async fn uses_changed(self, secret: SecretInfo) -> SecretResult {
+        let lock = self.locks.of(&secret.arn);
+        let _guard = lock.lock().await;
+        let name = secret.name.clone();
+        if secret.broker_tags().rejected_credentials_version.is_some() {
+            return self
+                .tick(true)
+                .one(Target::read(name, secret, Current::NotRead))
+                .await;
+        }
+        self.check(name, secret, None, false).await
     }
 }
 
