@@ -74,6 +74,12 @@ impl Healer<'_> {
         }
     }
 
+    /// The tick's turn for one secret (forced: refresh even a token that is not due). Boxed:
+    /// a turn's future is deep, and it runs inside a report's or an event's.
+    async fn refresh_now(&self, force: bool, target: Target) -> SecretResult {
+        Box::pin(self.tick(force).one(target)).await
+    }
+
     /// Whether the broker manages `secret`: tagged `iadvize:managed=true`, or listed in
     /// `IADVIZE_TOKEN_SECRET_IDS` by name or ARN.
     fn manages(&self, secret: &SecretInfo) -> bool {
@@ -124,14 +130,13 @@ impl Healer<'_> {
                 }
             }
         };
-        let result = self
-            .check(
-                report.secret_id.clone(),
-                secret,
-                Some(&report.token_sha256),
-                true,
-            )
-            .await;
+        let result = Box::pin(self.check(
+            report.secret_id.clone(),
+            secret,
+            Some(&report.token_sha256),
+            true,
+        ))
+        .await;
         tracing::info!(
             secret_id = %echo(&report.secret_id),
             outcome = result.outcome.as_str(),
@@ -155,8 +160,7 @@ impl Healer<'_> {
         // decide (leave a young rotation alone, refresh a missing or expired token).
         if secret.has_pending() {
             return self
-                .tick(false)
-                .one(Target::read(secret_id, secret, Current::NotRead))
+                .refresh_now(false, Target::read(secret_id, secret, Current::NotRead))
                 .await;
         }
         let current = match read_current(self.store, &secret).await {
@@ -165,8 +169,7 @@ impl Healer<'_> {
         };
         let Some(record) = current.record().cloned() else {
             return self
-                .tick(false)
-                .one(Target::read(secret_id, secret, current))
+                .refresh_now(false, Target::read(secret_id, secret, current))
                 .await;
         };
         let hash = sha256_of(&record);
@@ -180,8 +183,7 @@ impl Healer<'_> {
         {
             // The tick would refresh it now: no need to ask iAdvize first.
             return self
-                .tick(false)
-                .one(Target::read(secret_id, secret, current))
+                .refresh_now(false, Target::read(secret_id, secret, current))
                 .await;
         }
         let memo = secret
@@ -229,8 +231,7 @@ impl Healer<'_> {
             return SecretResult::with(secret_id, Outcome::Accepted, Some(record.expires_at));
         }
         tracing::warn!("iAdvize rejects the token AWSCURRENT holds; refreshing it now");
-        self.tick(true)
-            .one(Target::read(secret_id, secret, current))
+        self.refresh_now(true, Target::read(secret_id, secret, current))
             .await
     }
 
@@ -306,11 +307,10 @@ impl Healer<'_> {
         let name = secret.name.clone();
         if secret.broker_tags().rejected_credentials_version.is_some() {
             return self
-                .tick(true)
-                .one(Target::read(name, secret, Current::NotRead))
+                .refresh_now(true, Target::read(name, secret, Current::NotRead))
                 .await;
         }
-        self.check(name, secret, None, false).await
+        Box::pin(self.check(name, secret, None, false)).await
     }
 }
 

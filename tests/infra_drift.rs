@@ -61,10 +61,7 @@ const OPTIONAL_ENV: &[&str] = &[
 /// Variables the templates set before the code reads them (the broker's handling of reports,
 /// follow-ups and the 429 pause lands separately): treated as the code's until it reads them
 /// itself, when this list can go.
-const AHEAD_OF_CODE_ENV: &[&str] = &[
-    "IADVIZE_MAX_FOLLOW_UPS",
-    "IADVIZE_THROTTLE_PAUSE",
-];
+const AHEAD_OF_CODE_ENV: &[&str] = &["IADVIZE_MAX_FOLLOW_UPS", "IADVIZE_THROTTLE_PAUSE"];
 
 /// State tags the IAM tag-key lists and Terraform's `ignore_changes` name before the code
 /// writes them: treated as the code's until it does.

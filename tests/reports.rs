@@ -56,11 +56,7 @@ async fn snapshot(
 }
 
 fn watcher(world: &World) -> impl std::future::Future<Output = Watcher> + '_ {
-    Watcher::start(
-        sm_client(),
-        &world.token_id,
-        world.standin.token_checker(),
-    )
+    Watcher::start(sm_client(), &world.token_id, world.standin.token_checker())
 }
 
 /// Only the revoked version may have been seen refused; the broker published an accepted one.
@@ -233,8 +229,16 @@ async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
         .unwrap();
     let hash = token_sha256(&AccessToken::new(token.clone()));
     let cases = [
-        (report_of(&unmanaged, &token), "NotManaged", "not a token secret this broker manages"),
-        (report_of(&unique("missing"), &token), "SecretNotFound", "was not found"),
+        (
+            report_of(&unmanaged, &token),
+            "NotManaged",
+            "not a token secret this broker manages",
+        ),
+        (
+            report_of(&unique("missing"), &token),
+            "SecretNotFound",
+            "was not found",
+        ),
         (
             json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": &hash[..63]}),
             "InvalidEvent",
@@ -246,10 +250,14 @@ async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
             "token_sha256 is a string of 64 characters, expected 64 hexadecimal digits",
         ),
         (
-            // A confused sender puts the token itself there: refused, and never echoed.
-            json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": token}),
+            json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": 42}),
             "InvalidEvent",
-            "token_sha256 is a string of",
+            "token_sha256 is an integer, expected 64 hexadecimal digits",
+        ),
+        (
+            json!({"action": "report-rejected", "secret_id": "", "token_sha256": hash}),
+            "InvalidEvent",
+            "secret_id is an empty string",
         ),
         (
             json!({"action": "report-rejected", "token_sha256": hash}),
@@ -280,7 +288,10 @@ async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
             .unwrap_err();
         assert_eq!(error.kind().as_str(), kind, "{event}: {error}");
         let message = error.to_string();
-        assert!(message.contains(expected), "{message} should say {expected}");
+        assert!(
+            message.contains(expected),
+            "{message} should say {expected}"
+        );
         assert!(!message.contains(&token), "the token is never echoed");
     }
     assert_eq!(
@@ -332,7 +343,12 @@ async fn through_the_queue_a_report_heals_and_other_bodies_change_nothing() {
     // with a bad hash. None may do anything.
     let others = [
         json!({"action": "refresh", "force": true}).to_string(),
-        step_event("createSecret", &world.token_id, &uuid::Uuid::new_v4().to_string()).to_string(),
+        step_event(
+            "createSecret",
+            &world.token_id,
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .to_string(),
         "not json at all".to_owned(),
         json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": "abc"})
             .to_string(),
@@ -351,7 +367,11 @@ async fn through_the_queue_a_report_heals_and_other_bodies_change_nothing() {
         .unwrap();
     let answers: Vec<&Value> = batches
         .iter()
-        .map(|b| b.result.as_ref().expect("an SQS invocation always succeeds"))
+        .map(|b| {
+            b.result
+                .as_ref()
+                .expect("an SQS invocation always succeeds")
+        })
         .collect();
     let ignored: u64 = answers.iter().map(|a| a["ignored"].as_u64().unwrap()).sum();
     assert_eq!(ignored, 4, "{answers:?}");
@@ -361,7 +381,11 @@ async fn through_the_queue_a_report_heals_and_other_bodies_change_nothing() {
         (logins, verifications),
         "no iAdvize call"
     );
-    assert_eq!(snapshot(world, &world.token_id).await, before, "nothing written");
+    assert_eq!(
+        snapshot(world, &world.token_id).await,
+        before,
+        "nothing written"
+    );
 
     // Now a real report of a revoked token.
     let watch = rig.watch().await;
@@ -385,9 +409,15 @@ async fn through_the_queue_a_report_heals_and_other_bodies_change_nothing() {
     assert_valid_current(world).await;
     let logs = broker.finish().await;
     assert!(!logs.contains(&token), "the token never reaches the logs");
-    assert!(logs.contains("ReportBodiesIgnored"), "ignored bodies are counted");
+    assert!(
+        logs.contains("ReportBodiesIgnored"),
+        "ignored bodies are counted"
+    );
     assert!(logs.contains("\"RejectionReports\""), "reports are counted");
-    assert!(!logs.contains("MinSecondsUntilExpiry"), "no fleet-wide gauge");
+    assert!(
+        !logs.contains("MinSecondsUntilExpiry"),
+        "no fleet-wide gauge"
+    );
     assert_only_the_revoked_version_was_refused(&watch.finish().await, &revoked);
 }
 
