@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result, echo};
-use crate::events::{Event, StepEvent};
+use crate::events::{Event, Report, StepEvent};
+use crate::heal::{Healer, SecretLocks};
 use crate::iadvize::RetryPolicy;
 use crate::login::Login;
 use crate::metrics::Metrics;
@@ -27,6 +29,9 @@ pub struct Broker {
     store: SecretStore,
     login: Login,
     metrics: Metrics,
+    // --- rejection reports (begin) ---
+    locks: SecretLocks,
+    // --- rejection reports (end) ---
 }
 
 impl Broker {
@@ -57,6 +62,9 @@ impl Broker {
             store,
             login,
             metrics,
+            // --- rejection reports (begin) ---
+            locks: SecretLocks::default(),
+            // --- rejection reports (end) ---
         })
     }
 
@@ -121,8 +129,120 @@ impl Broker {
                 let report = self.status_fleet().await?;
                 Ok(serde_json::to_value(report).unwrap_or(Value::Null))
             }
+            // --- rejection reports (begin) ---
+            Event::Report(report) => {
+                let report = self.report_rejected(&report, deadline).await?;
+                let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+                match report.failure() {
+                    None => Ok(value),
+                    Some(error) => {
+                        tracing::error!(report = %value, "rejection report failed");
+                        Err(error)
+                    }
+                }
+            }
+            Event::Queued { reports, ignored } => {
+                Ok(self.queued_reports(reports, &ignored, deadline).await)
+            }
+            Event::CredentialsChanged { secret_id } => {
+                let report = self.credentials_changed(&secret_id, deadline).await;
+                let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+                match report.failure() {
+                    None => tracing::info!(report = %value, "credentials change handled"),
+                    // The failures are the tick's to retry; a retried event would only ask
+                    // iAdvize again.
+                    Some(error) => {
+                        tracing::error!(report = %value, error = %error, "credentials change handled with failures")
+                    }
+                }
+                Ok(value)
+            }
+            Event::Unrelated { why } => {
+                tracing::info!(why, "nothing to do");
+                Ok(json!({"results": []}))
+            } // --- rejection reports (end) ---
         }
     }
+
+    // --- rejection reports (begin) ---
+    fn healer(&self, deadline: Instant) -> Healer<'_> {
+        Healer {
+            config: &self.config,
+            store: &self.store,
+            login: &self.login,
+            metrics: &self.metrics,
+            locks: &self.locks,
+            deadline,
+        }
+    }
+
+    /// Handles a rejection report: `superseded` when AWSCURRENT holds another token,
+    /// `accepted` when iAdvize accepts it (asked at most once per
+    /// `IADVIZE_REPORT_VERIFY_INTERVAL`), otherwise a refresh now, reported as a tick reports
+    /// it. The answer has the tick's shape, with the one secret.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SecretNotFound`] or [`Error::NotManaged`] (nothing else happens), or the
+    /// Secrets Manager error of the first `DescribeSecret`.
+    pub async fn report_rejected(
+        &self,
+        report: &Report,
+        deadline: Instant,
+    ) -> Result<RefreshReport> {
+        crate::bounds::within_deadline(deadline, async {
+            let result = self.healer(deadline).report(report).await?;
+            Ok(RefreshReport {
+                results: vec![result],
+                discovery_error: None,
+            })
+        })
+        .await
+    }
+
+    /// Records from the report queue: each distinct report once, at most
+    /// `IADVIZE_MAX_CONCURRENCY` at a time (reports of one secret wait for each other); a
+    /// body that is not a report is counted and logged by its shape. Always succeeds: a
+    /// record is never retried (the consumer reports again if its next call fails too).
+    async fn queued_reports(
+        &self,
+        reports: Vec<Report>,
+        ignored: &[String],
+        deadline: Instant,
+    ) -> Value {
+        for shape in ignored {
+            tracing::warn!(body = %shape, "a queue message that is not a rejection report was ignored");
+        }
+        if !ignored.is_empty() {
+            self.metrics.report_bodies_ignored(ignored.len() as u64);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<Report> = reports
+            .into_iter()
+            .filter(|r| seen.insert(r.clone()))
+            .collect();
+        let healer = self.healer(deadline);
+        let results: Vec<_> = crate::bounds::within_deadline(
+            deadline,
+            futures::stream::iter(distinct)
+                .map(move |report| queued_report(healer, report))
+                .buffer_unordered(self.config.max_concurrency().get())
+                .collect(),
+        )
+        .await;
+        json!({"results": results, "ignored": ignored.len()})
+    }
+
+    /// AWSCURRENT of `secret_id` moved: when it holds credentials, the token secrets that
+    /// use it are checked (see the README's "Healing"). Never fails as a whole.
+    pub async fn credentials_changed(&self, secret_id: &str, deadline: Instant) -> RefreshReport {
+        crate::bounds::within_deadline(
+            deadline,
+            self.healer(deadline).credentials_changed(secret_id),
+        )
+        .await
+    }
+    // --- rejection reports (end) ---
 
     /// A tick over the given secrets, or (`None`) over the listed and the tagged ones.
     async fn tick(
@@ -266,6 +386,20 @@ impl Broker {
         self.operator().resume(secret_id, deadline).await
     }
 }
+
+// --- rejection reports (begin) ---
+/// One report from the queue: its result, or its error as a failed result (a queue record is
+/// never retried).
+async fn queued_report(healer: Healer<'_>, report: Report) -> crate::refresh::SecretResult {
+    match healer.report(&report).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(secret_id = %echo(&report.secret_id), error = %e, "rejection report refused");
+            crate::refresh::SecretResult::failed(report.secret_id, None, &e)
+        }
+    }
+}
+// --- rejection reports (end) ---
 
 fn no_listed_secret() -> Error {
     Error::Config(ConfigError {

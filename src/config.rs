@@ -30,6 +30,9 @@ pub struct Config {
     max_logins_per_minute: NonZeroU32,
     per_secret_metrics: bool,
     aws_timeouts: AwsTimeouts,
+    // --- rejection reports (begin) ---
+    report_verify_interval: Duration,
+    // --- rejection reports (end) ---
 }
 
 impl Config {
@@ -110,6 +113,15 @@ impl Config {
     pub fn aws_timeouts(&self) -> AwsTimeouts {
         self.aws_timeouts
     }
+
+    // --- rejection reports (begin) ---
+    /// How long a verification of a reported token answers later reports of the same token
+    /// without asking iAdvize again, across invocations (`IADVIZE_REPORT_VERIFY_INTERVAL`,
+    /// default `1m`; `0s`: every report asks).
+    pub fn report_verify_interval(&self) -> Duration {
+        self.report_verify_interval
+    }
+    // --- rejection reports (end) ---
 
     /// A builder starting from the defaults (tests, benchmarks, embedding programs).
     pub fn builder() -> ConfigBuilder {
@@ -208,6 +220,14 @@ impl ConfigBuilder {
         self
     }
 
+    // --- rejection reports (begin) ---
+    /// See [`Config::report_verify_interval`].
+    pub fn report_verify_interval(mut self, interval: Duration) -> Self {
+        self.0.report_verify_interval = interval;
+        self
+    }
+    // --- rejection reports (end) ---
+
     /// The configuration, if it keeps the rules of [`Config::from_lookup`].
     ///
     /// # Errors
@@ -245,6 +265,9 @@ const MAX_LOGINS_PER_MINUTE: &str = "IADVIZE_MAX_LOGINS_PER_MINUTE";
 const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
 const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
+// --- rejection reports (begin) ---
+const REPORT_VERIFY_INTERVAL: &str = "IADVIZE_REPORT_VERIFY_INTERVAL";
+// --- rejection reports (end) ---
 
 /// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
 const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
@@ -265,6 +288,9 @@ impl Default for Config {
             max_logins_per_minute: NonZeroU32::new(30).expect("30 is not zero"),
             per_secret_metrics: false,
             aws_timeouts: AwsTimeouts::default(),
+            // --- rejection reports (begin) ---
+            report_verify_interval: Duration::from_secs(60),
+            // --- rejection reports (end) ---
         }
     }
 }
@@ -385,6 +411,12 @@ impl Config {
             max_logins_per_minute,
             per_secret_metrics,
             aws_timeouts,
+            // --- rejection reports (begin) ---
+            report_verify_interval: duration(
+                REPORT_VERIFY_INTERVAL,
+                defaults.report_verify_interval,
+            )?,
+            // --- rejection reports (end) ---
         })
         .build()
     }

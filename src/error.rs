@@ -192,6 +192,18 @@ pub enum Error {
         reason: String,
     },
 
+    // --- rejection reports (begin) ---
+    /// A report or a credentials event named a secret the broker does not manage (not tagged
+    /// `iadvize:managed=true`, not in `IADVIZE_TOKEN_SECRET_IDS`).
+    #[error(
+        "secret {} is not a token secret this broker manages (tag it iadvize:managed=true or list it in IADVIZE_TOKEN_SECRET_IDS); nothing was done",
+        echo(secret_id)
+    )]
+    NotManaged {
+        /// The secret as named.
+        secret_id: String,
+    },
+    // --- rejection reports (end) ---
     /// One or more secrets failed during a refresh tick.
     #[error("refresh failed for {failed} of {total} secret(s): {summary}")]
     TickFailed {
@@ -243,6 +255,10 @@ pub enum ErrorKind {
     NewTokenRejected,
     /// [`Error::TickFailed`]: `RefreshFailed`.
     TickFailed,
+    // --- rejection reports (begin) ---
+    /// [`Error::NotManaged`]: `NotManaged`.
+    NotManaged,
+    // --- rejection reports (end) ---
     /// A secret the tick left for the next one although its token does not last until then
     /// (no [`Error`] variant: the tick reports it in the secret's result): `Deferred`.
     Deferred,
@@ -269,6 +285,9 @@ impl ErrorKind {
             ErrorKind::TestFailed => "TestSecretFailed",
             ErrorKind::NewTokenRejected => "NewTokenRejected",
             ErrorKind::TickFailed => "RefreshFailed",
+            // --- rejection reports (begin) ---
+            ErrorKind::NotManaged => "NotManaged",
+            // --- rejection reports (end) ---
             ErrorKind::Deferred => "Deferred",
         }
     }
@@ -325,6 +344,9 @@ impl Error {
             Error::TestFailed { .. } => ErrorKind::TestFailed,
             Error::NewTokenRejected { .. } => ErrorKind::NewTokenRejected,
             Error::TickFailed { .. } => ErrorKind::TickFailed,
+            // --- rejection reports (begin) ---
+            Error::NotManaged { .. } => ErrorKind::NotManaged,
+            // --- rejection reports (end) ---
         }
     }
 

@@ -96,7 +96,216 @@ pub enum Event {
     },
     /// Report the state of the configured secrets.
     Status,
+    // --- rejection reports (begin) ---
+    /// A rejection report sent straight to the function (an operator, the CLI).
+    Report(Report),
+    /// Records from the report queue: the well-formed reports, and the shapes of the bodies
+    /// that are not (counted and logged, never acted on).
+    Queued {
+        /// The reports, in the order received.
+        reports: Vec<Report>,
+        /// One description per ignored body: its length and top-level keys, never a value.
+        ignored: Vec<String>,
+    },
+    /// AWSCURRENT of a secret moved (Secrets Manager's `Secret Label Updated` event, or
+    /// CloudTrail's `PutSecretValue`, `UpdateSecret`, `UpdateSecretVersionStage`); it matters
+    /// when the secret holds credentials.
+    CredentialsChanged {
+        /// The secret: an ARN (native event) or the id the API call named.
+        secret_id: String,
+    },
+    /// An event of an accepted source that asks for nothing (a custom staging label moved):
+    /// success with no results.
+    Unrelated {
+        /// Why it needs nothing (for the log).
+        why: &'static str,
+    },
+    // --- rejection reports (end) ---
 }
+
+// --- rejection reports (begin) ---
+/// `{"action": "report-rejected", "secret_id", "token_sha256"}`: a consumer's call was
+/// refused (401) with the token it read from `secret_id`, and a re-read returned the same
+/// token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Report {
+    /// The token secret, as the consumer names it (name or ARN).
+    pub secret_id: String,
+    /// The SHA-256 of the refused access token, 64 lower-case hex digits.
+    pub token_sha256: String,
+}
+
+/// The `action` of a report.
+pub const REPORT_ACTION: &str = "report-rejected";
+
+/// The keys a report has.
+const REPORT_KEYS: [&str; 3] = ["action", "secret_id", "token_sha256"];
+
+/// The CloudTrail API calls that may move a secret's AWSCURRENT.
+const CREDENTIALS_CALLS: [&str; 3] = ["PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage"];
+
+impl Report {
+    /// Parses a report (the SQS body or the direct event). The error names the field at
+    /// fault and says what it holds — its JSON type and size, never its value (a confused
+    /// sender might put the token itself there).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] for an unknown or missing field, a secret id that cannot be
+    /// one, or a hash that is not 64 hex digits.
+    pub fn parse(event: &Value) -> Result<Report> {
+        const USAGE: &str = "a report is {\"action\": \"report-rejected\", \"secret_id\": \"<name or ARN>\", \"token_sha256\": \"<64 hex digits>\"}";
+        let invalid = |message: String| Error::InvalidEvent(format!("{USAGE}: {message}"));
+        let Some(object) = event.as_object() else {
+            return Err(invalid(format!("got {}", shape(event))));
+        };
+        let unknown: Vec<&String> = object
+            .keys()
+            .filter(|k| !REPORT_KEYS.contains(&k.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(invalid(format!("unknown field(s) {}", key_list(unknown))));
+        }
+        match object.get("action") {
+            Some(Value::String(a)) if a.trim().eq_ignore_ascii_case(REPORT_ACTION) => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "action is {}, expected \"{REPORT_ACTION}\"",
+                    shape(other)
+                )));
+            }
+            None => return Err(invalid("action is missing".into())),
+        }
+        let secret = match object.get("secret_id") {
+            Some(value) => secret_id(value).map_err(|e| invalid(format!("secret_id {e}")))?,
+            None => return Err(invalid("secret_id is missing".into())),
+        };
+        let hash = match object.get("token_sha256") {
+            Some(Value::String(h))
+                if h.trim().len() == 64 && h.trim().bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                h.trim().to_ascii_lowercase()
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "token_sha256 is {}, expected 64 hexadecimal digits (the SHA-256 of the access token, never the token)",
+                    shape(other)
+                )));
+            }
+            None => return Err(invalid("token_sha256 is missing".into())),
+        };
+        Ok(Report {
+            secret_id: secret,
+            token_sha256: hash,
+        })
+    }
+}
+
+/// `{"Records": [{"eventSource": "aws:sqs", "body": "…"}, …]}` from the report queue's event
+/// source mapping: every body is a report or is ignored.
+fn parse_queued(records: &[Value]) -> Event {
+    let mut reports = Vec::new();
+    let mut ignored = Vec::new();
+    for record in records {
+        if record.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
+            ignored.push(format!("a record that is not from SQS: {}", shape(record)));
+            continue;
+        }
+        let Some(body) = record.get("body").and_then(Value::as_str) else {
+            ignored.push("a record without a string body".to_owned());
+            continue;
+        };
+        let parsed: Option<Value> = serde_json::from_str(body).ok();
+        match parsed.as_ref().map(Report::parse) {
+            Some(Ok(report)) => reports.push(report),
+            _ => ignored.push(body_shape(body, parsed.as_ref())),
+        }
+    }
+    Event::Queued { reports, ignored }
+}
+
+/// What an ignored body looks like: its length and, for a JSON object, its top-level keys.
+fn body_shape(body: &str, parsed: Option<&Value>) -> String {
+    match parsed {
+        Some(Value::Object(object)) => format!(
+            "a body of {} bytes, a JSON object with keys {}",
+            body.len(),
+            key_list(object.keys())
+        ),
+        Some(other) => format!("a body of {} bytes, {}", body.len(), shape(other)),
+        None => format!("a body of {} bytes that is not JSON", body.len()),
+    }
+}
+
+/// An EventBridge event from `aws.secretsmanager`: a native label move or a CloudTrail call.
+fn parse_secrets_manager(object: &serde_json::Map<String, Value>) -> Result<Event> {
+    let detail = object.get("detail").and_then(Value::as_object);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let named = |id: Option<String>, field: &str| -> Result<Event> {
+        let id = id.ok_or_else(|| {
+            Error::InvalidEvent(format!("Secrets Manager event: {field} is missing"))
+        })?;
+        let secret = secret_id(&Value::String(id))
+            .map_err(|e| Error::InvalidEvent(format!("Secrets Manager event: {field} {e}")))?;
+        Ok(Event::CredentialsChanged { secret_id: secret })
+    };
+    match object.get("detail-type").and_then(Value::as_str) {
+        Some("Secret Label Updated") => {
+            // Custom staging labels raise the same event; only a new AWSCURRENT matters.
+            if text(detail.and_then(|d| d.get("labelUpdated"))).as_deref() != Some("AWSCURRENT") {
+                return Ok(Event::Unrelated {
+                    why: "a staging label other than AWSCURRENT moved",
+                });
+            }
+            let arn = object
+                .get("resources")
+                .and_then(Value::as_array)
+                .and_then(|r| r.first())
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            named(
+                arn.or_else(|| text(detail.and_then(|d| d.get("name")))),
+                "resources[0] (and detail.name)",
+            )
+        }
+        Some("AWS API Call via CloudTrail") => {
+            let call = text(detail.and_then(|d| d.get("eventName"))).unwrap_or_default();
+            if !CREDENTIALS_CALLS.contains(&call.as_str()) {
+                return Ok(Event::Unrelated {
+                    why: "an API call that does not move AWSCURRENT",
+                });
+            }
+            let params = detail
+                .and_then(|d| d.get("requestParameters"))
+                .and_then(Value::as_object);
+            // A call that names its stages without AWSCURRENT leaves AWSCURRENT where it was.
+            let stages: Vec<&str> = match (
+                params.and_then(|p| p.get("versionStage")),
+                params.and_then(|p| p.get("versionStages")),
+            ) {
+                (Some(Value::String(stage)), _) => vec![stage.as_str()],
+                (_, Some(Value::Array(stages))) => {
+                    stages.iter().filter_map(Value::as_str).collect()
+                }
+                _ => vec!["AWSCURRENT"],
+            };
+            if !stages.contains(&"AWSCURRENT") {
+                return Ok(Event::Unrelated {
+                    why: "an API call that does not move AWSCURRENT",
+                });
+            }
+            named(
+                text(params.and_then(|p| p.get("secretId"))),
+                "detail.requestParameters.secretId",
+            )
+        }
+        _ => Err(Error::InvalidEvent(format!(
+            "a Secrets Manager event other than \"Secret Label Updated\" or \"AWS API Call via CloudTrail\" (top-level keys: {})",
+            key_list(object.keys())
+        ))),
+    }
+}
+// --- rejection reports (end) ---
 
 /// Longest secret id Secrets Manager accepts (`SecretId`: 1 to 2,048 characters).
 pub const MAX_SECRET_ID_CHARS: usize = 2048;
@@ -128,6 +337,25 @@ impl Event {
         {
             return Ok(Event::Scheduled);
         }
+        // --- rejection reports (begin) ---
+        if let Some(Value::Array(records)) = object.get("Records")
+            && records
+                .iter()
+                .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        {
+            return Ok(parse_queued(records));
+        }
+        if object.get("source").and_then(Value::as_str) == Some("aws.secretsmanager") {
+            return parse_secrets_manager(object);
+        }
+        if object
+            .get("action")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.trim().eq_ignore_ascii_case(REPORT_ACTION))
+        {
+            return Report::parse(event).map(Event::Report);
+        }
+        // --- rejection reports (end) ---
         if object.contains_key("action") {
             return parse_operator(object);
         }
@@ -206,7 +434,7 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
         }
         "status" => Ok(Event::Status),
         _ => Err(Error::InvalidEvent(format!(
-            "unknown action {:?}; expected \"refresh\" or \"status\"",
+            "unknown action {:?}; expected \"refresh\", \"status\" or \"report-rejected\"",
             echo(&action)
         ))),
     }

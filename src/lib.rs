@@ -12,7 +12,8 @@
 //! tags), [`status`] and [`operator`] (what the CLI asks), [`iadvize`] (login and
 //! verification requests), [`store`] (every Secrets Manager call), [`token`] (the stored
 //! record), [`config`] (environment), [`bounds`] (time-outs and deadlines of every outside
-//! call), [`metrics`] (CloudWatch EMF), [`logging`], [`error`].
+//! call), [`metrics`] (CloudWatch EMF), [`heal`] (rejection reports and credentials events),
+//! [`logging`], [`error`].
 //!
 //! The token record schema and [`TokenSource`] live in the small `iadvize-token-consumer`
 //! crate (`consumer/`), which Rust consumers depend on instead of this one; they are
@@ -27,6 +28,7 @@ pub mod config;
 pub use iadvize_token_consumer::source as consumer;
 pub mod error;
 pub mod events;
+pub mod heal;
 pub mod iadvize;
 pub mod logging;
 pub mod login;

@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 pub const NAMESPACE: &str = "IadvizeTokenBroker";
 /// The dimension naming the token secret.
 pub const DIMENSION: &str = "SecretName";
+// --- rejection reports (begin) ---
+/// The dimension of series counted by outcome.
+pub const OUTCOME: &str = "Outcome";
+// --- rejection reports (end) ---
 
 /// Where metric lines go.
 #[derive(Clone, Default)]
@@ -159,6 +163,29 @@ impl Metrics {
         );
     }
 
+    // --- rejection reports (begin) ---
+    /// One rejection report handled (or one token secret checked after its credentials
+    /// changed), by outcome: `RejectionReports` with dimension `Outcome` (`superseded`,
+    /// `accepted`, `refreshed`, `in_progress`, `deferred`, `failed`, `error` for a report
+    /// refused before any check). One series per outcome that happens, whatever the fleet size.
+    pub fn rejection_report(&self, outcome: &str) {
+        let mut doc = emf_line(None, &[("RejectionReports", 1.0, "Count")], now_millis());
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([[OUTCOME]]);
+        doc[OUTCOME] = json!(outcome);
+        self.write(doc);
+    }
+
+    /// Queue messages that were not well-formed reports (`ReportBodiesIgnored`, no
+    /// dimension): counted, logged by their shape, never acted on.
+    pub fn report_bodies_ignored(&self, count: u64) {
+        self.write(emf_line(
+            None,
+            &[("ReportBodiesIgnored", count as f64, "Count")],
+            now_millis(),
+        ));
+    }
+    // --- rejection reports (end) ---
+
     fn emit(&self, secret_name: &str, values: &[(&str, f64, &str)]) {
         if !self.per_secret {
             return;
@@ -294,6 +321,30 @@ mod tests {
         // CloudWatch takes dimension values of at most 1,024 characters.
         assert!(name.chars().count() <= 1024, "{}", name.len());
         assert!(name.ends_with("…(1048576 bytes)"), "{name}");
+    }
+
+    #[test]
+    fn reports_are_counted_by_outcome_and_ignored_bodies_without_a_dimension() {
+        let metrics = Metrics::memory();
+        metrics.rejection_report("refreshed");
+        metrics.report_bodies_ignored(2);
+        let lines = metrics.lines();
+        assert_eq!(
+            lines.len(),
+            2,
+            "reports are counted even without per-secret series"
+        );
+        let doc: Value = serde_json::from_str(&lines[0]).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["Outcome"]]));
+        assert_eq!(doc["Outcome"], "refreshed");
+        assert_eq!(doc["RejectionReports"], 1.0);
+        let ignored: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(
+            ignored["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(ignored["ReportBodiesIgnored"], 2.0);
     }
 
     #[test]

@@ -43,7 +43,32 @@ pub enum Outcome {
     Deferred,
     /// Something failed; see `error`.
     Failed,
+    // --- rejection reports (begin) ---
+    /// A report named a token that is no longer AWSCURRENT: the reporter re-reads.
+    Superseded,
+    /// A report named AWSCURRENT's token and iAdvize accepts it (the 401 came from
+    /// elsewhere: a permission, another platform); nothing changed.
+    Accepted,
+    // --- rejection reports (end) ---
 }
+
+// --- rejection reports (begin) ---
+impl Outcome {
+    /// The name in the answer (`in_progress`, …), also the `Outcome` dimension of metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fresh => "fresh",
+            Outcome::Refreshed => "refreshed",
+            Outcome::InProgress => "in_progress",
+            Outcome::Resumed => "resumed",
+            Outcome::Deferred => "deferred",
+            Outcome::Failed => "failed",
+            Outcome::Superseded => "superseded",
+            Outcome::Accepted => "accepted",
+        }
+    }
+}
+// --- rejection reports (end) ---
 
 /// One secret's line in the tick's answer, e.g. `{"secret_id": "team/a", "outcome":
 /// "refreshed", "expires_at": "2026-11-27T10:00:00Z"}`.
@@ -80,7 +105,28 @@ fn serialize_time<S: serde::Serializer>(
 }
 
 impl SecretResult {
-    fn failed(secret_id: String, expires_at: Option<OffsetDateTime>, error: &Error) -> Self {
+    // --- rejection reports (begin) ---
+    /// A result that needed no action: `outcome` with AWSCURRENT's expiry.
+    pub(crate) fn with(
+        secret_id: String,
+        outcome: Outcome,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Self {
+        SecretResult {
+            secret_id,
+            outcome,
+            expires_at,
+            error: None,
+            error_kind: None,
+        }
+    }
+    // --- rejection reports (end) ---
+
+    pub(crate) fn failed(
+        secret_id: String,
+        expires_at: Option<OffsetDateTime>,
+        error: &Error,
+    ) -> Self {
         SecretResult {
             secret_id,
             outcome: Outcome::Failed,
@@ -159,6 +205,19 @@ impl Target {
             unanswered: None,
         }
     }
+
+    // --- rejection reports (begin) ---
+    /// A secret already described (and maybe read) by the caller: the tick reads only what
+    /// is missing.
+    pub(crate) fn read(secret_id: String, info: SecretInfo, current: Current) -> Self {
+        Target {
+            secret_id,
+            info: Some(info),
+            current,
+            unanswered: None,
+        }
+    }
+    // --- rejection reports (end) ---
 
     fn discovered(info: SecretInfo) -> Self {
         Target {
@@ -314,6 +373,18 @@ impl Tick<'_> {
             discovery_error: None,
         }
     }
+
+    // --- rejection reports (begin) ---
+    /// One secret's turn, alone: no bulk reads and no fleet-wide metrics (a report or a
+    /// credentials event touches the secrets it names; only ticks emit the fleet's gauges).
+    pub(crate) async fn one(&self, target: Target) -> SecretResult {
+        if let Some(info) = &target.info {
+            self.login.observe(info);
+        }
+        let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
+        self.turn(target).instrument(span).await
+    }
+    // --- rejection reports (end) ---
 
     /// DescribeSecret for the targets not known from discovery (a failure is left for the
     /// secret's turn, which describes again or, when Secrets Manager did not answer, reports

@@ -9,6 +9,7 @@
 //! | `iadvize:credentials-secret-id` | the credentials secret's name or ARN | the operator |
 //! | `iadvize:last-login-attempt` | RFC 3339 start of the last login attempt | the login path |
 //! | `iadvize:rejected-credentials-version` | the credentials VersionId iAdvize refused | the login path |
+//! | `iadvize:last-report-verification` | `<RFC 3339> <accepted\|rejected> <sha256 hex>` | the report handling |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +29,74 @@ pub const LAST_LOGIN_ATTEMPT: &str = "iadvize:last-login-attempt";
 /// The credentials VersionId iAdvize refused for this token secret: no login while it is
 /// still the credentials' AWSCURRENT, except the probes.
 pub const REJECTED_CREDENTIALS: &str = "iadvize:rejected-credentials-version";
+
+// --- rejection reports (begin) ---
+/// The last verification of a reported token: `<RFC 3339 time> <accepted|rejected> <SHA-256
+/// hex of the token>`. Later reports of the same token within `IADVIZE_REPORT_VERIFY_INTERVAL`
+/// are answered from it, whichever invocation gets them.
+pub const LAST_REPORT_VERIFICATION: &str = "iadvize:last-report-verification";
+
+/// Marks a credentials secret (`true`, exactly): an event saying its AWSCURRENT moved makes
+/// the broker check the token secrets that use it. Written by the operator (IaC); the default
+/// credentials secret (`IADVIZE_CREDENTIALS_SECRET_ID`) counts without it.
+pub const CREDENTIALS: &str = "iadvize:credentials";
+
+/// Whether a tag set marks a credentials secret ([`CREDENTIALS`] = `true`, exactly).
+pub fn is_credentials(tags: &HashMap<String, String>) -> bool {
+    tags.get(CREDENTIALS).map(String::as_str) == Some("true")
+}
+
+/// What iAdvize said of a reported token, as [`LAST_REPORT_VERIFICATION`] keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportVerification<'a> {
+    /// When `/_authenticated` was asked.
+    pub at: OffsetDateTime,
+    /// Whether iAdvize accepted the token.
+    pub accepted: bool,
+    /// The SHA-256 of the token, lower-case hex.
+    pub token_sha256: &'a str,
+}
+
+impl<'a> ReportVerification<'a> {
+    /// Parses the tag's value; `None` for anything else (a bad value only costs one more
+    /// verification).
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut parts = value.split(' ');
+        let at = parse_rfc3339(parts.next()?)?;
+        let accepted = match parts.next()? {
+            "accepted" => true,
+            "rejected" => false,
+            _ => return None,
+        };
+        let token_sha256 = parts.next()?;
+        if parts.next().is_some()
+            || token_sha256.len() != 64
+            || !token_sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        Some(ReportVerification {
+            at,
+            accepted,
+            token_sha256,
+        })
+    }
+
+    /// The tag's value.
+    pub fn value(at: OffsetDateTime, accepted: bool, token_sha256: &str) -> String {
+        let outcome = if accepted { "accepted" } else { "rejected" };
+        format!("{} {outcome} {token_sha256}", rfc3339_precise(at))
+    }
+
+    /// Whether this verification still answers a report of `token_sha256` at `now`: the same
+    /// token, verified less than `interval` ago (a time in the future does not count).
+    pub fn answers(&self, token_sha256: &str, now: OffsetDateTime, interval: Duration) -> bool {
+        self.token_sha256 == token_sha256 && self.at <= now && (now - self.at) < interval
+    }
+}
+// --- rejection reports (end) ---
 
 /// Whether a tag set puts its secret under management (`iadvize:managed` = `true`, exactly).
 pub fn is_managed(tags: &HashMap<String, String>) -> bool {
@@ -52,6 +121,10 @@ pub struct BrokerTags<'a> {
     pub last_login_attempt: Option<OffsetDateTime>,
     /// [`REJECTED_CREDENTIALS`].
     pub rejected_credentials_version: Option<&'a str>,
+    // --- rejection reports (begin) ---
+    /// [`LAST_REPORT_VERIFICATION`] parsed; `None` when absent or unreadable.
+    pub last_report_verification: Option<ReportVerification<'a>>,
+    // --- rejection reports (end) ---
 }
 
 impl<'a> BrokerTags<'a> {
@@ -66,6 +139,11 @@ impl<'a> BrokerTags<'a> {
             last_login_attempt_text: text,
             last_login_attempt: text.and_then(parse_rfc3339),
             rejected_credentials_version: tags.get(REJECTED_CREDENTIALS).map(String::as_str),
+            // --- rejection reports (begin) ---
+            last_report_verification: tags
+                .get(LAST_REPORT_VERIFICATION)
+                .and_then(|v| ReportVerification::parse(v)),
+            // --- rejection reports (end) ---
         }
     }
 
@@ -149,6 +227,33 @@ mod tests {
             BrokerTags::read(&end).next_probe_at(hour),
             Some(datetime!(9999-12-31 23:59:59 UTC))
         );
+    }
+
+    #[test]
+    fn a_report_verification_is_read_back_and_answers_only_its_token_within_the_interval() {
+        let at = datetime!(2026-11-30 10:00 UTC);
+        let hash = "ab".repeat(32);
+        let value = ReportVerification::value(at, false, &hash);
+        assert_eq!(value, format!("2026-11-30T10:00:00Z rejected {hash}"));
+        let set = tags(&[(LAST_REPORT_VERIFICATION, &value)]);
+        let read = BrokerTags::read(&set).last_report_verification.unwrap();
+        assert!(!read.accepted);
+        let minute = Duration::from_secs(60);
+        assert!(read.answers(&hash, at + time::Duration::seconds(59), minute));
+        assert!(!read.answers(&hash, at + time::Duration::seconds(60), minute));
+        assert!(!read.answers(&"cd".repeat(32), at, minute));
+        assert!(!read.answers(&hash, at - time::Duration::seconds(1), minute));
+        for bad in [
+            "",
+            "yesterday accepted abab",
+            &format!("2026-11-30T10:00:00Z maybe {hash}"),
+            &format!("2026-11-30T10:00:00Z accepted {}", "AB".repeat(32)),
+            &format!("2026-11-30T10:00:00Z accepted {hash} extra"),
+        ] {
+            assert_eq!(ReportVerification::parse(bad), None, "{bad}");
+        }
+        assert!(is_credentials(&tags(&[(CREDENTIALS, "true")])));
+        assert!(!is_credentials(&tags(&[(CREDENTIALS, "yes")])));
     }
 
     #[test]

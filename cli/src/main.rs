@@ -101,6 +101,17 @@ enum Command {
         /// Where to write every page.
         dir: Option<std::path::PathBuf>,
     },
+    // --- rejection reports (begin) ---
+    /// Report that iAdvize refuses a token (as consumers do through the report queue): the
+    /// broker checks it and refreshes it if iAdvize rejects it.
+    ReportRejected {
+        /// The token secret (name or ARN).
+        secret_id: String,
+        /// The SHA-256 (hex) of the refused token; default: the token the secret holds now.
+        #[arg(long)]
+        token_sha256: Option<String>,
+    },
+    // --- rejection reports (end) ---
 }
 
 #[tokio::main]
@@ -161,8 +172,112 @@ async fn run(
                 ),
             }
         }
+        // --- rejection reports (begin) ---
+        Command::ReportRejected {
+            secret_id,
+            token_sha256,
+        } => match broker(out).await {
+            Ok(broker) => report_rejected(&broker, &secret_id, token_sha256, out, deadline).await,
+            Err(code) => code,
+        },
+        // --- rejection reports (end) ---
     }
 }
+
+// --- rejection reports (begin) ---
+/// `report-rejected`: the broker's handling of a report, in-process.
+async fn report_rejected(
+    broker: &Broker,
+    secret_id: &str,
+    token_sha256: Option<String>,
+    out: Output,
+    deadline: tokio::time::Instant,
+) -> u8 {
+    use iadvize_token_broker::events::Report;
+    use iadvize_token_broker::store::{AWSCURRENT, Version};
+    let hash = match token_sha256 {
+        Some(hash) => hash,
+        // The operator's own observation: iAdvize refuses what the secret holds now.
+        None => match broker
+            .store()
+            .get(secret_id, Version::Stage(AWSCURRENT))
+            .await
+        {
+            Ok(Some(value)) => match value.record() {
+                Ok(record) => iadvize_token_broker::consumer::report::token_sha256(&record.access_token),
+                Err(e) => {
+                    return out.fail(
+                        EXIT_NO_TOKEN,
+                        format!("{secret_id}: the current value is not a token record ({e}); run `iadvize-token refresh {secret_id}`"),
+                    );
+                }
+            },
+            Ok(None) => {
+                return out.fail(
+                    EXIT_NO_TOKEN,
+                    format!("{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"),
+                );
+            }
+            Err(e) => return report_error(out, &e),
+        },
+    };
+    let event = serde_json::json!({
+        "action": "report-rejected",
+        "secret_id": secret_id,
+        "token_sha256": hash,
+    });
+    let report = match Report::parse(&event) {
+        Ok(report) => report,
+        Err(e) => return out.fail(EXIT_USAGE, e),
+    };
+    let answer = match broker.report_rejected(&report, deadline).await {
+        Ok(answer) => answer,
+        Err(e) => return report_error(out, &e),
+    };
+    if out.json {
+        print_json(&answer);
+    }
+    let mut code = EXIT_OK;
+    for result in &answer.results {
+        let expires = result
+            .expires_at
+            .map(|at| format!(", expires at {}", rfc3339(at)))
+            .unwrap_or_default();
+        let line = match result.outcome {
+            Outcome::Superseded => format!(
+                "{}: superseded: the secret holds another token now; read it again{expires}",
+                result.secret_id
+            ),
+            Outcome::Accepted => format!(
+                "{}: iAdvize accepts this token; nothing changed (check the caller's permissions and platform){expires}",
+                result.secret_id
+            ),
+            Outcome::Refreshed => format!("{}: refreshed{expires}", result.secret_id),
+            _ if result.error.is_some() => {
+                code = if result
+                    .error_kind
+                    .is_some_and(|kind| kind.is_credentials_refusal())
+                {
+                    EXIT_BLOCKED
+                } else {
+                    EXIT_FAILED
+                };
+                eprintln!(
+                    "error: {}: {}",
+                    result.secret_id,
+                    result.error.as_deref().unwrap_or("failed")
+                );
+                continue;
+            }
+            other => format!("{}: {}{expires}", result.secret_id, other.as_str()),
+        };
+        if !out.json {
+            println!("{line}");
+        }
+    }
+    code
+}
+// --- rejection reports (end) ---
 
 /// Logs go to stderr (stdout is for `get`'s token and the reports); quiet by default. The
 /// filter is the Lambda's (`logging::filter`): however verbose the operator asks for, the
@@ -373,6 +488,10 @@ async fn refresh(
                 result.secret_id, result.secret_id
             ),
             Outcome::Resumed => format!("{}: finished a stuck rotation{expires}", result.secret_id),
+            // Only reports answer these.
+            Outcome::Superseded | Outcome::Accepted => {
+                format!("{}: {}{expires}", result.secret_id, result.outcome.as_str())
+            }
             Outcome::Deferred if result.error.is_none() => format!(
                 "{}: deferred (no time left for its rotation; its token lasts until the next tick){expires}",
                 result.secret_id
