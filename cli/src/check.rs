@@ -303,11 +303,8 @@ fn check_function(
                 subject,
                 format!(
                     "environment valid: {} listed token secret(s), credentials secret {}",
-                    config.token_secret_ids.len(),
-                    config
-                        .credentials_secret_id
-                        .as_deref()
-                        .unwrap_or("from tags")
+                    config.token_secret_ids().len(),
+                    config.credentials_secret_id().unwrap_or("from tags")
                 ),
             );
             config
@@ -382,9 +379,9 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
     };
     let mut credentials: Vec<String> = broker
         .config()
-        .credentials_secret_id
-        .iter()
-        .cloned()
+        .credentials_secret_id()
+        .map(str::to_owned)
+        .into_iter()
         .collect();
     for secret in &report.secrets {
         check_token_secret(checks, secret);

@@ -204,7 +204,7 @@ async fn report_rejected(
             .await
         {
             Ok(Some(value)) => match value.record() {
-                Ok(record) => iadvize_token_broker::consumer::report::token_sha256(&record.access_token),
+                Ok(record) => iadvize_token_consumer::report::token_sha256(&record.access_token),
                 Err(e) => {
                     return out.fail(
                         EXIT_NO_TOKEN,
