@@ -9,14 +9,11 @@
 //! Rejection reports go to a FIFO queue on moto's SQS; the broker's side is played by the
 //! test (it takes the report off the queue and publishes a new token).
 
-#[path = "support/flaky_sm.rs"]
-mod flaky_sm;
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flaky_sm::FlakySm;
 use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_consumer::report::token_sha256;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
@@ -49,7 +46,7 @@ async fn a_thousand_calls_within_one_token_lifetime_read_the_secret_once() {
     let world = World::new().await;
     world.put_record(20).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let source = TokenSource::new(proxy.client(), &world.token_id);
 
     let first = source.token().await.unwrap();
@@ -73,7 +70,7 @@ async fn a_thousand_calls_within_one_token_lifetime_read_the_secret_once() {
 async fn a_hundred_concurrent_calls_on_a_cold_cache_read_the_secret_once() {
     let world = World::new().await;
     world.put_record(20).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let source = Arc::new(TokenSource::new(proxy.client(), &world.token_id));
 
     let calls: Vec<_> = (0..100)
@@ -101,7 +98,7 @@ async fn a_hundred_concurrent_calls_on_a_cold_cache_read_the_secret_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_share_one_failed_read() {
     let world = World::new().await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let source = Arc::new(TokenSource::new(proxy.client(), &world.token_id));
 
     let calls: Vec<_> = (0..50)
@@ -121,7 +118,7 @@ async fn concurrent_callers_share_one_failed_read() {
 async fn the_secret_is_read_again_once_the_token_is_within_the_margin_of_its_expiry() {
     let world = World::new().await;
     world.put_record(20).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     // 20 h left: a margin of 20 h minus 2 s makes the cached token due in about 2 s.
     let margin = Duration::from_secs(20 * 3600 - 2);
     let source = TokenSource::builder(proxy.client(), &world.token_id)
@@ -351,15 +348,15 @@ async fn debug_output_of_the_source_and_its_tokens_does_not_show_the_token() {
 async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expires() {
     let world = World::new().await;
     let expires_at = put_record_expiring_in(&world, 4).await;
-    let sm = FlakySm::start().await;
+    let sm = sm_proxy().await;
     // The token is inside the 5-minute margin: due for a new read every 200 ms.
-    let source = TokenSource::builder(sm.client(), &world.token_id)
+    let source = TokenSource::builder(sm.client_without_retries(), &world.token_id)
         .recheck_interval(Duration::from_millis(200))
         .retry_backoff(Duration::from_millis(200), Duration::from_millis(800))
         .build();
     let cached = source.token().await.unwrap();
 
-    sm.fail_reads(Some("ThrottlingException"));
+    sm.fail("GetSecretValue", SmFault::error("ThrottlingException"));
     let mut served = 0;
     let error = loop {
         match source.token().await {
@@ -376,7 +373,7 @@ async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expir
 
     println!(
         "{served} calls served the cached token while {} re-reads failed; then: {error}",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert!(
         failed_at >= expires_at,
@@ -387,11 +384,11 @@ async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expir
         "{error:?}"
     );
     assert!(served > 50, "{served}");
-    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(sm.failed("GetSecretValue") >= 2, "the read was retried");
     assert!(
-        sm.failed_reads() * 5 < served,
+        sm.failed("GetSecretValue") * 5 < served,
         "backoff, not a read per call: {} reads for {served} calls",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert_eq!(graphql_status(&world, &cached).await, 200);
 }
@@ -400,14 +397,14 @@ async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expir
 async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
     let world = World::new().await;
     put_record_expiring_in(&world, 120).await;
-    let sm = FlakySm::start().await;
+    let sm = sm_proxy().await;
     let source = Arc::new(
-        TokenSource::builder(sm.client(), &world.token_id)
+        TokenSource::builder(sm.client_without_retries(), &world.token_id)
             .recheck_interval(Duration::ZERO)
             .build(),
     );
     let cached = source.token().await.unwrap();
-    sm.fail_reads(Some("ThrottlingException"));
+    sm.fail("GetSecretValue", SmFault::error("ThrottlingException"));
 
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -419,7 +416,7 @@ async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
         assert_eq!(joined.unwrap().unwrap().expose(), cached.expose());
     }
     assert_eq!(
-        sm.failed_reads(),
+        sm.failed("GetSecretValue"),
         1,
         "one read for 50 callers, then a backoff"
     );
@@ -430,11 +427,11 @@ async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
 async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on_every_call() {
     let world = World::new().await;
     world.put_record(20).await;
-    let sm = FlakySm::start().await;
-    let source = TokenSource::builder(sm.client(), &world.token_id)
+    let sm = sm_proxy().await;
+    let source = TokenSource::builder(sm.client_without_retries(), &world.token_id)
         .retry_backoff(Duration::from_millis(500), Duration::from_secs(2))
         .build();
-    sm.fail_reads(Some("AccessDeniedException"));
+    sm.fail("GetSecretValue", SmFault::error("AccessDeniedException"));
 
     for _ in 0..20 {
         let error = source.token().await.unwrap_err();
@@ -444,17 +441,21 @@ async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on
         );
     }
     assert_eq!(
-        sm.failed_reads(),
+        sm.failed("GetSecretValue"),
         1,
         "20 calls within the backoff, one read"
     );
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(source.token().await.is_err());
-    assert_eq!(sm.failed_reads(), 2, "read again once the backoff ran out");
+    assert_eq!(
+        sm.failed("GetSecretValue"),
+        2,
+        "read again once the backoff ran out"
+    );
 
     // Secrets Manager answers again: the next read after the (now doubled) backoff works.
-    sm.fail_reads(None);
+    sm.pass("GetSecretValue");
     assert!(source.token().await.is_err(), "still inside the backoff");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let token = source.token().await.unwrap();
@@ -466,18 +467,18 @@ async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on
 async fn after_a_401_the_token_is_read_again_at_once_even_during_a_backoff() {
     let world = World::new().await;
     put_record_expiring_in(&world, 120).await;
-    let sm = FlakySm::start().await;
-    let source = TokenSource::builder(sm.client(), &world.token_id)
+    let sm = sm_proxy().await;
+    let source = TokenSource::builder(sm.client_without_retries(), &world.token_id)
         .recheck_interval(Duration::ZERO)
         .retry_backoff(Duration::from_secs(60), Duration::from_secs(60))
         .build();
     let old = source.token().await.unwrap();
-    sm.fail_reads(Some("ThrottlingException"));
+    sm.fail("GetSecretValue", SmFault::error("ThrottlingException"));
     assert_eq!(source.token().await.unwrap().expose(), old.expose());
-    assert_eq!(sm.failed_reads(), 1);
+    assert_eq!(sm.failed("GetSecretValue"), 1);
 
     // The broker rotated; iAdvize refuses the old token.
-    sm.fail_reads(None);
+    sm.pass("GetSecretValue");
     world.put_record(20).await;
     source.invalidate_token(&old);
     let new = source.token().await.unwrap();
@@ -487,10 +488,8 @@ async fn after_a_401_the_token_is_read_again_at_once_even_during_a_backoff() {
 
 /// A source reading through a proxy that holds every `GetSecretValue` once asked to; each
 /// call bounded by `bound`.
-async fn held_source(world: &World, bound: Duration) -> (TokenSource, iadvize_standin::SmProxy) {
-    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
-        .await
-        .expect("the proxy starts");
+async fn held_source(world: &World, bound: Duration) -> (TokenSource, SmProxy) {
+    let proxy = sm_proxy().await;
     // The client a user built: the SDK's defaults, no time-out of its own.
     let source = TokenSource::builder(proxy.client(), &world.token_id)
         .recheck_interval(Duration::ZERO)

@@ -1,4 +1,4 @@
-//! Crash at every point (issue 7): the broker binary, behind the Lambda Runtime API harness,
+//! Crash at every point: the broker binary, behind the Lambda Runtime API harness,
 //! is SIGKILLed at each of its Secrets Manager calls in turn — before the call reaches
 //! Secrets Manager, and after Secrets Manager applied it but before the answer comes back —
 //! during a due tick, a first fill and a Secrets-Manager-driven rotation (the four step
@@ -56,9 +56,9 @@ impl Scenario {
         match self {
             Scenario::DueTick => {
                 rig.world.put_record(2).await;
-                vec![tick_event()]
+                vec![scheduled_event()]
             }
-            Scenario::FirstFill => vec![tick_event()],
+            Scenario::FirstFill => vec![scheduled_event()],
             Scenario::SmRotation => {
                 rig.world.put_record(20).await;
                 let token = rig.world.start_sm_rotation().await;
@@ -141,7 +141,7 @@ async fn crash_case(scenario: Scenario, call: usize, point: KillPoint, base: &Ba
         .map(|r| r.operation);
 
     let broker = rig.broker(&[]).await;
-    let answer = broker.invoke(&tick_event()).await;
+    let answer = broker.invoke(&scheduled_event()).await;
     broker.shutdown().await;
 
     let end = rig.end_state().await;

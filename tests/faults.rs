@@ -1,4 +1,4 @@
-//! Storms and races (issue 7): the real broker binary, behind the Lambda Runtime API harness,
+//! Storms and races: the real broker binary, behind the Lambda Runtime API harness,
 //! talks to Secrets Manager through the fault proxy while a watcher reads AWSCURRENT from moto
 //! as a consumer would.
 //!
@@ -6,7 +6,7 @@
 //!   (seeded, so one run is reproducible): the broker keeps ticking until the secret is fresh.
 //! - Races: two processes on one due secret (tick + tick, tick + operator refresh), and a tick
 //!   racing a Secrets-Manager-driven rotation. Neither side may report a failure just because
-//!   it lost the race (issue 7, hole 6).
+//!   it lost the race.
 //!
 //! Every test ends with a good token and a clean watcher. The figures go to
 //! `target/fault-reports/storms.md`.
@@ -113,7 +113,7 @@ async fn tick_through_storm(rig: &Rig, broker: &LambdaHarness) -> (Vec<Invocatio
     let mut invocations = Vec::new();
     let mut until_fresh = None;
     for tick in 1..=MAX_TICKS {
-        let answer = broker.invoke(&tick_event()).await;
+        let answer = broker.invoke(&scheduled_event()).await;
         invocations.push(Invocation::of("tick: ", &answer));
         if !reported_failure(&answer) && rig.end_state().await.is_good() {
             until_fresh = Some(tick);
@@ -124,8 +124,8 @@ async fn tick_through_storm(rig: &Rig, broker: &LambdaHarness) -> (Vec<Invocatio
         for event in [
             refresh_event(true),
             refresh_event(true),
-            tick_event(),
-            tick_event(),
+            scheduled_event(),
+            scheduled_event(),
         ] {
             let prefix = if event.get("action").is_some() {
                 "refresh --force: "
@@ -141,7 +141,7 @@ async fn tick_through_storm(rig: &Rig, broker: &LambdaHarness) -> (Vec<Invocatio
 /// After the storm: one calm tick must leave (or make) the secret fresh.
 async fn calm_tick(rig: &Rig, broker: &LambdaHarness) {
     rig.proxy.calm();
-    let answer = broker.invoke(&tick_event()).await;
+    let answer = broker.invoke(&scheduled_event()).await;
     assert!(
         !reported_failure(&answer),
         "calm tick: {}",
@@ -296,9 +296,9 @@ async fn two_brokers_race(key: &str, title: &str, extra: &[(&str, &str)], stagge
         let second = if round % 2 == 0 {
             refresh_event(true)
         } else {
-            tick_event()
+            scheduled_event()
         };
-        let tick = tick_event();
+        let tick = scheduled_event();
         let round_start = rig.logins();
         let tags_before = rig.proxy.completed("TagResource");
         let late_b = async {
@@ -423,7 +423,7 @@ async fn a_tick_racing_a_secrets_manager_rotation_does_not_fail() {
             }
             outcomes
         };
-        let tick = tick_event();
+        let tick = scheduled_event();
         let (rotation, tick) = tokio::join!(rotation, ticks.invoke(&tick));
         logins += rig.logins() - round_start;
         let steps_text: Vec<String> = rotation

@@ -1,4 +1,4 @@
-//! One broker for many integrations (DESIGN §11): discovery by tag, the batched fresh tick,
+//! One broker for many integrations: discovery by tag, the batched fresh tick,
 //! login pacing per user and per minute, deferral near the deadline, fleet-wide metrics and
 //! status. Against moto and the iAdvize stand-in.
 //!
@@ -10,143 +10,11 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::{Standin, StandinConfig};
-use iadvize_token_broker::metrics::Metrics;
-use iadvize_token_broker::token::{AccessToken, parse_rfc3339};
-use iadvize_token_broker::{Broker, Config, SecretStore, TokenRecord};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-use support::{current_of, deadline, moto_endpoint, tags_of, unique};
+use support::{World, current_of, deadline, scheduled_event, unverified_record};
 
 const MANAGED: &str = "iadvize:managed";
-const CREDENTIALS: &str = "iadvize:credentials-secret-id";
-const LAST_LOGIN: &str = "iadvize:last-login-attempt";
-
-/// A region of moto with iAdvize users and their integrations.
-struct Fleet {
-    sm: Client,
-    standin: Standin,
-    metrics: Metrics,
-    users: Vec<(String, String)>,
-}
-
-impl Fleet {
-    /// `users` iAdvize users, each with a credentials secret (`creds(i)`).
-    async fn new(region: &str, users: usize) -> Fleet {
-        let users: Vec<(String, String)> = (0..users)
-            .map(|_| (format!("{}@example.com", unique("user")), unique("pw")))
-            .collect();
-        let mut config = StandinConfig::default();
-        for (user, password) in &users {
-            config = config.with_user(user, password);
-        }
-        let standin = Standin::start(config).await.expect("the stand-in starts");
-        let sm = Client::from_conf(
-            aws_sdk_secretsmanager::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(moto_endpoint())
-                .region(Region::new(region.to_owned()))
-                .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-                .build(),
-        );
-        let fleet = Fleet {
-            sm,
-            standin,
-            metrics: Metrics::memory(),
-            users,
-        };
-        for i in 0..fleet.users.len() {
-            let (user, password) = &fleet.users[i];
-            fleet
-                .sm
-                .create_secret()
-                .name(fleet.creds(i))
-                .secret_string(json!({"username": user, "password": password}).to_string())
-                .send()
-                .await
-                .expect("create a credentials secret");
-        }
-        fleet
-    }
-
-    fn creds(&self, user: usize) -> String {
-        format!("creds-{}", self.users[user].0)
-    }
-
-    /// A token secret for `user` with `tags` (besides the credentials tag), and `value` as
-    /// its AWSCURRENT, if any. Returns its name.
-    async fn token_secret(
-        &self,
-        user: usize,
-        tags: &[(&str, &str)],
-        value: Option<&str>,
-    ) -> String {
-        let name = unique("token");
-        let mut request = self.sm.create_secret().name(&name).tags(
-            Tag::builder()
-                .key(CREDENTIALS)
-                .value(self.creds(user))
-                .build(),
-        );
-        for (key, tag_value) in tags {
-            request = request.tags(Tag::builder().key(*key).value(*tag_value).build());
-        }
-        if let Some(value) = value {
-            request = request.secret_string(value);
-        }
-        request.send().await.expect("create a token secret");
-        name
-    }
-
-    /// A managed (tagged) integration whose token has `hours_left` (`None`: no value yet).
-    async fn integration(&self, user: usize, hours_left: Option<i64>) -> String {
-        let value = hours_left.map(record);
-        self.token_secret(user, &[(MANAGED, "true")], value.as_deref())
-            .await
-    }
-
-    fn config(&self) -> Config {
-        Config::builder()
-            .api_url(self.standin.url().parse().expect("stand-in URL"))
-            .min_login_interval(Duration::ZERO)
-            .http_timeout(Duration::from_secs(2))
-            .build()
-            .expect("a valid test configuration")
-    }
-
-    fn broker(&self, config: Config) -> Broker {
-        Broker::new(
-            config,
-            SecretStore::new(self.sm.clone()),
-            self.metrics.clone(),
-        )
-        .expect("broker")
-    }
-
-    async fn login_tag(&self, secret: &str) -> OffsetDateTime {
-        let tags = tags_of(&self.sm, secret).await;
-        parse_rfc3339(&tags[LAST_LOGIN]).expect("an RFC 3339 login tag")
-    }
-
-    fn metric_lines(&self) -> Vec<Value> {
-        self.metrics
-            .lines()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("JSON"))
-            .collect()
-    }
-}
-
-/// A token record with `hours_left` (the token itself is never sent: fresh tokens are not
-/// verified).
-fn record(hours_left: i64) -> String {
-    let issued = OffsetDateTime::now_utc() - time::Duration::hours(24 - hours_left);
-    TokenRecord::new(AccessToken::new(unique("tok")), issued, 86400).to_json()
-}
 
 fn outcomes(report: &Value) -> HashMap<String, String> {
     report["results"]
@@ -162,13 +30,9 @@ fn outcomes(report: &Value) -> HashMap<String, String> {
         .collect()
 }
 
-fn scheduled() -> Value {
-    json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
-}
-
 #[tokio::test]
 async fn the_tick_manages_tagged_and_listed_secrets_once_and_ignores_untagged_ones_and_decoys() {
-    let fleet = Fleet::new("eu-west-1", 1).await;
+    let fleet = World::in_region("eu-west-1", 1).await;
     let tagged = fleet.integration(0, None).await;
     let listed = fleet.token_secret(0, &[], None).await;
     let both_by_name = fleet.integration(0, None).await;
@@ -194,9 +58,9 @@ async fn the_tick_manages_tagged_and_listed_secrets_once_and_ignores_untagged_on
             .await,
         fleet.token_secret(0, &[(MANAGED, "truex")], None).await,
     ];
-    let broker = fleet.broker(
+    let broker = fleet.broker_with(
         fleet
-            .config()
+            .fleet_config()
             .to_builder()
             .token_secret_ids(vec![listed.clone(), both_by_name.clone(), arn])
             .min_login_interval(Duration::ZERO)
@@ -204,7 +68,10 @@ async fn the_tick_manages_tagged_and_listed_secrets_once_and_ignores_untagged_on
             .expect("a valid test configuration"),
     );
 
-    let answer = broker.handle(&scheduled(), deadline(60)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(60))
+        .await
+        .unwrap();
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "each managed secret once: {answer}");
     let got = outcomes(&answer);
@@ -219,21 +86,25 @@ async fn the_tick_manages_tagged_and_listed_secrets_once_and_ignores_untagged_on
 
 #[tokio::test]
 async fn a_fresh_tick_over_more_than_a_hundred_secrets_costs_a_few_batched_calls() {
-    let fleet = Fleet::new("eu-west-2", 1).await;
+    let fleet = World::in_region("eu-west-2", 1).await;
     let n = 105;
     for _ in 0..n {
         fleet.integration(0, Some(20)).await;
     }
-    let broker = fleet.broker(fleet.config());
+    let broker = fleet.broker_with(fleet.fleet_config());
     let calls = broker.store().calls();
-    let answer = broker.handle(&scheduled(), deadline(60)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(60))
+        .await
+        .unwrap();
     let spent = broker.store().calls() - calls;
 
     let got = outcomes(&answer);
     assert_eq!(got.len(), n, "every page of ListSecrets was read");
     assert!(got.values().all(|o| o == "fresh"), "{answer}");
     // Two ListSecrets pages (100 a page) and ⌈105/20⌉ = 6 BatchGetSecretValue calls; the
-    // issue's bound is ⌈N/20⌉ + ⌈N/100⌉ + 2 = 10 (today's per-secret path: 2N = 210).
+    // bound the fleet tick must stay within is ⌈N/20⌉ + ⌈N/100⌉ + 2 = 10 (a read per secret
+    // would cost 2N = 210).
     assert_eq!(spent, 2 + 6);
     assert!(spent <= n.div_ceil(20) as u64 + n.div_ceil(100) as u64 + 2);
     assert_eq!(fleet.standin.stats().login_requests, 0);
@@ -241,17 +112,17 @@ async fn a_fresh_tick_over_more_than_a_hundred_secrets_costs_a_few_batched_calls
 
 #[tokio::test]
 async fn secrets_that_share_a_user_log_in_the_interval_apart_within_and_across_ticks() {
-    let fleet = Fleet::new("eu-west-3", 1).await;
+    let fleet = World::in_region("eu-west-3", 1).await;
     let first = fleet.integration(0, None).await;
     let config = fleet
-        .config()
+        .fleet_config()
         .to_builder()
         .min_login_interval(Duration::from_secs(2))
         .build()
         .expect("a valid test configuration");
     // Another invocation (its own process, its own pacer) logs in for the user first.
     fleet
-        .broker(config.clone())
+        .broker_with(config.clone())
         .handle(
             &json!({"action": "refresh", "secret_ids": [first]}),
             deadline(30),
@@ -264,8 +135,8 @@ async fn secrets_that_share_a_user_log_in_the_interval_apart_within_and_across_t
     ];
 
     let answer = fleet
-        .broker(config)
-        .handle(&scheduled(), deadline(30))
+        .broker_with(config)
+        .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap();
     let got = outcomes(&answer);
@@ -283,14 +154,14 @@ async fn secrets_that_share_a_user_log_in_the_interval_apart_within_and_across_t
             "login starts of one user closer than the interval: {starts:?}"
         );
     }
-    assert_eq!(fleet.standin.logins_for(&fleet.users[0].0), 3);
+    assert_eq!(fleet.standin.logins_for(&fleet.users[0].username), 3);
     assert_eq!(fleet.standin.stats().rate_limited, 0);
 }
 
 #[tokio::test]
 async fn no_rolling_window_holds_more_logins_than_the_cap() {
     let users = 7;
-    let fleet = Fleet::new("eu-central-1", users).await;
+    let fleet = World::in_region("eu-central-1", users).await;
     let mut secrets = Vec::new();
     for user in 0..users {
         secrets.push(fleet.integration(user, None).await);
@@ -298,16 +169,19 @@ async fn no_rolling_window_holds_more_logins_than_the_cap() {
     // 3 logins per 2-second window (a compressed minute).
     let window = Duration::from_secs(2);
     let broker = fleet
-        .broker(
+        .broker_with(
             fleet
-                .config()
+                .fleet_config()
                 .to_builder()
                 .max_logins_per_minute(3.try_into().unwrap())
                 .build()
                 .expect("a valid test configuration"),
         )
         .with_login_window(window);
-    let answer = broker.handle(&scheduled(), deadline(60)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(60))
+        .await
+        .unwrap();
     assert!(
         outcomes(&answer).values().all(|o| o == "refreshed"),
         "{answer}"
@@ -341,15 +215,15 @@ async fn no_rolling_window_holds_more_logins_than_the_cap() {
 #[tokio::test]
 async fn a_rotation_that_cannot_finish_before_the_deadline_is_deferred_and_fails_only_if_the_token_would_not_last()
  {
-    let fleet = Fleet::new("ap-southeast-1", 3).await;
+    let fleet = World::in_region("ap-southeast-1", 3).await;
     let missing = fleet.integration(0, None).await;
     let lasts = fleet.integration(1, Some(3)).await;
     let expiring = fleet.integration(2, Some(0)).await; // less than an hour left
     // One login per minute: the most urgent secret takes it, the others cannot get a slot
     // before the deadline.
-    let broker = fleet.broker(
+    let broker = fleet.broker_with(
         fleet
-            .config()
+            .fleet_config()
             .to_builder()
             .max_logins_per_minute(1.try_into().unwrap())
             .build()
@@ -386,17 +260,20 @@ async fn a_rotation_that_cannot_finish_before_the_deadline_is_deferred_and_fails
 
 #[tokio::test]
 async fn with_too_little_time_left_nothing_starts_and_deferred_tokens_that_last_do_not_fail() {
-    let fleet = Fleet::new("ap-northeast-1", 1).await;
+    let fleet = World::in_region("ap-northeast-1", 1).await;
     let due = fleet.integration(0, Some(3)).await;
-    let broker = fleet.broker(fleet.config());
+    let broker = fleet.broker_with(fleet.fleet_config());
     // http_timeout 2 s: a login, a verification and the writes need about 7 s.
-    let answer = broker.handle(&scheduled(), deadline(4)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(4))
+        .await
+        .unwrap();
     assert_eq!(outcomes(&answer)[&due], "deferred", "{answer}");
     assert_eq!(fleet.standin.stats().login_requests, 0);
 
     let missing = fleet.integration(0, None).await;
     let err = broker
-        .handle(&scheduled(), deadline(4))
+        .handle(&scheduled_event(), deadline(4))
         .await
         .expect_err("a missing token deferred is a failure");
     assert!(err.to_string().contains(&missing), "{err}");
@@ -412,12 +289,12 @@ async fn with_too_little_time_left_nothing_starts_and_deferred_tokens_that_last_
 
 #[tokio::test]
 async fn a_tick_emits_one_fleet_wide_line_and_per_secret_lines_only_when_asked() {
-    let fleet = Fleet::new("ca-central-1", 2).await;
+    let fleet = World::in_region("ca-central-1", 2).await;
     let fresh = fleet.integration(0, Some(20)).await;
     let due = fleet.integration(1, None).await;
     fleet
-        .broker(fleet.config())
-        .handle(&scheduled(), deadline(30))
+        .broker_with(fleet.fleet_config())
+        .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap();
     let lines = fleet.metric_lines();
@@ -438,15 +315,15 @@ async fn a_tick_emits_one_fleet_wide_line_and_per_secret_lines_only_when_asked()
 
     let before = fleet.metrics.lines().len();
     fleet
-        .broker(
+        .broker_with(
             fleet
-                .config()
+                .fleet_config()
                 .to_builder()
                 .per_secret_metrics(true)
                 .build()
                 .expect("a valid test configuration"),
         )
-        .handle(&scheduled(), deadline(30))
+        .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap();
     let per_secret: Vec<Value> = fleet.metric_lines()[before..]
@@ -466,13 +343,15 @@ async fn a_tick_emits_one_fleet_wide_line_and_per_secret_lines_only_when_asked()
 
 #[tokio::test]
 async fn status_covers_the_whole_fleet_with_a_summary_first() {
-    let fleet = Fleet::new("sa-east-1", 1).await;
+    let fleet = World::in_region("sa-east-1", 1).await;
     let fresh = fleet.integration(0, Some(20)).await;
     let due = fleet.integration(0, None).await;
-    let listed_expired = fleet.token_secret(0, &[], Some(&record(-1))).await;
-    let broker = fleet.broker(
+    let listed_expired = fleet
+        .token_secret(0, &[], Some(&unverified_record(-1)))
+        .await;
+    let broker = fleet.broker_with(
         fleet
-            .config()
+            .fleet_config()
             .to_builder()
             .token_secret_ids(vec![listed_expired.clone()])
             .build()

@@ -8,8 +8,6 @@
 //! Go and the SDK come from `make reader-deps` (apt-get as root on Debian); a missing one
 //! fails the test with the command to run.
 
-#[path = "support/flaky_sm.rs"]
-mod flaky_sm;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +18,6 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use flaky_sm::FlakySm;
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
 use serde_json::{Value, json};
@@ -104,7 +101,7 @@ async fn run_with(env: Vec<(String, String)>) -> Output {
         .expect("the Go reader runs")
 }
 
-async fn run(world: &World, proxy: &CountingProxy, extra: &[(&str, String)]) -> Output {
+async fn run(world: &World, proxy: &SmProxy, extra: &[(&str, String)]) -> Output {
     let mut env = reader_env(world, proxy);
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     run_with(env).await
@@ -191,7 +188,7 @@ async fn the_go_reader_reads_the_secret_once_and_calls_graphql_without_logging_i
     let world = World::new().await;
     world.fill().await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
 
     let output = run(&world, &proxy, &[("READER_CALLS", "3".into())]).await;
 
@@ -272,7 +269,7 @@ async fn the_go_reader_reads_the_secret_again_once_after_a_401() {
     let new = world.login_directly().await;
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let queue = report_queue().await;
     let shim = start_shim(RotateOn401 {
         standin: world.standin.url(),
@@ -320,7 +317,7 @@ async fn the_go_reader_without_a_report_queue_gives_up_when_the_token_read_again
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
 
     let output = run(&world, &proxy, &[]).await;
 
@@ -349,7 +346,7 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
     world.put_current(&record_json(&old)).await;
     let new = world.login_directly().await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let queue = report_queue().await;
 
     let reader = tokio::spawn({
@@ -401,7 +398,7 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
     let old = world.login_directly().await;
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let queue = report_queue().await;
 
     let output = run(
@@ -434,7 +431,7 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
 async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record() {
     reader_binary(); // before the clock of any record starts
     let world = World::new().await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     world.put_current("placeholder-value").await;
     let text = run(&world, &proxy, &[]).await;
     assert!(!text.status.success(), "{}", describe(&text));
@@ -477,9 +474,9 @@ async fn the_go_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expir
     let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(6 - 86400);
     let record = TokenRecord::new(AccessToken::new(&token), issued, 86400);
     world.put_current(&record.to_json()).await;
-    let sm = FlakySm::start().await;
-    sm.fail_reads_after(1, "ThrottlingException");
-    let mut env = sm.reader_env(&world);
+    let sm = sm_proxy().await;
+    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
+    let mut env = reader_env_without_retries(&world, &sm);
     env.extend([
         ("IADVIZE_TOKEN_RECHECK_SECONDS".to_owned(), "1".to_owned()),
         ("READER_CALLS".to_owned(), "1000".to_owned()),
@@ -494,7 +491,7 @@ async fn the_go_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expir
     let calls = stdout.lines().count() as u64;
     println!(
         "go: {calls} GraphQL calls with the cached token while {} re-reads failed",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(ended >= record.expires_at, "{}", describe(&output));
@@ -510,11 +507,11 @@ async fn the_go_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expir
         "{}",
         describe(&output)
     );
-    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(sm.failed("GetSecretValue") >= 2, "the read was retried");
     assert!(
-        sm.failed_reads() * 3 < calls,
+        sm.failed("GetSecretValue") * 3 < calls,
         "a backoff, not a read per call: {} reads for {calls} calls",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert_no_secrets(&stderr, &[&token]);
 }
@@ -560,7 +557,7 @@ async fn the_go_reader_keeps_look_alike_secret_ids_apart() {
             .unwrap();
         ids.push(id);
     }
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", proxy.url()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -620,7 +617,7 @@ async fn the_go_reader_with_a_token_file_calls_graphql_without_reading_the_secre
         .unwrap()
         .to_owned();
     let file = TokenFile::new(&record_json(&token));
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
 
     let output = run(
         &world,
@@ -658,7 +655,7 @@ async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_ref
     world.put_current(&record_json(&new)).await;
     let file = TokenFile::new(&record_json(&old));
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let queue = report_queue().await;
 
     let output = run(
@@ -699,7 +696,7 @@ async fn the_go_reader_sends_one_report_for_twenty_concurrent_callers() {
     world.put_current(&record_json(&old)).await;
     let new = world.login_directly().await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let queue = report_queue().await;
 
     let reader = tokio::spawn({

@@ -114,7 +114,7 @@ async fn a_tick_whose_read_never_gets_an_answer_reports_it_within_the_operation_
         let before = rig.logins();
         let broker = rig.broker(&SHORT).await;
         rig.proxy.hold(operation, Hold::BeforeForwarding);
-        let (answer, elapsed) = timed(&broker, &tick_event()).await;
+        let (answer, elapsed) = timed(&broker, &scheduled_event()).await;
         rig.proxy.calm();
         broker.shutdown().await;
         let logins = rig.logins() - before;
@@ -191,7 +191,7 @@ async fn a_tick_answers_before_its_deadline_when_a_read_never_gets_an_answer() {
     // The default time-outs (20 s an operation) are longer than the invocation.
     let broker = rig.broker(&[]).await.with_timeout(deadline);
     rig.proxy.hold("DescribeSecret", Hold::BeforeForwarding);
-    let (answer, elapsed) = timed(&broker, &tick_event()).await;
+    let (answer, elapsed) = timed(&broker, &scheduled_event()).await;
     rig.proxy.calm();
     broker.shutdown().await;
 
@@ -229,11 +229,11 @@ async fn publication_held(key: &str, title: &str, extra: &[(&str, &str)], deadli
     let before = rig.logins();
     let broker = rig.broker(extra).await.with_timeout(deadline);
     rig.proxy.hold("PutSecretValue", Hold::AfterApplied);
-    let (answer, elapsed) = timed(&broker, &tick_event()).await;
+    let (answer, elapsed) = timed(&broker, &scheduled_event()).await;
     let held = rig.proxy.held();
     rig.proxy.calm();
     let first_logins = rig.logins() - before;
-    let (next, _) = timed(&broker, &tick_event()).await;
+    let (next, _) = timed(&broker, &scheduled_event()).await;
     broker.shutdown().await;
     let end = rig.end_state().await;
     let watch = watcher.finish().await;
@@ -313,7 +313,7 @@ async fn a_publication_held_once_is_confirmed_by_the_sdks_retry() {
         Call::nth_of("PutSecretValue", 1),
         Fault::Hold(Hold::AfterApplied),
     );
-    let answer = broker.invoke(&tick_event()).await;
+    let answer = broker.invoke(&scheduled_event()).await;
     broker.shutdown().await;
     // The attempt time-out gave up on the first attempt; the retry (same ClientRequestToken)
     // got Secrets Manager's answer.

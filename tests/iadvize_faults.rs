@@ -138,7 +138,7 @@ async fn refused_credentials_block_further_logins_until_the_credentials_change()
         .await;
     let logins = world.logins();
     let broker = world.broker();
-    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let tick = scheduled_event();
 
     let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
     assert!(
@@ -359,7 +359,7 @@ async fn refused_credentials_are_probed_once_per_retry_interval_and_heal_by_them
         .put_credentials(&world.username, "changed-password-7a1c")
         .await;
     let broker = world.broker();
-    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let tick = scheduled_event();
 
     let err = broker.handle(&tick, deadline(30)).await.unwrap_err();
     assert_eq!(err.kind(), "RefreshFailed");

@@ -126,7 +126,7 @@ async fn the_binary_at_trace_level_logs_no_secret_even_from_its_dependencies() {
     .await
     .expect("the harness starts the binary");
 
-    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let tick = scheduled_event();
     let first = lambda.invoke(&tick).await.unwrap();
     assert_eq!(first["results"][0]["outcome"], "refreshed", "{first}");
     let first = world.current().await.unwrap();
@@ -189,7 +189,7 @@ async fn tick_output(level: &str) -> String {
     )
     .await
     .expect("the harness starts the binary");
-    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let tick = scheduled_event();
     let answer = lambda.invoke(&tick).await.unwrap();
     assert_eq!(answer["results"][0]["outcome"], "refreshed", "{answer}");
     lambda.finish().await

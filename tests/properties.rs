@@ -1,4 +1,4 @@
-//! Properties of every parser of outside input (issue 7): Lambda events, token records,
+//! Properties of every parser of outside input: Lambda events, token records,
 //! credentials, iAdvize's login and verification answers, `Retry-After`, and the
 //! configuration values. Whatever arrives, a parser returns a typed error, never panics, and
 //! never echoes a secret; what it accepts round-trips where a round trip exists.

@@ -9,8 +9,6 @@
 //! Their packages come from `make reader-deps` (Node's node_modules; boto3 in .venv; the AWS
 //! CLI, jq and curl on PATH). A missing one fails the test with the command to run.
 
-#[path = "support/flaky_sm.rs"]
-mod flaky_sm;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +20,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use flaky_sm::FlakySm;
 use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
@@ -159,7 +156,7 @@ impl Drop for TempDir {
 async fn run(
     reader: Reader,
     world: &World,
-    proxy: &CountingProxy,
+    proxy: &SmProxy,
     dir: &TempDir,
     extra: &[(&str, String)],
 ) -> Output {
@@ -192,7 +189,7 @@ async fn reads_once_and_calls_graphql_without_logging_in(reader: Reader) {
     let world = World::new().await;
     world.fill().await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let output = run(
@@ -292,7 +289,7 @@ async fn reads_the_secret_again_once_after_a_401(reader: Reader) {
     let new = world.login_directly().await;
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
     let shim = start_shim(RotateOn401 {
         standin: world.standin.url(),
@@ -326,7 +323,7 @@ async fn gives_up_when_the_token_read_again_is_refused_too(reader: Reader) {
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let output = run(reader, &world, &proxy, &dir, &[]).await;
@@ -353,7 +350,7 @@ async fn gives_up_when_the_token_read_again_is_refused_too(reader: Reader) {
 async fn says_when_the_secret_holds_no_token_yet(reader: Reader) {
     let world = World::new().await;
     world.put_current("placeholder-value").await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let output = run(reader, &world, &proxy, &dir, &[]).await;
@@ -454,7 +451,7 @@ async fn the_shell_reader_keeps_the_token_in_a_private_cache_file_between_runs()
     let world = World::new().await;
     world.put_record(20).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     for _ in 0..3 {
@@ -529,10 +526,10 @@ async fn put_record_expiring_in(world: &World, secs: i64) -> time::OffsetDateTim
 async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Reader) {
     let world = World::new().await;
     let expires_at = put_record_expiring_in(&world, 6).await;
-    let sm = FlakySm::start().await;
-    sm.fail_reads_after(1, "ThrottlingException");
+    let sm = sm_proxy().await;
+    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
     let dir = TempDir::new();
-    let mut env = sm.reader_env(&world);
+    let mut env = reader_env_without_retries(&world, &sm);
     env.extend([
         ("IADVIZE_TOKEN_RECHECK_SECONDS".to_owned(), "1".to_owned()),
         ("READER_CALLS".to_owned(), "1000".to_owned()),
@@ -547,7 +544,7 @@ async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Rea
     let calls = stdout.lines().count() as u64;
     println!(
         "{reader:?}: {calls} GraphQL calls with the cached token while {} re-reads failed",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(
@@ -571,11 +568,11 @@ async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Rea
         "{}",
         describe(&output)
     );
-    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(sm.failed("GetSecretValue") >= 2, "the read was retried");
     assert!(
-        sm.failed_reads() * 3 < calls,
+        sm.failed("GetSecretValue") * 3 < calls,
         "a backoff, not a read per call: {} reads for {calls} calls",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert_eq!(world.standin.stats().graphql_requests as u64, calls);
 }
@@ -595,10 +592,10 @@ async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_ex
     let world = World::new().await;
     // Longer than for one process: a run that calls the AWS CLI takes a second or two here.
     let expires_at = put_record_expiring_in(&world, 15).await;
-    let sm = FlakySm::start().await;
-    sm.fail_reads_after(1, "ThrottlingException");
+    let sm = sm_proxy().await;
+    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
     let dir = TempDir::new();
-    let mut env = sm.reader_env(&world);
+    let mut env = reader_env_without_retries(&world, &sm);
     env.push(("IADVIZE_TOKEN_RECHECK_SECONDS".into(), "1".into()));
     // Longer than a run that calls the AWS CLI, so that the backoff shows across runs.
     env.push(("IADVIZE_TOKEN_RETRY_SECONDS".into(), "4".into()));
@@ -633,7 +630,7 @@ async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_ex
 
     println!(
         "shell: {runs} runs succeeded ({kept} told that a read failed, {without_reading} did not read during the backoff) while {} re-reads failed",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
     assert!(ended >= expires_at, "{}", describe(&failure));
     assert!(
@@ -646,11 +643,11 @@ async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_ex
         "{}",
         describe(&failure)
     );
-    assert!(sm.failed_reads() >= 2, "the read was retried");
+    assert!(sm.failed("GetSecretValue") >= 2, "the read was retried");
     assert!(
         without_reading >= 2,
         "a backoff shared by the runs: {} reads for {runs} runs",
-        sm.failed_reads()
+        sm.failed("GetSecretValue")
     );
 }
 
@@ -658,11 +655,17 @@ async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_ex
 async fn the_shell_reader_reports_an_aws_failure_as_such() {
     let world = World::new().await;
     world.fill().await;
-    let sm = FlakySm::start().await;
-    sm.fail_reads(Some("AccessDeniedException"));
+    let sm = sm_proxy().await;
+    sm.fail("GetSecretValue", SmFault::error("AccessDeniedException"));
     let dir = TempDir::new();
 
-    let denied = run_with(Reader::Shell, &dir, sm.reader_env(&world), &[]).await;
+    let denied = run_with(
+        Reader::Shell,
+        &dir,
+        reader_env_without_retries(&world, &sm),
+        &[],
+    )
+    .await;
 
     assert!(!denied.status.success(), "{}", describe(&denied));
     let stderr = String::from_utf8_lossy(&denied.stderr);
@@ -676,7 +679,7 @@ async fn the_shell_reader_reports_an_aws_failure_as_such() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let mut env = sm.reader_env(&world);
+    let mut env = reader_env_without_retries(&world, &sm);
     env.push(("AWS_ENDPOINT_URL".into(), url));
     let offline = run_with(Reader::Shell, &TempDir::new(), env, &[]).await;
 
@@ -699,7 +702,7 @@ async fn the_shell_reader_cannot_be_broken_by_paths_another_user_created_in_a_sh
     use std::os::unix::fs::{PermissionsExt, symlink};
     let world = World::new().await;
     world.put_record(20).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let tmp = TempDir::new(); // plays the shared /tmp
     std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let uid = String::from_utf8(
@@ -800,20 +803,7 @@ impl Teams {
         let sm = sm_client();
         let mut secrets = Vec::new();
         for (suffix, (user, password)) in suffixes.iter().zip(&users) {
-            let answer: serde_json::Value = reqwest::Client::new()
-                .post(format!("{}/oauth2/token", standin.url()))
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", user),
-                    ("password", password),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let token = answer["access_token"].as_str().unwrap().to_owned();
+            let token = login(&standin.url(), user, password).await;
             let id = format!("{prefix}-{suffix}");
             sm.create_secret()
                 .name(&id)
@@ -827,7 +817,7 @@ impl Teams {
     }
 
     /// The environment of a reader of these secrets through `proxy`.
-    fn env(&self, proxy: &CountingProxy) -> Vec<(String, String)> {
+    fn env(&self, proxy: &SmProxy) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", proxy.url()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -855,7 +845,7 @@ impl Teams {
 async fn run_for(
     reader: Reader,
     teams: &Teams,
-    proxy: &CountingProxy,
+    proxy: &SmProxy,
     dir: &TempDir,
     secret_id: &str,
     args: &[&str],
@@ -869,7 +859,7 @@ async fn run_for(
 /// secret is read from Secrets Manager once.
 async fn reads_look_alike_secret_ids_each_with_its_own_token(reader: Reader) {
     let teams = Teams::new(&LOOK_ALIKE).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let expected: String = teams
@@ -948,7 +938,7 @@ async fn the_shell_reader_ignores_a_cache_file_written_for_another_secret_id() {
     let teams = Teams::new(&["team/a", "team_a"]).await;
     let (other, _, other_token) = &teams.secrets[0];
     let (id, user, _) = &teams.secrets[1];
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
     let output = run_for(Reader::Shell, &teams, &proxy, &dir, id, &[]).await;
     assert!(output.status.success(), "{}", describe(&output));
@@ -1002,7 +992,7 @@ async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
         .send()
         .await
         .unwrap();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let output = run(reader, &world, &proxy, &dir, &[]).await;
@@ -1050,7 +1040,7 @@ async fn the_shell_reader_reads_a_secret_whose_name_starts_with_a_dash() {
         .send()
         .await
         .unwrap();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
 
     let output = run_for(Reader::Shell, &teams, &proxy, &dir, &dash_id, &[]).await;
@@ -1100,7 +1090,7 @@ async fn reports_an_unchanged_token_once_and_uses_the_new_one(reader: Reader) {
     let new = world.login_directly().await;
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
     let (sqs, url) = report_queue().await;
     let broker = {
@@ -1166,7 +1156,7 @@ async fn says_once_how_to_enable_reports_and_sends_none_without_the_setting(read
     let old = world.login_directly().await;
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
     // A queue exists, but the reader is not told about it.
     let (sqs, url) = report_queue().await;

@@ -9,10 +9,6 @@ use iadvize_standin::Fault;
 use serde_json::{Value, json};
 use support::*;
 
-fn tick() -> Value {
-    json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "time": "2026-11-26T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
-}
-
 fn outcome(answer: &Value, i: usize) -> &str {
     answer["results"][i]["outcome"].as_str().unwrap()
 }
@@ -22,7 +18,11 @@ async fn a_tick_with_a_fresh_token_makes_no_call_to_iadvize() {
     let world = World::new().await;
     world.put_record(20).await;
     let before = world.standin.stats();
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "fresh");
     assert_eq!(answer["results"][0]["secret_id"], world.token_id);
     assert!(answer["results"][0]["expires_at"].is_string());
@@ -33,7 +33,11 @@ async fn a_tick_with_a_fresh_token_makes_no_call_to_iadvize() {
 async fn a_tick_refreshes_a_token_inside_the_refresh_window() {
     let world = World::new().await;
     let old = world.put_record(3).await;
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     let current = assert_valid_current(&world).await;
     assert_eq!(answer["results"][0]["expires_at"], current["expires_at"]);
@@ -50,7 +54,11 @@ async fn a_tick_refreshes_a_token_inside_the_refresh_window() {
 async fn a_tick_refreshes_an_expired_token() {
     let world = World::new().await;
     world.put_record(-2).await;
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_valid_current(&world).await;
 }
@@ -74,7 +82,11 @@ async fn a_forced_refresh_rotates_a_fresh_token() {
 async fn the_first_tick_fills_a_token_secret_that_has_no_value() {
     let world = World::new().await;
     assert!(world.current().await.is_none());
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_eq!(world.logins(), 1);
     assert_eq!(world.verifications(), 1);
@@ -85,7 +97,11 @@ async fn the_first_tick_fills_a_token_secret_that_has_no_value() {
 async fn the_first_tick_replaces_a_non_json_value() {
     let world = World::new().await;
     world.put_current("{ this is not json").await;
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_valid_current(&world).await;
 }
@@ -103,7 +119,10 @@ async fn a_tick_resumes_a_rotation_older_than_the_stuck_threshold() {
             .build()
             .expect("a valid test configuration"),
     );
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "resumed");
     assert_valid_current(&world).await;
     let stages = world.stages().await;
@@ -125,7 +144,11 @@ async fn a_tick_leaves_a_younger_rotation_alone() {
         world.current().await,
         world.standin.stats(),
     );
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "in_progress");
     assert_eq!(
         (
@@ -165,7 +188,10 @@ async fn two_token_secrets_with_different_credentials_are_refreshed_in_one_tick(
             .build()
             .expect("a valid test configuration"),
     );
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_eq!(outcome(&answer, 1), "refreshed");
     assert_eq!(answer["results"][1]["secret_id"], token2);
@@ -185,7 +211,10 @@ async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
             .build()
             .expect("a valid test configuration"),
     );
-    let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
+    let err = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "RefreshFailed");
     let text = err.to_string();
     assert!(
@@ -244,7 +273,10 @@ async fn a_login_held_back_by_the_spacing_fails_when_no_valid_token_is_left() {
             .build()
             .expect("a valid test configuration"),
     );
-    let err = broker.handle(&tick(), deadline(30)).await.unwrap_err();
+    let err = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("less than IADVIZE_MIN_LOGIN_INTERVAL"),
@@ -262,7 +294,7 @@ async fn a_refreshed_token_that_iadvize_rejects_is_never_written() {
     world.standin.push_verify_faults(Fault::Unauthorized, 1);
     let err = world
         .broker()
-        .handle(&tick(), deadline(30))
+        .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap_err();
     assert!(
@@ -283,7 +315,11 @@ async fn a_refreshed_token_that_iadvize_rejects_is_never_written() {
     );
 
     // The next tick starts afresh and succeeds.
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_valid_current(&world).await;
 }
@@ -296,7 +332,7 @@ async fn the_first_token_is_verified_before_it_is_published() {
     world.standin.push_verify_faults(Fault::Unauthorized, 1);
     let err = world
         .broker()
-        .handle(&tick(), deadline(30))
+        .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nothing was stored"), "{err}");
@@ -307,7 +343,11 @@ async fn the_first_token_is_verified_before_it_is_published() {
     );
     assert!(world.stages().await.is_empty());
 
-    let answer = world.broker().handle(&tick(), deadline(30)).await.unwrap();
+    let answer = world
+        .broker()
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_valid_current(&world).await;
 }
@@ -319,7 +359,10 @@ async fn a_tick_refresh_publishes_with_one_write_and_no_pending_version() {
     let logins = world.logins();
     let broker = world.broker();
     let calls = broker.store().calls();
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     // ListSecrets (discovery), DescribeSecret, BatchGetSecretValue, GetSecretValue
     // (credentials), TagResource, PutSecretValue.
@@ -360,7 +403,7 @@ async fn a_login_that_succeeds_late_still_leaves_its_verification_a_whole_timeou
     world
         .standin
         .push_verify_faults(Fault::Slow(Duration::from_millis(600)), 1);
-    match broker.handle(&tick(), deadline(4)).await {
+    match broker.handle(&scheduled_event(), deadline(4)).await {
         Ok(answer) => {
             assert_eq!(outcome(&answer, 0), "refreshed");
             assert_valid_current(&world).await;
@@ -407,7 +450,10 @@ async fn a_tick_emits_embedded_metrics_with_the_right_values() {
             .build()
             .expect("a valid test configuration"),
     );
-    broker.handle(&tick(), deadline(30)).await.unwrap();
+    broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     let lines: Vec<Value> = world
         .metrics
         .lines()
@@ -448,7 +494,10 @@ async fn with_verification_off_a_rotation_makes_no_verification_call() {
             .build()
             .expect("a valid test configuration"),
     );
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed");
     assert_eq!(world.logins(), 1);
     assert_eq!(world.verifications(), 0);
@@ -474,7 +523,10 @@ async fn a_last_login_tag_in_the_far_future_neither_blocks_logins_nor_panics() {
             .build()
             .expect("a valid test configuration"),
     );
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
     assert_valid_current(&world).await;
 }
@@ -658,7 +710,10 @@ async fn a_credentials_tag_with_whitespace_around_the_id_names_that_secret() {
             .build()
             .expect("a valid test configuration"),
     );
-    let answer = broker.handle(&tick(), deadline(30)).await.unwrap();
+    let answer = broker
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap();
     assert_eq!(outcome(&answer, 0), "refreshed", "{answer}");
     assert_valid_current(&world).await;
 }

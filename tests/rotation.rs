@@ -1,7 +1,5 @@
 //! The Secrets Manager rotation contract: step events as Secrets Manager sends them.
 
-#[path = "support/flaky_sm.rs"]
-mod flaky_sm;
 mod support;
 
 use serde_json::json;
@@ -352,7 +350,7 @@ async fn a_tick_and_an_operator_refresh_racing_on_a_due_secret_both_succeed() {
         .build()
         .expect("a valid test configuration");
     let (tick, refresh) = (world.broker_with(config.clone()), world.broker_with(config));
-    let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let scheduled = scheduled_event();
     let forced = json!({"action": "refresh", "force": true});
     let (a, b) = tokio::join!(
         tick.handle(&scheduled, deadline(30)),
@@ -629,10 +627,10 @@ async fn finish_secret_does_not_repeat_a_stage_move_that_failed_for_good() {
         world.put_record(20).await;
         let before = world.current().await;
         let token = world.start_sm_rotation().await;
-        let sm = flaky_sm::FlakySm::start().await;
+        let sm = sm_proxy().await;
         let broker = iadvize_token_broker::Broker::new(
             world.config(),
-            iadvize_token_broker::SecretStore::new(sm.client()),
+            iadvize_token_broker::SecretStore::new(sm.client_without_retries()),
             iadvize_token_broker::metrics::Metrics::off(),
         )
         .unwrap();
@@ -642,7 +640,7 @@ async fn finish_secret_does_not_repeat_a_stage_move_that_failed_for_good() {
                 .await
                 .unwrap();
         }
-        sm.fail_operation("UpdateSecretVersionStage", code);
+        sm.fail("UpdateSecretVersionStage", SmFault::error(code));
 
         let err = broker
             .handle(
@@ -654,7 +652,7 @@ async fn finish_secret_does_not_repeat_a_stage_move_that_failed_for_good() {
 
         assert!(err.to_string().contains(code), "{err}");
         assert_eq!(
-            sm.requests("UpdateSecretVersionStage"),
+            sm.calls("UpdateSecretVersionStage"),
             moves,
             "{code}: moves sent"
         );

@@ -428,7 +428,7 @@ async fn help_documents_the_commands_and_exit_codes() {
 /// A CLI that is still running after 30 s is killed (and the test fails).
 async fn cli_through(
     world: &World,
-    proxy: &iadvize_standin::SmProxy,
+    proxy: &SmProxy,
     args: &[&str],
 ) -> (Output, std::time::Duration) {
     let mut command = tokio::process::Command::new(BIN);
@@ -451,9 +451,7 @@ async fn get_gives_up_within_its_timeout_when_secrets_manager_never_answers() {
     use iadvize_standin::sm_proxy::Hold;
     let world = World::new().await;
     world.put_record(20).await;
-    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
-        .await
-        .unwrap();
+    let proxy = sm_proxy().await;
     proxy.hold("GetSecretValue", Hold::BeforeForwarding);
 
     let (output, elapsed) =
@@ -475,9 +473,7 @@ async fn every_broker_command_gives_up_on_secrets_manager_within_its_timeout() {
     use iadvize_standin::sm_proxy::Hold;
     let world = World::new().await;
     world.put_record(20).await;
-    let proxy = iadvize_standin::SmProxy::start(&moto_endpoint())
-        .await
-        .unwrap();
+    let proxy = sm_proxy().await;
     // Every command starts by describing the token secret.
     proxy.hold("DescribeSecret", Hold::BeforeForwarding);
 

@@ -2,6 +2,7 @@
 //! what Secrets Manager does before it calls a rotation function.
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::types::RotationRulesType;
@@ -9,15 +10,26 @@ use aws_sdk_secretsmanager::types::RotationRulesType;
 /// The region every local test and demo uses.
 pub const REGION: &str = "us-east-1";
 
-/// A Secrets Manager client for a moto server at `endpoint`, with dummy credentials.
+/// A Secrets Manager client for `endpoint` (moto's server, or a proxy in front of it) in
+/// [`REGION`], with dummy credentials and the SDK's default retries.
 pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
+    client_with(endpoint, REGION, None)
+}
+
+/// A Secrets Manager client for `endpoint` (e.g. `http://127.0.0.1:5000`) in `region`, with
+/// dummy credentials. `retry`: `None` keeps the SDK's default retries (3 attempts, standard
+/// backoff); `Some(RetryConfig::disabled())` makes every call one request. Every test and
+/// demo client is built here.
+pub fn client_with(endpoint: &str, region: &str, retry: Option<RetryConfig>) -> Client {
+    let mut config = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .build();
-    Client::from_conf(config)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"));
+    if let Some(retry) = retry {
+        config = config.retry_config(retry);
+    }
+    Client::from_conf(config.build())
 }
 
 /// Does what Secrets Manager does before it invokes a rotation function: `RotateSecret`

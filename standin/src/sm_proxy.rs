@@ -1,5 +1,6 @@
-//! A fault-injecting proxy in front of a Secrets Manager endpoint (moto's server), for the
-//! fault suite.
+//! A counting, fault-injecting proxy in front of a Secrets Manager endpoint (moto's server):
+//! the one every test uses to count Secrets Manager calls or make them fail, whatever the
+//! client (the broker, the consumer crate, the readers in other languages, the AWS CLI).
 //!
 //! The AWS SDKs talk to Secrets Manager in JSON 1.1 over HTTP: every request is a `POST /`
 //! naming its operation in `X-Amz-Target: secretsmanager.<Operation>`. The proxy reads each
@@ -10,16 +11,23 @@
 //!   as a throttling error and retries with backoff;
 //! - [`Fault::InternalError`]: `500 {"__type":"InternalServiceError",…}`, a transient error
 //!   (the SDK retries 500, 502, 503 and 504);
+//! - [`Fault::Error`]: any other error answer, e.g. `400 AccessDeniedException`
+//!   ([`Fault::error`] picks the status Secrets Manager gives the code);
 //! - [`Fault::ConnectionReset`]: the connection is reset (RST) before anything is forwarded;
+//!   [`Fault::ResetAfterApplied`]: Secrets Manager applied the call, then the connection is
+//!   reset without its answer;
 //! - [`Fault::Latency`]: the request is held that long, then forwarded;
 //! - [`Fault::Hold`]: the call never gets an answer; the connection stays open until the
 //!   caller closes it. [`Hold::BeforeForwarding`]: Secrets Manager never sees the call;
 //!   [`Hold::AfterApplied`]: Secrets Manager applied it, its answer is withheld. A caller
 //!   without a time-out waits for ever.
 //!
-//! Faults come at a chosen call ([`SmProxy::inject`], once), on every call of an operation
-//! ([`SmProxy::hold`]), or at seeded rates ([`SmProxy::storm`], reproducible for one order of
-//! calls). [`SmProxy::kill`] SIGKILLs a
+//! Faults come at a chosen call ([`SmProxy::inject`], once), on the calls of an operation
+//! (every one: [`SmProxy::fail`], [`SmProxy::hold`]; the next N: [`SmProxy::fail_times`];
+//! all after N that pass: [`SmProxy::fail_after`]), or at seeded rates ([`SmProxy::storm`],
+//! reproducible for one order of calls). Calls are counted when they arrive, per operation
+//! ([`SmProxy::calls`]), and so are the injected failures ([`SmProxy::failed`]).
+//! [`SmProxy::kill`] SIGKILLs a
 //! process at a chosen call, either before forwarding it (calls 1..N-1 happened, call N did
 //! not) or after Secrets Manager applied it but before its answer is passed on (the write
 //! happened, the caller never learns). The proxy waits until the process is dead before it
@@ -77,12 +85,37 @@ pub enum Fault {
     Throttling,
     /// `500` with `InternalServiceError`.
     InternalError,
+    /// An error answer with this HTTP status and error code (`__type` in the body and the
+    /// `x-amzn-ErrorType` header), e.g. `400 AccessDeniedException`. See [`Fault::error`].
+    Error {
+        /// HTTP status, e.g. 400.
+        status: u16,
+        /// Secrets Manager's error code, e.g. `AccessDeniedException`.
+        code: &'static str,
+    },
     /// A TCP reset instead of an answer; the request is not forwarded.
     ConnectionReset,
+    /// Secrets Manager applied the call, then the connection is reset: the caller gets no
+    /// answer, the write happened.
+    ResetAfterApplied,
     /// Hold the request this long, then forward it.
     Latency(Duration),
     /// Never answer: keep the connection open until the caller closes it (at most 10 min).
     Hold(Hold),
+}
+
+impl Fault {
+    /// The error answer Secrets Manager gives with `code`: `500` for `InternalServiceError`
+    /// and `ServiceUnavailable`, `400` for every other code (`ThrottlingException`,
+    /// `AccessDeniedException`, `ResourceNotFoundException`, …).
+    pub fn error(code: &'static str) -> Fault {
+        let status = match code {
+            "InternalServiceError" | "InternalFailure" => 500,
+            "ServiceUnavailable" => 503,
+            _ => 400,
+        };
+        Fault::Error { status, code }
+    }
 }
 
 /// Where [`Fault::Hold`] holds a call.
@@ -193,8 +226,17 @@ pub enum Outcome {
     Throttled,
     /// Answered `500 InternalServiceError` instead.
     InternalError,
+    /// Answered this other error instead ([`Fault::Error`]).
+    Failed {
+        /// HTTP status of the injected answer.
+        status: u16,
+        /// Its error code.
+        code: String,
+    },
     /// The connection was reset; nothing was forwarded.
     Reset,
+    /// Secrets Manager applied the call, then the connection was reset without its answer.
+    ResetAfterApplied,
     /// The process was killed at this call.
     Killed {
         /// Before or after Secrets Manager applied the call.
@@ -245,7 +287,9 @@ pub struct ProxyStats {
     pub throttled: u64,
     /// 500 errors injected.
     pub internal_errors: u64,
-    /// Connections reset.
+    /// Other error answers injected ([`Fault::Error`]).
+    pub errors: u64,
+    /// Connections reset (before forwarding or after Secrets Manager applied the call).
     pub resets: u64,
     /// Calls delayed.
     pub delayed: u64,
@@ -256,9 +300,10 @@ pub struct ProxyStats {
 }
 
 impl ProxyStats {
-    /// Calls answered with an injected fault (throttling, 500, reset; not latency).
+    /// Calls answered with an injected fault (throttling, 500, other errors, reset; not
+    /// latency, holds or kills).
     pub fn failed(&self) -> u64 {
-        self.throttled + self.internal_errors + self.resets
+        self.throttled + self.internal_errors + self.errors + self.resets
     }
 }
 
@@ -305,6 +350,16 @@ impl SmProxy {
         crate::moto::client(&self.url())
     }
 
+    /// A Secrets Manager client that goes through the proxy without the SDK's retries, so
+    /// that every call the caller makes is one request here.
+    pub fn client_without_retries(&self) -> aws_sdk_secretsmanager::Client {
+        crate::moto::client_with(
+            &self.url(),
+            crate::moto::REGION,
+            Some(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled()),
+        )
+    }
+
     /// Answers the call `at` with `fault`, once.
     pub fn inject(&self, at: Call, fault: Fault) {
         self.lock().once.push((at, fault));
@@ -316,9 +371,45 @@ impl SmProxy {
         self.lock().storm = Some((storm, rng));
     }
 
+    /// Answers every later call of `operation` with `fault` until [`SmProxy::pass`] or
+    /// [`SmProxy::calm`]. A one-shot fault ([`SmProxy::inject`]) at one of these calls waits
+    /// for a call this rule lets through.
+    pub fn fail(&self, operation: &str, fault: Fault) {
+        self.add_rule(operation, fault, 0, None);
+    }
+
+    /// Answers the next `times` calls of `operation` with `fault`.
+    pub fn fail_times(&self, operation: &str, times: u64, fault: Fault) {
+        if times > 0 {
+            self.add_rule(operation, fault, 0, Some(times));
+        }
+    }
+
+    /// Lets the next `passes` calls of `operation` through, then answers every later one
+    /// with `fault` until [`SmProxy::pass`] or [`SmProxy::calm`].
+    pub fn fail_after(&self, operation: &str, passes: u64, fault: Fault) {
+        self.add_rule(operation, fault, passes, None);
+    }
+
     /// Holds every later call of `operation` ([`Fault::Hold`]) until [`SmProxy::calm`].
     pub fn hold(&self, operation: &str, point: Hold) {
-        self.lock().holds.push((operation.to_owned(), point));
+        self.fail(operation, Fault::Hold(point));
+    }
+
+    /// Drops the rules of [`SmProxy::fail`], [`SmProxy::fail_times`], [`SmProxy::fail_after`]
+    /// and [`SmProxy::hold`] for `operation`: its later calls pass (one-shot faults and kills
+    /// stay).
+    pub fn pass(&self, operation: &str) {
+        self.lock().rules.retain(|rule| rule.operation != operation);
+    }
+
+    fn add_rule(&self, operation: &str, fault: Fault, passes: u64, times: Option<u64>) {
+        self.lock().rules.push(Rule {
+            operation: operation.to_owned(),
+            fault,
+            passes,
+            times,
+        });
     }
 
     /// Calls being held right now (the caller has not given up yet).
@@ -338,7 +429,7 @@ impl SmProxy {
         state.storm = None;
         state.once.clear();
         state.kills.clear();
-        state.holds.clear();
+        state.rules.clear();
     }
 
     /// SIGKILLs process `pid` at the call `at`, before forwarding it or once Secrets Manager
@@ -347,9 +438,20 @@ impl SmProxy {
         self.lock().kills.push(KillRule { pid, at, point });
     }
 
-    /// Calls of `operation` seen so far.
+    /// Calls of `operation` seen so far (counted when the request arrived, before any answer).
     pub fn calls(&self, operation: &str) -> u64 {
         self.lock().per_op.get(operation).copied().unwrap_or(0)
+    }
+
+    /// `GetSecretValue` calls seen so far: the reads of a secret's value, whoever the client.
+    pub fn reads(&self) -> u64 {
+        self.calls("GetSecretValue")
+    }
+
+    /// Calls of `operation` answered with an injected failure so far (error answers and
+    /// resets; counted when the call arrived, so before its caller sees the failure).
+    pub fn failed(&self, operation: &str) -> u64 {
+        self.lock().failed.get(operation).copied().unwrap_or(0)
     }
 
     /// Calls of `operation` whose handling is over (answered, failed or killed): unlike
@@ -405,7 +507,12 @@ impl SmProxy {
                 Outcome::Forwarded { .. } => stats.forwarded += 1,
                 Outcome::Throttled => stats.throttled += 1,
                 Outcome::InternalError => stats.internal_errors += 1,
+                Outcome::Failed { .. } => stats.errors += 1,
                 Outcome::Reset => stats.resets += 1,
+                Outcome::ResetAfterApplied => {
+                    stats.resets += 1;
+                    stats.forwarded += 1;
+                }
                 Outcome::Killed { point, .. } => {
                     stats.kills += 1;
                     if point == KillPoint::AfterApplied {
@@ -441,6 +548,16 @@ impl fmt::Debug for SmProxy {
     }
 }
 
+/// A standing fault on the calls of one operation.
+struct Rule {
+    operation: String,
+    fault: Fault,
+    /// Calls still let through before the fault applies.
+    passes: u64,
+    /// Calls the fault still applies to (`None`: every one).
+    times: Option<u64>,
+}
+
 struct KillRule {
     pid: u32,
     at: Call,
@@ -453,7 +570,9 @@ enum Plan {
     Forward,
     Throttle,
     InternalError,
+    Error(u16, &'static str),
     Reset,
+    ResetAfterApplied,
     Kill(u32, KillPoint),
     Hold(Hold),
 }
@@ -464,8 +583,10 @@ struct State {
     per_op: HashMap<String, u64>,
     once: Vec<(Call, Fault)>,
     kills: Vec<KillRule>,
-    /// Operations whose every call is held.
-    holds: Vec<(String, Hold)>,
+    /// Standing faults per operation, first match first.
+    rules: Vec<Rule>,
+    /// Injected failures per operation.
+    failed: HashMap<String, u64>,
     /// Calls held right now.
     holding: u64,
     /// Calls held so far.
@@ -482,7 +603,8 @@ impl State {
             per_op: HashMap::new(),
             once: Vec::new(),
             kills: Vec::new(),
-            holds: Vec::new(),
+            rules: Vec::new(),
+            failed: HashMap::new(),
             holding: 0,
             held: 0,
             storm: None,
@@ -490,8 +612,24 @@ impl State {
         }
     }
 
-    /// Counts a call and decides its fate: a kill first, then one-shot faults, then the storm.
+    /// Counts a call and decides its fate: a kill first, then the standing rules, then
+    /// one-shot faults, then the storm.
     fn decide(&mut self, operation: &str) -> (u64, u64, Plan, Duration) {
+        let (seq, op_seq, plan, delay) = self.plan(operation);
+        if matches!(
+            plan,
+            Plan::Throttle
+                | Plan::InternalError
+                | Plan::Error(..)
+                | Plan::Reset
+                | Plan::ResetAfterApplied
+        ) {
+            *self.failed.entry(operation.to_owned()).or_default() += 1;
+        }
+        (seq, op_seq, plan, delay)
+    }
+
+    fn plan(&mut self, operation: &str) -> (u64, u64, Plan, Duration) {
         self.seq += 1;
         let seq = self.seq;
         let op_seq = {
@@ -514,8 +652,22 @@ impl State {
         }
         let mut plan = Plan::Forward;
         let mut delay = Duration::ZERO;
-        if let Some((_, point)) = self.holds.iter().find(|(op, _)| op == operation) {
-            plan = Plan::Hold(*point);
+        if let Some(i) = self.rules.iter().position(|r| r.operation == operation) {
+            let rule = &mut self.rules[i];
+            if rule.passes > 0 {
+                rule.passes -= 1;
+            } else {
+                match rule.fault {
+                    Fault::Latency(d) => delay += d,
+                    fault => plan = plan_of(fault),
+                }
+                if let Some(times) = &mut rule.times {
+                    *times -= 1;
+                    if *times == 0 {
+                        self.rules.remove(i);
+                    }
+                }
+            }
         }
         self.once.retain(|(at, fault)| {
             if !at.matches(seq, operation, op_seq) {
@@ -561,7 +713,9 @@ fn plan_of(fault: Fault) -> Plan {
     match fault {
         Fault::Throttling => Plan::Throttle,
         Fault::InternalError => Plan::InternalError,
+        Fault::Error { status, code } => Plan::Error(status, code),
         Fault::ConnectionReset => Plan::Reset,
+        Fault::ResetAfterApplied => Plan::ResetAfterApplied,
         Fault::Latency(_) => Plan::Forward,
         Fault::Hold(point) => Plan::Hold(point),
     }
@@ -651,9 +805,31 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
             let _ = client.write_all(&answer).await;
             Outcome::InternalError
         }
+        Plan::Error(status, code) => {
+            let reason = if status >= 500 {
+                "Internal Server Error"
+            } else {
+                "Bad Request"
+            };
+            let message = format!("{code} (injected by the test)");
+            let answer = canned(status, reason, code, &message);
+            let _ = client.write_all(&answer).await;
+            Outcome::Failed {
+                status,
+                code: code.to_owned(),
+            }
+        }
         Plan::Reset => {
             reset(&client);
             Outcome::Reset
+        }
+        Plan::ResetAfterApplied => {
+            // Applied, then the connection is torn down: the caller never learns.
+            if let Err(error) = forward(&upstream, &request.upstream_bytes).await {
+                eprintln!("sm proxy: call {seq} could not be applied before the reset: {error}");
+            }
+            reset(&client);
+            Outcome::ResetAfterApplied
         }
         Plan::Hold(point) => {
             if point == Hold::AfterApplied {
@@ -910,7 +1086,7 @@ async fn forward(upstream: &str, request: &[u8]) -> io::Result<(u16, Vec<u8>)> {
 fn canned(status: u16, reason: &str, error_type: &str, message: &str) -> Vec<u8> {
     let body = serde_json::json!({"__type": error_type, "message": message}).to_string();
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: {}\r\nx-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         uuid::Uuid::new_v4(),
         body.len()
     )
@@ -1007,9 +1183,12 @@ mod tests {
     #[test]
     fn a_hold_applies_to_every_call_of_its_operation_until_calm() {
         let mut state = State::new("127.0.0.1:1".into());
-        state
-            .holds
-            .push(("DescribeSecret".into(), Hold::BeforeForwarding));
+        state.rules.push(Rule {
+            operation: "DescribeSecret".into(),
+            fault: Fault::Hold(Hold::BeforeForwarding),
+            passes: 0,
+            times: None,
+        });
         state.once.push((
             Call::nth_of("PutSecretValue", 1),
             Fault::Hold(Hold::AfterApplied),
@@ -1032,6 +1211,47 @@ mod tests {
                 Plan::Forward
             ]
         );
+    }
+
+    #[test]
+    fn a_standing_rule_lets_its_passes_through_then_fails_its_calls_and_counts_them() {
+        let mut state = State::new("127.0.0.1:1".into());
+        state.rules.push(Rule {
+            operation: "GetSecretValue".into(),
+            fault: Fault::error("AccessDeniedException"),
+            passes: 1,
+            times: Some(2),
+        });
+        let plans: Vec<Plan> = [
+            "GetSecretValue",
+            "PutSecretValue",
+            "GetSecretValue",
+            "GetSecretValue",
+            "GetSecretValue",
+        ]
+        .iter()
+        .map(|op| state.decide(op).2)
+        .collect();
+        let denied = Plan::Error(400, "AccessDeniedException");
+        assert_eq!(
+            plans,
+            [Plan::Forward, Plan::Forward, denied, denied, Plan::Forward]
+        );
+        assert!(state.rules.is_empty(), "used up");
+        assert_eq!(state.failed.get("GetSecretValue"), Some(&2));
+        assert_eq!(state.failed.get("PutSecretValue"), None);
+        assert_eq!(state.per_op.get("GetSecretValue"), Some(&4));
+    }
+
+    #[test]
+    fn an_error_code_gets_the_status_secrets_manager_gives_it() {
+        let status = |code| match Fault::error(code) {
+            Fault::Error { status, .. } => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status("ThrottlingException"), 400);
+        assert_eq!(status("AccessDeniedException"), 400);
+        assert_eq!(status("InternalServiceError"), 500);
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use iadvize_standin::sm_proxy::{Call, Fault, Hold, KillPoint, Outcome, SmProxy, Storm};
 
@@ -24,14 +23,7 @@ fn client(endpoint: &str, retries: bool) -> Client {
     } else {
         RetryConfig::disabled()
     };
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .retry_config(retry)
-        .build();
-    Client::from_conf(config)
+    iadvize_standin::moto::client_with(endpoint, iadvize_standin::moto::REGION, Some(retry))
 }
 
 fn unique(prefix: &str) -> String {
@@ -148,6 +140,49 @@ async fn an_injected_throttling_error_is_one_the_sdk_retries() {
 }
 
 #[tokio::test]
+async fn a_standing_error_lets_its_passes_through_then_fails_its_calls_and_counts_them() {
+    let proxy = start().await;
+    let name = unique("standing");
+    client(&moto(), false)
+        .create_secret()
+        .name(&name)
+        .secret_string("value")
+        .send()
+        .await
+        .expect("create on moto");
+    let sm = proxy.client_without_retries();
+    let read = || sm.get_secret_value().secret_id(&name).send();
+
+    proxy.fail_after("GetSecretValue", 1, Fault::error("AccessDeniedException"));
+    read().await.expect("the first read passes");
+    for _ in 0..2 {
+        let error = read().await.expect_err("the later reads fail");
+        assert_eq!(error.code(), Some("AccessDeniedException"));
+        assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(400));
+    }
+    assert_eq!(proxy.reads(), 3);
+    assert_eq!(proxy.failed("GetSecretValue"), 2);
+    sm.describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("other operations pass");
+    proxy.pass("GetSecretValue");
+    read().await.expect("reads pass again");
+
+    proxy.fail_times("GetSecretValue", 1, Fault::error("InternalServiceError"));
+    let error = read().await.expect_err("the next read fails");
+    assert_eq!(error.code(), Some("InternalServiceError"));
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(500));
+    read().await.expect("only once");
+    assert_eq!(proxy.reads(), 6);
+    assert_eq!(proxy.failed("GetSecretValue"), 3);
+    assert_eq!(proxy.failed("DescribeSecret"), 0);
+    assert_eq!(proxy.stats().errors, 3);
+    assert_eq!(proxy.stats().failed(), 3);
+}
+
+#[tokio::test]
 async fn an_injected_internal_error_is_a_500_the_sdk_retries() {
     let proxy = start().await;
     let name = unique("five-hundred");
@@ -173,6 +208,26 @@ async fn an_injected_internal_error_is_a_500_the_sdk_retries() {
         .expect("the SDK retries a 500");
     assert_eq!(value_on_moto(&name).await.as_deref(), Some("value"));
     assert_eq!(proxy.calls("CreateSecret"), 3);
+}
+
+#[tokio::test]
+async fn a_connection_reset_after_the_call_was_applied_leaves_the_write_done() {
+    let proxy = start().await;
+    let name = unique("reset-after");
+    proxy.fail_times("CreateSecret", 1, Fault::ResetAfterApplied);
+    let error = client(&proxy.url(), false)
+        .create_secret()
+        .name(&name)
+        .secret_string("value")
+        .send()
+        .await
+        .expect_err("the connection is reset");
+    assert!(error.as_service_error().is_none(), "a transport error");
+    assert_eq!(value_on_moto(&name).await.as_deref(), Some("value"));
+    assert_eq!(proxy.failed("CreateSecret"), 1);
+    assert_eq!(proxy.log()[0].outcome, Outcome::ResetAfterApplied);
+    let stats = proxy.stats();
+    assert_eq!((stats.resets, stats.forwarded), (1, 1));
 }
 
 #[tokio::test]

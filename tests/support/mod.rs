@@ -1,5 +1,6 @@
 //! Shared test helpers: a moto server (Secrets Manager) reached through `MOTO_ENDPOINT`,
-//! the local iAdvize stand-in, and a "world" with one credentials secret and one token secret.
+//! the local iAdvize stand-in, a "world" (iAdvize users, their credentials secrets and a token
+//! secret, in one region), the fault proxy in front of moto, and the fixture events.
 #![allow(dead_code)]
 
 pub mod lambda_logs;
@@ -12,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::Tag;
 use iadvize_standin::{Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 pub use iadvize_standin::moto::REGION;
+/// The Secrets Manager proxy and its faults (`SmFault`: the crate root's `Fault` is iAdvize's).
+#[allow(unused_imports)]
+pub use iadvize_standin::sm_proxy::{Fault as SmFault, SmProxy};
 
 /// The moto server the Makefile (scripts/with-moto.sh) started.
 pub fn moto_endpoint() -> String {
@@ -32,6 +35,51 @@ pub fn moto_endpoint() -> String {
 /// An SDK client for moto, as an operator or Secrets Manager itself would use it.
 pub fn sm_client() -> Client {
     iadvize_standin::moto::client(&moto_endpoint())
+}
+
+/// The fault proxy in front of moto: counts every Secrets Manager call per operation, and
+/// fails, holds or resets the calls a test asks for.
+pub async fn sm_proxy() -> SmProxy {
+    SmProxy::start(&moto_endpoint())
+        .await
+        .expect("the Secrets Manager proxy starts")
+}
+
+/// Logs `username` in at the iAdvize stand-in at `url` (RFC 6749 password grant) and returns
+/// the access token. Counts as one login there.
+pub async fn login(url: &str, username: &str, password: &str) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("the stand-in answers")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// The EventBridge schedule's event (tests/fixtures/scheduled-event.json).
+pub fn scheduled_event() -> Value {
+    fixture("scheduled-event.json")
+}
+
+/// A JSON event of tests/fixtures/.
+pub fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A name no other test uses.
@@ -50,7 +98,7 @@ pub fn binary_env(world: &World) -> Vec<(String, String)> {
         ("AWS_ENDPOINT_URL", moto_endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", REGION.into()),
+        ("AWS_REGION", world.region.clone()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ("IADVIZE_API_URL", world.standin.url()),
         ("IADVIZE_TOKEN_SECRET_IDS", world.token_id.clone()),
@@ -63,43 +111,149 @@ pub fn binary_env(world: &World) -> Vec<(String, String)> {
     .collect()
 }
 
-/// One iAdvize user, its credentials secret, and an empty token secret.
+/// An iAdvize user of the stand-in and its credentials secret.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The iAdvize username (an e-mail address no other test uses).
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The credentials secret holding both, `{"username": …, "password": …}`.
+    pub creds_id: String,
+}
+
+/// A test world in one region of moto: iAdvize users on a stand-in, each with a credentials
+/// secret, and an empty token secret for the first user. The first user's fields are repeated
+/// at the top level for the many tests that need one.
 pub struct World {
+    /// The AWS region of every secret of this world.
+    pub region: String,
+    /// A client of moto in that region.
     pub sm: Client,
     pub standin: Standin,
+    pub users: Vec<User>,
+    /// The first user's username, password and credentials secret.
     pub username: String,
     pub password: String,
     pub creds_id: String,
+    /// An empty token secret (no tags), for the first user.
     pub token_id: String,
     pub metrics: Metrics,
 }
 
 impl World {
+    /// One user in [`REGION`].
     pub async fn new() -> World {
-        let username = format!("{}@example.com", unique("user"));
-        let password = unique("pw");
-        let standin = Standin::start(StandinConfig::default().with_user(&username, &password))
-            .await
-            .expect("the stand-in starts");
-        let sm = sm_client();
-        let creds_id = unique("creds");
-        sm.create_secret()
-            .name(&creds_id)
-            .secret_string(json!({"username": username, "password": password}).to_string())
-            .send()
-            .await
-            .expect("create the credentials secret");
+        World::in_region(REGION, 1).await
+    }
+
+    /// `users` users (at least one) in `region`. Tests that list secrets (discovery by tag)
+    /// each take a region of their own, so that tests running at the same time do not see
+    /// each other's secrets.
+    pub async fn in_region(region: &str, users: usize) -> World {
+        assert!(users > 0, "a world has at least one user");
+        let users: Vec<User> = (0..users)
+            .map(|_| User {
+                username: format!("{}@example.com", unique("user")),
+                password: unique("pw"),
+                creds_id: unique("creds"),
+            })
+            .collect();
+        let config = users.iter().fold(StandinConfig::default(), |config, user| {
+            config.with_user(&user.username, &user.password)
+        });
+        let standin = Standin::start(config).await.expect("the stand-in starts");
+        let sm = iadvize_standin::moto::client_with(&moto_endpoint(), region, None);
+        for user in &users {
+            sm.create_secret()
+                .name(&user.creds_id)
+                .secret_string(
+                    json!({"username": user.username, "password": user.password}).to_string(),
+                )
+                .send()
+                .await
+                .expect("create the credentials secret");
+        }
         let token_id = unique("token");
         create_empty_secret(&sm, &token_id).await;
+        let first = users[0].clone();
         World {
+            region: region.to_owned(),
             sm,
             standin,
-            username,
-            password,
-            creds_id,
+            users,
+            username: first.username,
+            password: first.password,
+            creds_id: first.creds_id,
             token_id,
             metrics: Metrics::memory(),
         }
+    }
+
+    /// The credentials secret of user `user` (0-based).
+    pub fn creds(&self, user: usize) -> &str {
+        &self.users[user].creds_id
+    }
+
+    /// A token secret for `user` tagged with its credentials secret
+    /// (`iadvize:credentials-secret-id`) and `tags`, with `value` as its AWSCURRENT, if any.
+    /// Returns its name.
+    pub async fn token_secret(
+        &self,
+        user: usize,
+        tags: &[(&str, &str)],
+        value: Option<&str>,
+    ) -> String {
+        let name = unique("token");
+        let mut request = self.sm.create_secret().name(&name).tags(
+            Tag::builder()
+                .key("iadvize:credentials-secret-id")
+                .value(self.creds(user))
+                .build(),
+        );
+        for (key, tag_value) in tags {
+            request = request.tags(Tag::builder().key(*key).value(*tag_value).build());
+        }
+        if let Some(value) = value {
+            request = request.secret_string(value);
+        }
+        request.send().await.expect("create a token secret");
+        name
+    }
+
+    /// A managed (`iadvize:managed=true`) token secret of `user` whose token has `hours_left`
+    /// of its 24 hours (`None`: no value yet). The token is not one the stand-in issued.
+    pub async fn integration(&self, user: usize, hours_left: Option<i64>) -> String {
+        let value = hours_left.map(unverified_record);
+        self.token_secret(user, &[("iadvize:managed", "true")], value.as_deref())
+            .await
+    }
+
+    /// The configuration a broker of the whole region uses (discovery by tag, no listed
+    /// secret, no default credentials secret); login spacing off.
+    pub fn fleet_config(&self) -> Config {
+        Config::builder()
+            .api_url(self.standin.url().parse().expect("stand-in URL"))
+            .min_login_interval(Duration::ZERO)
+            .http_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a valid test configuration")
+    }
+
+    /// The time in a token secret's `iadvize:last-login-attempt` tag.
+    pub async fn login_tag(&self, secret_id: &str) -> time::OffsetDateTime {
+        let tags = tags_of(&self.sm, secret_id).await;
+        iadvize_token_broker::token::parse_rfc3339(&tags["iadvize:last-login-attempt"])
+            .expect("an RFC 3339 login tag")
+    }
+
+    /// The metric lines written so far, parsed (CloudWatch embedded metric format).
+    pub fn metric_lines(&self) -> Vec<Value> {
+        self.metrics
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect()
     }
 
     /// The configuration a test broker uses; login spacing off unless a test wants it.
@@ -175,20 +329,7 @@ impl World {
 
     /// A token straight from the stand-in (counts as one login there).
     pub async fn login_directly(&self) -> String {
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}/oauth2/token", self.standin.url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", &self.username),
-                ("password", &self.password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["access_token"].as_str().unwrap().to_owned()
+        login(&self.standin.url(), &self.username, &self.password).await
     }
 
     /// What Secrets Manager does before invoking a rotation function: enables rotation and
@@ -234,6 +375,18 @@ impl World {
     pub fn verifications(&self) -> u32 {
         self.standin.stats().verifications
     }
+}
+
+/// A token record with `hours_left` of its 24 hours, for a made-up token (fresh tokens are
+/// never verified, so the stand-in need not know it).
+pub fn unverified_record(hours_left: i64) -> String {
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(24 - hours_left);
+    iadvize_token_broker::TokenRecord::new(
+        iadvize_token_broker::token::AccessToken::new(unique("tok")),
+        issued,
+        86400,
+    )
+    .to_json()
 }
 
 pub async fn create_empty_secret(sm: &Client, name: &str) {
@@ -381,115 +534,24 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
     }
 }
 
-/// A TCP proxy in front of moto that counts the `GetSecretValue` requests passing through
-/// it, whatever the client (Rust, Node, Python, the AWS CLI): a count independent of the
-/// readers' own counters. Point `AWS_ENDPOINT_URL` (or the SDK's endpoint) at [`url`].
-///
-/// [`url`]: CountingProxy::url
-pub struct CountingProxy {
-    addr: std::net::SocketAddr,
-    reads: Arc<std::sync::atomic::AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CountingProxy {
-    pub async fn start() -> CountingProxy {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let upstream = moto_endpoint()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().unwrap();
-        let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = reads.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let requests = async move {
-                        // Every SDK names the operation in `X-Amz-Target: secretsmanager.<Op>`.
-                        const NEEDLE: &[u8] = b"secretsmanager.GetSecretValue";
-                        let mut buf = vec![0u8; 16 * 1024];
-                        let mut tail: Vec<u8> = Vec::new();
-                        loop {
-                            let n = match client_read.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            // Search the new bytes plus the end of the previous chunk.
-                            let mut window = std::mem::take(&mut tail);
-                            let old = window.len();
-                            window.extend_from_slice(&buf[..n]);
-                            let found = window
-                                .windows(NEEDLE.len())
-                                .enumerate()
-                                .filter(|(i, w)| *w == NEEDLE && i + NEEDLE.len() > old)
-                                .count();
-                            counter.fetch_add(found as u64, std::sync::atomic::Ordering::SeqCst);
-                            tail = window[window.len().saturating_sub(NEEDLE.len() - 1)..].to_vec();
-                            if server_write.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = server_write.shutdown().await;
-                    };
-                    let answers = async move {
-                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                        let _ = client_write.shutdown().await;
-                    };
-                    tokio::join!(requests, answers);
-                });
-            }
-        });
-        CountingProxy { addr, reads, task }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `GetSecretValue` requests seen so far.
-    pub fn reads(&self) -> u64 {
-        self.reads.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// An SDK client that goes through the proxy.
-    pub fn client(&self) -> Client {
-        let config = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.url())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .build();
-        Client::from_conf(config)
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The environment of a subprocess that reads the token secret through `proxy` (the CLI, the
 /// other-language readers), with the stand-in as iAdvize.
-pub fn reader_env(world: &World, proxy: &CountingProxy) -> Vec<(String, String)> {
+pub fn reader_env(world: &World, proxy: &SmProxy) -> Vec<(String, String)> {
     let mut env = binary_env(world);
     for (key, value) in env.iter_mut() {
         if key == "AWS_ENDPOINT_URL" {
             *value = proxy.url();
         }
     }
-    env.push(("AWS_DEFAULT_REGION".into(), REGION.into()));
+    env.push(("AWS_DEFAULT_REGION".into(), world.region.clone()));
     env.push(("IADVIZE_TOKEN_SECRET_ID".into(), world.token_id.clone()));
+    env
+}
+
+/// [`reader_env`] without the reader's SDK retries (`AWS_MAX_ATTEMPTS=1`), so that every read
+/// it makes is one request at the proxy.
+pub fn reader_env_without_retries(world: &World, proxy: &SmProxy) -> Vec<(String, String)> {
+    let mut env = reader_env(world, proxy);
+    env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
     env
 }

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use iadvize_standin::sm_proxy::SmProxy;
 use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
 
 use super::watcher::Watcher;
-use super::{World, binary_env, moto_endpoint, sm_client, stages_of};
+use super::{SmProxy, World, binary_env, sm_client, sm_proxy, stages_of};
 
 /// Invocation deadline given to the binary; a killed process answers at once anyway.
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,9 +36,7 @@ pub struct Rig {
 impl Rig {
     pub async fn new() -> Rig {
         let world = World::new().await;
-        let proxy = SmProxy::start(&moto_endpoint())
-            .await
-            .expect("the fault proxy starts");
+        let proxy = sm_proxy().await;
         Rig { world, proxy }
     }
 
@@ -158,21 +155,6 @@ fn judge_fresh(value: &str, checker: &iadvize_standin::TokenChecker) -> Result<S
         return Err("the stand-in does not accept the token".into());
     }
     Ok(iadvize_token_broker::token::rfc3339(record.expires_at))
-}
-
-/// The EventBridge schedule's event.
-pub fn tick_event() -> Value {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-11-26T11:00:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/iadvize-token-broker"],
-        "detail": {}
-    })
 }
 
 /// An operator's refresh.

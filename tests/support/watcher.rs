@@ -1,4 +1,4 @@
-//! A consumer that watches (DESIGN §6.7): while a fault test runs, a task reads the token
+//! A consumer that watches: while a fault test runs, a task reads the token
 //! secret's AWSCURRENT straight from moto (not through the fault proxy) every
 //! [`POLL_INTERVAL`], as a consumer would. Once the secret was first filled, every value it
 //! reads must be a token record that is not expired and that the iAdvize stand-in accepts.
