@@ -156,7 +156,7 @@ pub enum Fault {
     Html(u16),
     /// `200` with a chunked body of this many bytes (no `Content-Length`).
     HugeBody(usize),
-    /// `200 {"error":"invalid_token", …}`: the error body of DESIGN §1 with a success status.
+    /// `200 {"error":"invalid_token", …}`: the error body iAdvize sends for an invalid token, with a success status.
     InvalidTokenOk,
     /// Login: `200` with a real token (valid for the configured lifetime) in an answer whose
     /// fields are the documented ones overwritten by this object's (e.g. `{"expires_in":
