@@ -113,13 +113,21 @@ impl fmt::Debug for StandinConfig {
 ///   they count in `rate_limited` too.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
+    /// Every `POST /oauth2/token`.
     pub login_requests: u32,
+    /// Tokens issued by the normal handling.
     pub successful_logins: u32,
+    /// Logins refused with a 400 by the normal handling.
     pub rejected_logins: u32,
+    /// 429 answers.
     pub rate_limited: u32,
+    /// Every `GET /_authenticated`.
     pub verifications: u32,
+    /// Every `POST /graphql`.
     pub graphql_requests: u32,
+    /// Requests that consumed a fault.
     pub faults_served: u32,
+    /// Logins answered `429` because of a block (also counted in `rate_limited`).
     pub blocked_logins: u32,
 }
 
@@ -156,7 +164,8 @@ pub enum Fault {
     Html(u16),
     /// `200` with a chunked body of this many bytes (no `Content-Length`).
     HugeBody(usize),
-    /// `200 {"error":"invalid_token", …}`: the error body iAdvize sends for an invalid token, with a success status.
+    /// `200 {"error":"invalid_token", …}`: the body iAdvize's `/_authenticated` gives a refused
+    /// token, with a success status.
     InvalidTokenOk,
     /// Login: `200` with a real token (valid for the configured lifetime) in an answer whose
     /// fields are the documented ones overwritten by this object's (e.g. `{"expires_in":

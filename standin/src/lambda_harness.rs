@@ -54,12 +54,16 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub enum InvokeError {
     /// The function posted to `/invocation/{id}/error`.
     Function {
+        /// The report's `errorType`.
         error_type: String,
+        /// The report's `errorMessage`.
         error_message: String,
     },
     /// The function posted to `/init/error` (e.g. a configuration error at start-up).
     InitFailed {
+        /// The report's `errorType`.
         error_type: String,
+        /// The report's `errorMessage`.
         error_message: String,
     },
     /// No answer before the deadline plus a grace period.

@@ -1,4 +1,5 @@
-//! Local stand-ins used by the tests and the demo of `iadvize-token-broker`.
+//! Local stand-ins and test support for `iadvize-token-broker`: everything its tests, its
+//! demo and its benches run against instead of AWS and iAdvize.
 //!
 //! - [`iadvize`]: an HTTP server that behaves like the parts of the iAdvize API the broker
 //!   talks to (`/oauth2/token`, `/_authenticated`, `/graphql`), with rate limits, counters and
@@ -10,13 +11,17 @@
 //!   the real binary.
 //! - [`sqs_poller`]: plays a Lambda event source mapping for an SQS queue (moto's SQS): receive,
 //!   invoke a [`LambdaHarness`] with the Lambda SQS event, delete.
-//! - [`moto`]: a Secrets Manager client for moto's server, and the start of a rotation as
-//!   Secrets Manager does it.
-//! - [`sm_proxy`]: a proxy in front of moto that counts Secrets Manager calls per operation and
-//!   injects throttling, 5xx, connection resets and latency, or kills a process at a chosen call.
+//! - [`moto`]: Secrets Manager clients for moto's server (the one builder of SDK clients the
+//!   tests use: endpoint, region, retries), and the start of a rotation as Secrets Manager does
+//!   it.
+//! - [`sm_proxy`]: a proxy in front of moto that counts Secrets Manager calls per operation
+//!   and fails (any error code, at one call, the next N or every call), resets, holds or
+//!   delays them — before forwarding or after Secrets Manager applied them — or kills a
+//!   process at a chosen call.
 //!
-//! Neither is meant for production: they bind to loopback by default, keep everything in
+//! None is meant for production: they bind to loopback by default, keep everything in
 //! memory and favour observability over performance.
+#![warn(missing_docs)]
 
 pub mod iadvize;
 pub mod lambda_api;
