@@ -554,78 +554,82 @@ impl Tick<'_> {
         action: Action,
         slot: Slot,
     ) -> Checked {
+        let replan = info.is_none() || action == Action::Read;
+        // A secret the tick did not read yet: its own login feeds its login tag to the pacer.
+        let slot = if info.is_none() { Slot::Open } else { slot };
+        let (info, current) = match self.read_value(secret_id, info, current).await {
+            Ok(read) => read,
+            Err(e) => {
+                return Checked {
+                    name: None,
+                    record: None,
+                    outcome: Err(e),
+                };
+            }
+        };
         let mut checked = Checked {
-            name: None,
-            record: None,
+            name: Some(info.name.clone()),
+            record: current.record().cloned(),
             outcome: Ok(Outcome::Fresh),
         };
-        let (info, current, action, slot) = match (info, action) {
-            (Some(info), action) if action != Action::Read => (info, current, action, slot),
-            (info, _) => {
-                // A secret the tick did not read yet: its own login feeds its login tag to
-                // the pacer.
-                let slot = if info.is_some() { slot } else { Slot::Open };
-                let info = match info {
-                    Some(info) => info,
-                    None => match self.store.describe(secret_id).await {
-                        Ok(info) => info,
-                        Err(e) => {
-                            return Checked {
-                                outcome: Err(e),
-                                ..checked
-                            };
-                        }
-                    },
-                };
-                let current = match current {
-                    Current::NotRead => match read_current(self.store, &info).await {
-                        Ok(current) => current,
-                        Err(e) => {
-                            return Checked {
-                                outcome: Err(e),
-                                ..checked
-                            };
-                        }
-                    },
-                    read => read,
-                };
-                checked.name = Some(info.name.clone());
-                checked.record = current.record().cloned();
-                let age = match info.pending_rotation() {
-                    Some(version) => match self.store.version_created(&info.arn, version).await {
-                        Ok(created) => created.map_or(Age::Unknown, |created| {
-                            Age::Known(OffsetDateTime::now_utc() - created)
-                        }),
-                        Err(e) => {
-                            return Checked {
-                                outcome: Err(e),
-                                ..checked
-                            };
-                        }
-                    },
-                    None => Age::NotRead,
-                };
-                let facts = Facts {
-                    current: &current,
-                    rotation: rotation_of(&info, age),
-                    now: OffsetDateTime::now_utc(),
-                    room: Room::Admitted,
-                };
-                let action = plan(&facts, &self.rules());
-                (info, current, action, slot)
-            }
+        let action = if replan {
+            let age = match self.pending_age(&info).await {
+                Ok(age) => age,
+                Err(e) => {
+                    checked.outcome = Err(e);
+                    return checked;
+                }
+            };
+            let facts = Facts {
+                current: &current,
+                rotation: rotation_of(&info, age),
+                now: OffsetDateTime::now_utc(),
+                room: Room::Admitted,
+            };
+            plan(&facts, &self.rules())
+        } else {
+            action
         };
-        checked.name = Some(info.name.clone());
-        checked.record = current.record().cloned();
         checked.outcome = match self.act(&info, &current, action, slot).await {
-            Ok((outcome, Some(record))) => {
-                checked.record = Some(record);
+            Ok((outcome, record)) => {
+                if record.is_some() {
+                    checked.record = record;
+                }
                 Ok(outcome)
             }
-            Ok((outcome, None)) => Ok(outcome),
             Err(e) => Err(e),
         };
         checked
+    }
+
+    /// The secret's stages and AWSCURRENT, read alone when the tick has not read them.
+    async fn read_value(
+        &self,
+        secret_id: &str,
+        info: Option<SecretInfo>,
+        current: Current,
+    ) -> Result<(SecretInfo, Current)> {
+        let info = match info {
+            Some(info) => info,
+            None => self.store.describe(secret_id).await?,
+        };
+        let current = match current {
+            Current::NotRead => read_current(self.store, &info).await?,
+            read => read,
+        };
+        Ok((info, current))
+    }
+
+    /// How old the pending version of a rotation under way is (`ListSecretVersionIds`);
+    /// [`Age::NotRead`] when there is none.
+    async fn pending_age(&self, info: &SecretInfo) -> Result<Age> {
+        let Some(version) = info.pending_rotation() else {
+            return Ok(Age::NotRead);
+        };
+        let created = self.store.version_created(&info.arn, version).await?;
+        Ok(created.map_or(Age::Unknown, |created| {
+            Age::Known(OffsetDateTime::now_utc() - created)
+        }))
     }
 
     /// Performs a planned action on a secret that was read. Returns the outcome and the new
