@@ -30,6 +30,10 @@ pub struct Config {
     max_logins_per_minute: NonZeroU32,
     per_secret_metrics: bool,
     aws_timeouts: AwsTimeouts,
+    // --- follow-ups and the 429 pause ---
+    throttle_pause: Duration,
+    max_follow_ups: u32,
+    // --- end follow-ups and the 429 pause ---
 }
 
 impl Config {
@@ -110,6 +114,24 @@ impl Config {
     pub fn aws_timeouts(&self) -> AwsTimeouts {
         self.aws_timeouts
     }
+
+    // --- follow-ups and the 429 pause ---
+
+    /// After a login ends in `429 Too Many Requests`, no login starts for at least this long
+    /// (or iAdvize's `Retry-After`, when longer) (`IADVIZE_THROTTLE_PAUSE`, default 60 s).
+    pub fn throttle_pause(&self) -> Duration {
+        self.throttle_pause
+    }
+
+    /// How many follow-up invocations a chain started by one tick may have
+    /// (`IADVIZE_MAX_FOLLOW_UPS`, 0 to 15, default 10; 0: no follow-up). Lambda's recursive
+    /// loop detection stops a chain at its 17th invocation, so 15 keeps a tick and its
+    /// follow-ups below it.
+    pub fn max_follow_ups(&self) -> u32 {
+        self.max_follow_ups
+    }
+
+    // --- end follow-ups and the 429 pause ---
 
     /// A builder starting from the defaults (tests, benchmarks, embedding programs).
     pub fn builder() -> ConfigBuilder {
@@ -208,6 +230,22 @@ impl ConfigBuilder {
         self
     }
 
+    // --- follow-ups and the 429 pause ---
+
+    /// See [`Config::throttle_pause`].
+    pub fn throttle_pause(mut self, pause: Duration) -> Self {
+        self.0.throttle_pause = pause;
+        self
+    }
+
+    /// See [`Config::max_follow_ups`].
+    pub fn max_follow_ups(mut self, n: u32) -> Self {
+        self.0.max_follow_ups = n;
+        self
+    }
+
+    // --- end follow-ups and the 429 pause ---
+
     /// The configuration, if it keeps the rules of [`Config::from_lookup`].
     ///
     /// # Errors
@@ -245,6 +283,13 @@ const MAX_LOGINS_PER_MINUTE: &str = "IADVIZE_MAX_LOGINS_PER_MINUTE";
 const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
 const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
+// --- follow-ups and the 429 pause ---
+const THROTTLE_PAUSE: &str = "IADVIZE_THROTTLE_PAUSE";
+const MAX_FOLLOW_UPS: &str = "IADVIZE_MAX_FOLLOW_UPS";
+/// A tick and 15 follow-ups are 16 invocations of one chain; Lambda's recursive loop
+/// detection stops the 17th (<https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html>).
+const MAX_FOLLOW_UPS_LIMIT: u32 = 15;
+// --- end follow-ups and the 429 pause ---
 
 /// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
 const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
@@ -265,6 +310,10 @@ impl Default for Config {
             max_logins_per_minute: NonZeroU32::new(30).expect("30 is not zero"),
             per_secret_metrics: false,
             aws_timeouts: AwsTimeouts::default(),
+            // --- follow-ups and the 429 pause ---
+            throttle_pause: Duration::from_secs(60),
+            max_follow_ups: 10,
+            // --- end follow-ups and the 429 pause ---
         }
     }
 }
@@ -371,6 +420,23 @@ impl Config {
             )?,
         };
 
+        // --- follow-ups and the 429 pause ---
+        let throttle_pause = duration(THROTTLE_PAUSE, defaults.throttle_pause)?;
+        let max_follow_ups = match get(MAX_FOLLOW_UPS) {
+            None => defaults.max_follow_ups,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n: &u32| *n <= MAX_FOLLOW_UPS_LIMIT)
+                .ok_or_else(|| ConfigError {
+                    variable: MAX_FOLLOW_UPS,
+                    message: format!(
+                        "expected a whole number from 0 to {MAX_FOLLOW_UPS_LIMIT} (0: no follow-up; Lambda's recursive loop detection stops longer chains), got {text:?}"
+                    ),
+                })?,
+        };
+        // --- end follow-ups and the 429 pause ---
+
         ConfigBuilder(Config {
             token_secret_ids,
             credentials_secret_id: get(CREDENTIALS_SECRET_ID),
@@ -385,6 +451,8 @@ impl Config {
             max_logins_per_minute,
             per_secret_metrics,
             aws_timeouts,
+            throttle_pause,
+            max_follow_ups,
         })
         .build()
     }
@@ -421,6 +489,17 @@ impl Config {
                 ),
             });
         }
+        // --- follow-ups and the 429 pause ---
+        if self.max_follow_ups > MAX_FOLLOW_UPS_LIMIT {
+            return Err(ConfigError {
+                variable: MAX_FOLLOW_UPS,
+                message: format!(
+                    "expected a whole number from 0 to {MAX_FOLLOW_UPS_LIMIT} (0: no follow-up; Lambda's recursive loop detection stops longer chains), got {}",
+                    self.max_follow_ups
+                ),
+            });
+        }
+        // --- end follow-ups and the 429 pause ---
         positive(HTTP_TIMEOUT, self.http_timeout)?;
         positive(AWS_OPERATION_TIMEOUT, self.aws_timeouts.operation)?;
         positive(AWS_ATTEMPT_TIMEOUT, self.aws_timeouts.attempt)?;

@@ -61,11 +61,7 @@ const OPTIONAL_ENV: &[&str] = &[
 /// Variables the templates set before the code reads them (the broker's handling of reports,
 /// follow-ups and the 429 pause lands separately): treated as the code's until it reads them
 /// itself, when this list can go.
-const AHEAD_OF_CODE_ENV: &[&str] = &[
-    "IADVIZE_REPORT_VERIFY_INTERVAL",
-    "IADVIZE_MAX_FOLLOW_UPS",
-    "IADVIZE_THROTTLE_PAUSE",
-];
+const AHEAD_OF_CODE_ENV: &[&str] = &["IADVIZE_REPORT_VERIFY_INTERVAL"];
 
 /// State tags the IAM tag-key lists and Terraform's `ignore_changes` name before the code
 /// writes them: treated as the code's until it does.
@@ -2771,10 +2767,9 @@ const METRICS_RS: &str = "src/metrics.rs";
 const TF_DASHBOARD: &str = "infra/terraform/dashboard.tf";
 /// Series the dashboards show before the broker emits them (reports, follow-ups and logins by
 /// outcome land with the broker's handling of reports): treated as the code's until it does.
-const AHEAD_OF_CODE_METRICS: &[&str] =
-    &["RejectionReports", "ReportBodiesIgnored", "FollowUpsSent"];
-/// The dimension of the per-outcome series, ahead of the code likewise.
-const AHEAD_OF_CODE_DIMENSIONS: &[&str] = &["Outcome"];
+const AHEAD_OF_CODE_METRICS: &[&str] = &["RejectionReports", "ReportBodiesIgnored"];
+/// Dimensions ahead of the code likewise (none now: the code emits `Outcome` for logins).
+const AHEAD_OF_CODE_DIMENSIONS: &[&str] = &[];
 
 /// The `IadvizeTokenBroker` metric names and dimensions a dashboard shows: plain series
 /// (`["IadvizeTokenBroker", "X"` or `[local.metrics_namespace, "X"`) and `SEARCH`
