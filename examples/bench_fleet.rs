@@ -140,7 +140,11 @@ async fn main() -> Fallible<()> {
             r.follow_ups,
             r.max_per_minute,
             r.rate_limited,
-            if r.all_accepted { "" } else { "  (not all filled)" }
+            if r.all_accepted {
+                ""
+            } else {
+                "  (not all filled)"
+            }
         );
     }
     println!(
@@ -347,7 +351,12 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
 }
 
 /// The refill of `secrets`, all expired: a scheduled tick and the follow-ups it chains.
-async fn refill(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> Fallible<RefillRow> {
+async fn refill(
+    sm: &Client,
+    standin: &Standin,
+    n: usize,
+    secrets: &[String],
+) -> Fallible<RefillRow> {
     let window = Duration::from_secs(60) / FILL_COMPRESSION;
     standin.set_rate_window(window);
     standin.reset_rate_limits();
@@ -404,7 +413,10 @@ async fn refill(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) ->
         match lambda.next_event(Duration::from_millis(200)).await {
             Some(next) => {
                 follow_ups += 1;
-                eprintln!("N = {n}: refill follow-up {follow_ups} ({:.1}s)", started.elapsed().as_secs_f64());
+                eprintln!(
+                    "N = {n}: refill follow-up {follow_ups} ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
                 event = next.payload;
             }
             None => break,

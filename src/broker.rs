@@ -196,8 +196,8 @@ impl Broker {
                             tracing::info!(
                                 follow_up = n + 1,
                                 urgent,
-                                paused_until = paused_until
-                                    .map_or_else(String::new, crate::token::rfc3339),
+                                paused_until =
+                                    paused_until.map_or_else(String::new, crate::token::rfc3339),
                                 "urgent work deferred: follow-up sent"
                             );
                         }

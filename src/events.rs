@@ -265,12 +265,14 @@ fn parse_follow_up(
     };
     let paused_until = match object.get("paused_until") {
         None | Some(Value::Null) => None,
-        Some(Value::String(at)) => Some(crate::token::parse_rfc3339(at.trim()).ok_or_else(|| {
-            format!(
-                "paused_until is {}, expected an RFC 3339 time",
-                shape(&Value::String(at.clone()))
-            )
-        })?),
+        Some(Value::String(at)) => {
+            Some(crate::token::parse_rfc3339(at.trim()).ok_or_else(|| {
+                format!(
+                    "paused_until is {}, expected an RFC 3339 time",
+                    shape(&Value::String(at.clone()))
+                )
+            })?)
+        }
         Some(other) => {
             return Err(format!(
                 "paused_until is {}, expected an RFC 3339 time",
@@ -413,17 +415,32 @@ mod tests {
         }
         assert!(matches!(
             Event::parse(&json!({"action": "refresh", "follow_up": 1})).unwrap(),
-            Event::FollowUp { n: 1, paused_until: None }
+            Event::FollowUp {
+                n: 1,
+                paused_until: None
+            }
         ));
         for (bad, says) in [
-            (json!({"action": "refresh", "follow_up": 0}), "follow_up is 0"),
-            (json!({"action": "refresh", "follow_up": "1"}), "follow_up is a string"),
+            (
+                json!({"action": "refresh", "follow_up": 0}),
+                "follow_up is 0",
+            ),
+            (
+                json!({"action": "refresh", "follow_up": "1"}),
+                "follow_up is a string",
+            ),
             (
                 json!({"action": "refresh", "follow_up": 1, "paused_until": "soon"}),
                 "paused_until is a string",
             ),
-            (json!({"action": "refresh", "paused_until": "2026-11-30T10:00:00Z"}), "without follow_up"),
-            (json!({"action": "refresh", "follow_up": 1, "force": true}), "without force"),
+            (
+                json!({"action": "refresh", "paused_until": "2026-11-30T10:00:00Z"}),
+                "without follow_up",
+            ),
+            (
+                json!({"action": "refresh", "follow_up": 1, "force": true}),
+                "without force",
+            ),
             (json!({"action": "status", "follow_up": 1}), "without force"),
             (
                 json!({"action": "refresh", "follow_up": 1, "secret_ids": ["a"]}),

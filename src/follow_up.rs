@@ -121,7 +121,7 @@ mod tests {
         let until = time::macros::datetime!(2026-11-30 10:00:00 UTC);
         assert_eq!(
             event(3, Some(until)),
-            json!({"action": "refresh", "follow_up": 3, "paused_until": "2026-11-30T10:00:00.000Z"})
+            json!({"action": "refresh", "follow_up": 3, "paused_until": "2026-11-30T10:00:00Z"})
         );
     }
 }

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 pub use crate::error::IadvizeError;
 use crate::error::Retry;
-use crate::token::fields::{self, Refused};
 use crate::throttle::Attempt;
+use crate::token::fields::{self, Refused};
 use crate::token::{AccessToken, Credentials, TokenRecord};
 
 /// Longest token lifetime the broker believes (`expires_in` above this is absurd).
@@ -169,9 +169,7 @@ impl IadvizeClient {
                 ("password", credentials.password.expose_secret()),
             ])
         };
-        let sent = self
-            .send(request, deadline, "login", Some(attempt))
-            .await?;
+        let sent = self.send(request, deadline, "login", Some(attempt)).await?;
         let status = sent.response.status();
         let body = read_limited(sent.response, "login").await?;
         match status.as_u16() {

@@ -17,9 +17,9 @@ use crate::error::{Error, IadvizeError, Result, echo};
 use crate::iadvize::{IadvizeClient, RetryPolicy, Verification};
 use crate::metrics::{LoginOutcome, Metrics};
 use crate::pacing::{Limits, Pacer};
-use crate::throttle::{Gate, Throttle};
 use crate::store::{AWSCURRENT, Content, SecretInfo, SecretStore, Version};
 use crate::tags::{self, BrokerTags};
+use crate::throttle::{Gate, Throttle};
 use crate::token::{AccessToken, Credentials, TokenRecord, rfc3339};
 
 /// The time a rotation needs once its login may start, derived once from the configuration:

@@ -199,7 +199,11 @@ impl Metrics {
 
     /// A tick or follow-up asked for a follow-up invocation (`FollowUpsSent`, no dimension).
     pub fn follow_up_sent(&self) {
-        self.write(emf_line(None, &[("FollowUpsSent", 1.0, "Count")], now_millis()));
+        self.write(emf_line(
+            None,
+            &[("FollowUpsSent", 1.0, "Count")],
+            now_millis(),
+        ));
     }
 
     // --- end follow-ups and the 429 pause ---

@@ -466,12 +466,9 @@ impl Tick<'_> {
                     until - now > time::Duration::try_from(spare).unwrap_or(time::Duration::MAX)
                 }) =>
             {
-                let wait = self
-                    .login
-                    .paused_until()
-                    .map_or(Duration::ZERO, |until| {
-                        (until - now).try_into().unwrap_or_default()
-                    });
+                let wait = self.login.paused_until().map_or(Duration::ZERO, |until| {
+                    (until - now).try_into().unwrap_or_default()
+                });
                 return self.deferred(secret_id, current.record(), wait);
             }
             // A due token needs a login: its slot is booked now, in urgency order.

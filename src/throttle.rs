@@ -230,10 +230,7 @@ mod tests {
         assert_eq!(throttle.gate(OffsetDateTime::now_utc()), Gate::Open);
         assert!(first.rate_limited(Some(Duration::from_secs(5))));
         assert_eq!(throttle.gate(OffsetDateTime::now_utc()), Gate::Leading);
-        assert!(
-            !second.may_retry(),
-            "a 5xx retry stops while another leads"
-        );
+        assert!(!second.may_retry(), "a 5xx retry stops while another leads");
         assert!(!second.rate_limited(None));
         assert!(second.stopped());
         assert!(first.rate_limited(None), "the leader keeps its backoff");
@@ -285,6 +282,9 @@ mod tests {
             throttle.paused_until(now),
             Some(now + time::Duration::seconds(30))
         );
-        assert_eq!(throttle.paused_until(now + time::Duration::seconds(31)), None);
+        assert_eq!(
+            throttle.paused_until(now + time::Duration::seconds(31)),
+            None
+        );
     }
 }
