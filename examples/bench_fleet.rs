@@ -6,17 +6,23 @@
 //! are all divided by 10, and a tick gets 12 s, a 120 s Lambda timeout / 10); for the
 //! simulated day an hour lasts 1 s (token lifetime 24 s, refresh window 4 s, one tick a
 //! second). Each N works in its own moto region (discovery lists a whole region).
+//!
+//! The refill rows (N = 100 and 500): every token expired, one scheduled tick, then the
+//! follow-ups it sends (through the Lambda Invoke stand-in, run in this process one after the
+//! other as Lambda runs queued events), with the first fill's compression.
 
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::Tag;
+use iadvize_standin::lambda_api::LambdaApi;
 use iadvize_standin::{Standin, StandinConfig};
+use iadvize_token_broker::follow_up::{FOLLOW_UP_RESERVE, FollowUps};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::refresh::Outcome;
-use iadvize_token_broker::token::parse_rfc3339;
-use iadvize_token_broker::{Broker, Config, SecretStore};
+use iadvize_token_broker::token::{AccessToken, parse_rfc3339};
+use iadvize_token_broker::{Broker, Config, SecretStore, TokenRecord};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -43,6 +49,15 @@ const FILL_COMPRESSION: u32 = 10;
 /// Simulated day: 1 hour = 1 s.
 const DAY_TICK: Duration = Duration::from_secs(1);
 
+struct RefillRow {
+    n: usize,
+    wall: Duration,
+    follow_ups: u32,
+    all_accepted: bool,
+    max_per_minute: usize,
+    rate_limited: u32,
+}
+
 struct Row {
     n: usize,
     fill_ticks: u32,
@@ -68,6 +83,7 @@ async fn main() -> Fallible<()> {
     }
     let standin = Standin::start(config).await?;
     let mut rows = Vec::new();
+    let mut refills = Vec::new();
     let mut first_user = 0;
     for (n, region) in SIZES {
         let sm = client(&endpoint, region);
@@ -75,6 +91,9 @@ async fn main() -> Fallible<()> {
         first_user += n;
         eprintln!("N = {n}: {} token secrets created", secrets.len());
         rows.push(bench(&sm, &standin, n, &secrets).await?);
+        if n >= 100 {
+            refills.push(refill(&sm, &standin, n, &secrets).await?);
+        }
     }
     standin.shutdown().await;
 
@@ -108,6 +127,30 @@ async fn main() -> Fallible<()> {
             r.day_rate_limited,
         );
     }
+    println!(
+        "\n{:>5} | {:>12} {:>10} {:>12} {:>11} {:>5}",
+        "N", "refill wall", "as real", "follow-ups", "max/minute", "429s"
+    );
+    for r in &refills {
+        println!(
+            "{:>5} | {:>11.1}s {:>9.1}m {:>12} {:>11} {:>5}{}",
+            r.n,
+            r.wall.as_secs_f64(),
+            r.wall.as_secs_f64() * f64::from(FILL_COMPRESSION) / 60.0,
+            r.follow_ups,
+            r.max_per_minute,
+            r.rate_limited,
+            if r.all_accepted {
+                ""
+            } else {
+                "  (not all filled)"
+            }
+        );
+    }
+    println!(
+        "refill: every token expired; one scheduled tick, then its follow-ups (IADVIZE_MAX_FOLLOW_UPS=15), each a 120 s invocation compressed like the first fill; \
+         'as real' scales the wall time back (minutes)"
+    );
     println!(
         "\nfirst fill: 1 minute = {} s (cap {} logins per window, spacing {:?} per user, a 120 s tick compressed; fill wall excludes the hours between ticks); \
          fresh tick: Secrets Manager calls of one tick over N fresh secrets (per-secret path: 2N); \
@@ -304,6 +347,107 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
         fresh_wall,
         logins_per_lifetime: f64::from(day_logins) / n as f64,
         day_rate_limited: standin.stats().rate_limited - limited,
+    })
+}
+
+/// The refill of `secrets`, all expired: a scheduled tick and the follow-ups it chains.
+async fn refill(
+    sm: &Client,
+    standin: &Standin,
+    n: usize,
+    secrets: &[String],
+) -> Fallible<RefillRow> {
+    let window = Duration::from_secs(60) / FILL_COMPRESSION;
+    standin.set_rate_window(window);
+    standin.reset_rate_limits();
+    standin.set_token_lifetime(Duration::from_secs(86400));
+    let expired = || {
+        let issued = OffsetDateTime::now_utc() - time::Duration::hours(25);
+        TokenRecord::new(AccessToken::new("expired".to_owned()), issued, 86400).to_json()
+    };
+    for secret in secrets {
+        sm.put_secret_value()
+            .secret_id(secret)
+            .secret_string(expired())
+            .send()
+            .await?;
+    }
+    let lambda = LambdaApi::start().await?;
+    lambda.add_function("bench-fleet");
+    let lambda_client = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .endpoint_url(lambda.url())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "testing", "testing", None, None, "bench",
+            ))
+            .build(),
+    );
+    let defaults = Config::default();
+    let broker = broker(
+        sm,
+        standin,
+        Config::builder()
+            .min_login_interval(defaults.min_login_interval() / FILL_COMPRESSION)
+            .max_follow_ups(15)
+            .build()?,
+        window,
+    )?
+    .with_follow_ups(Some(FollowUps::new(
+        lambda_client,
+        "bench-fleet".to_owned(),
+        Duration::from_secs(2),
+    )));
+    let limited = standin.stats().rate_limited;
+    let invocation = || {
+        let starts = Duration::from_secs(120).saturating_sub(Config::default_budget());
+        Instant::now() + starts / FILL_COMPRESSION + broker.rotation_budget() + FOLLOW_UP_RESERVE
+    };
+    let started = Instant::now();
+    let mut event = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let mut follow_ups = 0;
+    loop {
+        // A deferred expired token fails the invocation: expected during a refill.
+        let _ = broker.handle(&event, invocation()).await;
+        match lambda.next_event(Duration::from_millis(200)).await {
+            Some(next) => {
+                follow_ups += 1;
+                eprintln!(
+                    "N = {n}: refill follow-up {follow_ups} ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
+                event = next.payload;
+            }
+            None => break,
+        }
+    }
+    let wall = started.elapsed();
+    lambda.shutdown().await;
+    let report = broker
+        .refresh_fleet(false, Instant::now() + Duration::from_secs(60))
+        .await?;
+    let all_accepted = report.results.iter().all(|r| r.outcome == Outcome::Fresh);
+    let mut starts = Vec::new();
+    for secret in secrets {
+        let tags = sm.describe_secret().secret_id(secret).send().await?;
+        if let Some(at) = tags
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("iadvize:last-login-attempt"))
+            .and_then(|t| t.value())
+            .and_then(parse_rfc3339)
+        {
+            starts.push(at);
+        }
+    }
+    Ok(RefillRow {
+        n,
+        wall,
+        follow_ups,
+        all_accepted,
+        max_per_minute: max_in_window(&mut starts, window),
+        rate_limited: standin.stats().rate_limited - limited,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result, echo};
 use crate::events::{Event, Report, StepEvent};
 use crate::heal::{Healer, SecretLocks};
+use crate::follow_up::{FOLLOW_UP_RESERVE, FollowUps};
 use crate::iadvize::RetryPolicy;
 use crate::login::Login;
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct Broker {
     // --- rejection reports (begin) ---
     locks: SecretLocks,
     // --- rejection reports (end) ---
+    /// Where follow-ups go (the function itself); `None`: no follow-up (the CLI).
+    follow_ups: Option<FollowUps>,
 }
 
 impl Broker {
@@ -65,7 +68,15 @@ impl Broker {
             // --- rejection reports (begin) ---
             locks: SecretLocks::default(),
             // --- rejection reports (end) ---
+            follow_ups: None,
         })
+    }
+
+    /// The same broker sending follow-ups through `follow_ups` when a tick or a follow-up
+    /// ends with urgent work deferred (up to `IADVIZE_MAX_FOLLOW_UPS` in a chain).
+    pub fn with_follow_ups(mut self, follow_ups: Option<FollowUps>) -> Self {
+        self.follow_ups = follow_ups;
+        self
     }
 
     /// The same broker with a login pacer whose per-minute cap counts over `window` (a
@@ -123,7 +134,8 @@ impl Broker {
                     json!({"step": step.step.as_str(), "secret_id": echo(&step.secret_id), "outcome": "ok"}),
                 )
             }
-            Event::Scheduled => self.tick(None, false, deadline).await,
+            Event::Scheduled => self.chain(0, None, deadline).await,
+            Event::FollowUp { n, paused_until } => self.chain(n, paused_until, deadline).await,
             Event::Refresh { force, secret_ids } => self.tick(secret_ids, force, deadline).await,
             Event::Status => {
                 let report = self.status_fleet().await?;
@@ -256,20 +268,98 @@ impl Broker {
             Some(ids) => self.refresh(&ids, force, deadline).await,
             None => self.refresh_fleet(force, deadline).await?,
         };
-        let value = serde_json::to_value(&report).unwrap_or(Value::Null);
-        match report.failure() {
-            None => {
-                tracing::info!(report = %value, "refresh tick done");
-                Ok(value)
-            }
-            Some(error) => {
-                tracing::error!(report = %value, "refresh tick failed");
-                Err(error)
-            }
-        }
+        answer(&report)
     }
 
-    fn ticker(&self, force: bool, deadline: Instant) -> Tick<'_> {
+    // --- follow-ups ---
+
+    /// The scheduled tick (`n` = 0) or follow-up `n`: a tick over the fleet that, when it
+    /// ends with urgent work deferred, sends follow-up `n + 1` — up to
+    /// `IADVIZE_MAX_FOLLOW_UPS`, and only while each follow-up renews a token (one that
+    /// renews none stops the chain: its wait did not fit, and the next tick resumes). A
+    /// follow-up first takes the pause of logins it carries.
+    async fn chain(
+        &self,
+        n: u32,
+        paused_until: Option<time::OffsetDateTime>,
+        deadline: Instant,
+    ) -> Result<Value> {
+        if let Some(until) = paused_until {
+            self.login.pause_until(until);
+        }
+        let sender = self
+            .follow_ups
+            .as_ref()
+            .filter(|_| n < self.config.max_follow_ups());
+        // The Invoke of the next follow-up keeps its time before the deadline.
+        let work_deadline = match sender {
+            Some(_) => deadline.checked_sub(FOLLOW_UP_RESERVE).unwrap_or(deadline),
+            None => deadline,
+        };
+        let mut report = self.refresh_fleet(false, work_deadline).await?;
+        let urgent = report.urgent_deferred();
+        if urgent > 0 {
+            match sender {
+                Some(_) if n > 0 && report.renewed() == 0 => {
+                    tracing::warn!(
+                        follow_up = n,
+                        urgent,
+                        "no token renewed in this follow-up: the chain stops; the next tick resumes"
+                    );
+                }
+                Some(sender) => {
+                    let paused_until = self.login.paused_until();
+                    match sender.send(n + 1, paused_until).await {
+                        Ok(()) => {
+                            self.metrics.follow_up_sent();
+                            report.follow_up = Some(n + 1);
+                            tracing::info!(
+                                follow_up = n + 1,
+                                urgent,
+                                paused_until =
+                                    paused_until.map_or_else(String::new, crate::token::rfc3339),
+                                "urgent work deferred: follow-up sent"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(follow_up = n + 1, error = %e, "the follow-up could not be sent; the next tick resumes");
+                        }
+                    }
+                }
+                None if self.follow_ups.is_some() => {
+                    tracing::warn!(
+                        follow_up = n,
+                        max = self.config.max_follow_ups(),
+                        urgent,
+                        "urgent work deferred, but the chain has reached IADVIZE_MAX_FOLLOW_UPS; the next tick resumes"
+                    );
+                }
+                None => {}
+            }
+        }
+        answer(&report)
+    }
+
+    // --- end follow-ups ---
+}
+
+/// A tick's answer: the report, or the error when any secret failed.
+fn answer(report: &RefreshReport) -> Result<Value> {
+    let value = serde_json::to_value(report).unwrap_or(Value::Null);
+    match report.failure() {
+        None => {
+            tracing::info!(report = %value, "refresh tick done");
+            Ok(value)
+        }
+        Some(error) => {
+            tracing::error!(report = %value, "refresh tick failed");
+            Err(error)
+        }
+    }
+}
+
+impl Broker {
+    fn ticker(&self, force: bool, deadline: Instant, fleet: bool) -> Tick<'_> {
         Tick {
             config: &self.config,
             store: &self.store,
@@ -277,6 +367,7 @@ impl Broker {
             metrics: &self.metrics,
             force,
             deadline,
+            fleet,
         }
     }
 
@@ -312,7 +403,7 @@ impl Broker {
         force: bool,
         deadline: Instant,
     ) -> RefreshReport {
-        let tick = self.ticker(force, deadline);
+        let tick = self.ticker(force, deadline, false);
         crate::bounds::within_deadline(deadline, tick.run(listed(secret_ids))).await
     }
 
@@ -324,7 +415,7 @@ impl Broker {
     /// Only when there is nothing to manage: discovery's error, or a configuration error
     /// when no secret is listed or tagged.
     pub async fn refresh_fleet(&self, force: bool, deadline: Instant) -> Result<RefreshReport> {
-        let tick = self.ticker(force, deadline);
+        let tick = self.ticker(force, deadline, true);
         crate::bounds::within_deadline(deadline, async {
             let (targets, discovery_error) = discover(&self.config, &self.store).await;
             if targets.is_empty() {

@@ -33,6 +33,10 @@ pub struct Config {
     // --- rejection reports (begin) ---
     report_verify_interval: Duration,
     // --- rejection reports (end) ---
+    // --- follow-ups and the 429 pause ---
+    throttle_pause: Duration,
+    max_follow_ups: u32,
+    // --- end follow-ups and the 429 pause ---
 }
 
 impl Config {
@@ -122,6 +126,23 @@ impl Config {
         self.report_verify_interval
     }
     // --- rejection reports (end) ---
+    // --- follow-ups and the 429 pause ---
+
+    /// After a login ends in `429 Too Many Requests`, no login starts for at least this long
+    /// (or iAdvize's `Retry-After`, when longer) (`IADVIZE_THROTTLE_PAUSE`, default 60 s).
+    pub fn throttle_pause(&self) -> Duration {
+        self.throttle_pause
+    }
+
+    /// How many follow-up invocations a chain started by one tick may have
+    /// (`IADVIZE_MAX_FOLLOW_UPS`, 0 to 15, default 10; 0: no follow-up). Lambda's recursive
+    /// loop detection stops a chain at its 17th invocation, so 15 keeps a tick and its
+    /// follow-ups below it.
+    pub fn max_follow_ups(&self) -> u32 {
+        self.max_follow_ups
+    }
+
+    // --- end follow-ups and the 429 pause ---
 
     /// A builder starting from the defaults (tests, benchmarks, embedding programs).
     pub fn builder() -> ConfigBuilder {
@@ -227,6 +248,21 @@ impl ConfigBuilder {
         self
     }
     // --- rejection reports (end) ---
+    // --- follow-ups and the 429 pause ---
+
+    /// See [`Config::throttle_pause`].
+    pub fn throttle_pause(mut self, pause: Duration) -> Self {
+        self.0.throttle_pause = pause;
+        self
+    }
+
+    /// See [`Config::max_follow_ups`].
+    pub fn max_follow_ups(mut self, n: u32) -> Self {
+        self.0.max_follow_ups = n;
+        self
+    }
+
+    // --- end follow-ups and the 429 pause ---
 
     /// The configuration, if it keeps the rules of [`Config::from_lookup`].
     ///
@@ -268,6 +304,13 @@ const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
 // --- rejection reports (begin) ---
 const REPORT_VERIFY_INTERVAL: &str = "IADVIZE_REPORT_VERIFY_INTERVAL";
 // --- rejection reports (end) ---
+// --- follow-ups and the 429 pause ---
+const THROTTLE_PAUSE: &str = "IADVIZE_THROTTLE_PAUSE";
+const MAX_FOLLOW_UPS: &str = "IADVIZE_MAX_FOLLOW_UPS";
+/// A tick and 15 follow-ups are 16 invocations of one chain; Lambda's recursive loop
+/// detection stops the 17th (<https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html>).
+const MAX_FOLLOW_UPS_LIMIT: u32 = 15;
+// --- end follow-ups and the 429 pause ---
 
 /// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
 const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
@@ -291,6 +334,10 @@ impl Default for Config {
             // --- rejection reports (begin) ---
             report_verify_interval: Duration::from_secs(60),
             // --- rejection reports (end) ---
+            // --- follow-ups and the 429 pause ---
+            throttle_pause: Duration::from_secs(60),
+            max_follow_ups: 10,
+            // --- end follow-ups and the 429 pause ---
         }
     }
 }
@@ -397,6 +444,23 @@ impl Config {
             )?,
         };
 
+        // --- follow-ups and the 429 pause ---
+        let throttle_pause = duration(THROTTLE_PAUSE, defaults.throttle_pause)?;
+        let max_follow_ups = match get(MAX_FOLLOW_UPS) {
+            None => defaults.max_follow_ups,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n: &u32| *n <= MAX_FOLLOW_UPS_LIMIT)
+                .ok_or_else(|| ConfigError {
+                    variable: MAX_FOLLOW_UPS,
+                    message: format!(
+                        "expected a whole number from 0 to {MAX_FOLLOW_UPS_LIMIT} (0: no follow-up; Lambda's recursive loop detection stops longer chains), got {text:?}"
+                    ),
+                })?,
+        };
+        // --- end follow-ups and the 429 pause ---
+
         ConfigBuilder(Config {
             token_secret_ids,
             credentials_secret_id: get(CREDENTIALS_SECRET_ID),
@@ -417,6 +481,8 @@ impl Config {
                 defaults.report_verify_interval,
             )?,
             // --- rejection reports (end) ---
+            throttle_pause,
+            max_follow_ups,
         })
         .build()
     }
@@ -453,6 +519,17 @@ impl Config {
                 ),
             });
         }
+        // --- follow-ups and the 429 pause ---
+        if self.max_follow_ups > MAX_FOLLOW_UPS_LIMIT {
+            return Err(ConfigError {
+                variable: MAX_FOLLOW_UPS,
+                message: format!(
+                    "expected a whole number from 0 to {MAX_FOLLOW_UPS_LIMIT} (0: no follow-up; Lambda's recursive loop detection stops longer chains), got {}",
+                    self.max_follow_ups
+                ),
+            });
+        }
+        // --- end follow-ups and the 429 pause ---
         positive(HTTP_TIMEOUT, self.http_timeout)?;
         positive(AWS_OPERATION_TIMEOUT, self.aws_timeouts.operation)?;
         positive(AWS_ATTEMPT_TIMEOUT, self.aws_timeouts.attempt)?;

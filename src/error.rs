@@ -156,6 +156,20 @@ pub enum Error {
         wait: Duration,
     },
 
+    /// iAdvize answered a login with 429 and the broker pauses its logins: this login did
+    /// not start (or stopped retrying) so that one login alone waits out the limit.
+    #[error(
+        "secret {}: not logging in: iAdvize rate-limits the broker's logins (HTTP 429) and the broker pauses them {}; the next tick or follow-up takes it first",
+        echo(secret_id),
+        until.map_or_else(|| "while one login waits out the limit".to_owned(), |at| format!("until {}", crate::token::rfc3339(at)))
+    )]
+    LoginThrottled {
+        /// The token secret.
+        secret_id: String,
+        /// When the pause ends, if known (unknown while one login still retries).
+        until: Option<time::OffsetDateTime>,
+    },
+
     /// Talking to iAdvize failed.
     #[error("secret {}: {source}", echo(secret_id))]
     Iadvize {
@@ -247,6 +261,8 @@ pub enum ErrorKind {
     LoginSpacing,
     /// [`Error::LoginPaced`]: `LoginPaced`.
     LoginPaced,
+    /// [`Error::LoginThrottled`]: `LoginThrottled`.
+    LoginThrottled,
     /// [`Error::Iadvize`]: `IadvizeError`.
     Iadvize,
     /// [`Error::TestFailed`]: `TestSecretFailed`.
@@ -281,6 +297,7 @@ impl ErrorKind {
             ErrorKind::CredentialsBlocked => "CredentialsBlocked",
             ErrorKind::LoginSpacing => "LoginSpacing",
             ErrorKind::LoginPaced => "LoginPaced",
+            ErrorKind::LoginThrottled => "LoginThrottled",
             ErrorKind::Iadvize => "IadvizeError",
             ErrorKind::TestFailed => "TestSecretFailed",
             ErrorKind::NewTokenRejected => "NewTokenRejected",
@@ -340,6 +357,7 @@ impl Error {
             Error::CredentialsBlocked { .. } => ErrorKind::CredentialsBlocked,
             Error::LoginSpacing { .. } => ErrorKind::LoginSpacing,
             Error::LoginPaced { .. } => ErrorKind::LoginPaced,
+            Error::LoginThrottled { .. } => ErrorKind::LoginThrottled,
             Error::Iadvize { .. } => ErrorKind::Iadvize,
             Error::TestFailed { .. } => ErrorKind::TestFailed,
             Error::NewTokenRejected { .. } => ErrorKind::NewTokenRejected,
@@ -451,6 +469,25 @@ impl IadvizeError {
     /// Whether the failure came from refused credentials (and so must block further logins).
     pub fn is_refused(&self) -> bool {
         matches!(self, IadvizeError::Refused { .. })
+    }
+
+    /// Whether iAdvize's last answer was `429 Too Many Requests`.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, IadvizeError::RateLimited { .. })
+    }
+
+    /// Requests sent before the failure, when the failure came after any.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            IadvizeError::RateLimited { attempts, .. }
+            | IadvizeError::Unavailable { attempts, .. } => *attempts,
+            IadvizeError::Refused { .. }
+            | IadvizeError::NotRefused { .. }
+            | IadvizeError::UnexpectedStatus { .. }
+            | IadvizeError::TooLarge { .. }
+            | IadvizeError::BadResponse(_) => 1,
+            IadvizeError::NoTimeLeft { .. } | IadvizeError::Unsendable { .. } => 0,
+        }
     }
 
     /// Whether the same request may succeed later: what the retries gave up on (429, 5xx,

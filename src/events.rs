@@ -121,6 +121,17 @@ pub enum Event {
         why: &'static str,
     },
     // --- rejection reports (end) ---
+    // --- follow-ups ---
+    /// A follow-up that a tick (or a follow-up) sent itself: a tick over the fleet that
+    /// first waits out the pause of logins it carries.
+    /// `{"action": "refresh", "follow_up": n, "paused_until": "<RFC 3339>"?}`.
+    FollowUp {
+        /// Its place in the chain: 1 for the tick's follow-up.
+        n: u32,
+        /// No login starts before this time (iAdvize answered 429).
+        paused_until: Option<time::OffsetDateTime>,
+    },
+    // --- end follow-ups ---
 }
 
 // --- rejection reports (begin) ---
@@ -314,7 +325,14 @@ pub const MAX_SECRET_ID_CHARS: usize = 2048;
 pub const MAX_VERSION_ID_CHARS: usize = 64;
 
 /// The keys an operator event may have.
-const OPERATOR_KEYS: [&str; 3] = ["action", "force", "secret_ids"];
+const OPERATOR_KEYS: [&str; 5] = [
+    "action",
+    "force",
+    "secret_ids",
+    // A follow-up's (sent by the broker itself).
+    "follow_up",
+    "paused_until",
+];
 
 impl Event {
     /// Classifies a raw event. Lenient where a variation has one clear meaning (names of steps
@@ -423,6 +441,11 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
             )));
         }
     };
+    // --- follow-ups ---
+    if object.contains_key("follow_up") || object.contains_key("paused_until") {
+        return parse_follow_up(object, &action, force, secret_ids.is_some()).map_err(invalid);
+    }
+    // --- end follow-ups ---
     match action.as_str() {
         "refresh" => {
             if secret_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
@@ -439,6 +462,55 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
         ))),
     }
 }
+
+// --- follow-ups ---
+/// `{"action": "refresh", "follow_up": n, "paused_until": "<RFC 3339>"?}`: the whole fleet,
+/// never forced (a follow-up only finishes what its tick deferred).
+fn parse_follow_up(
+    object: &serde_json::Map<String, Value>,
+    action: &str,
+    force: bool,
+    listed: bool,
+) -> std::result::Result<Event, String> {
+    if action != "refresh" || force || listed {
+        return Err(
+            "a follow-up is {\"action\": \"refresh\", \"follow_up\": n, \"paused_until\": \"<RFC 3339>\"?}, without force or secret_ids".into(),
+        );
+    }
+    let n = match object.get("follow_up") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("follow_up is {n}, expected a whole number of at least 1"))?,
+        Some(other) => {
+            return Err(format!(
+                "follow_up is {}, expected a whole number of at least 1",
+                shape(other)
+            ));
+        }
+        None => return Err("paused_until without follow_up".into()),
+    };
+    let paused_until = match object.get("paused_until") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(at)) => {
+            Some(crate::token::parse_rfc3339(at.trim()).ok_or_else(|| {
+                format!(
+                    "paused_until is {}, expected an RFC 3339 time",
+                    shape(&Value::String(at.clone()))
+                )
+            })?)
+        }
+        Some(other) => {
+            return Err(format!(
+                "paused_until is {}, expected an RFC 3339 time",
+                shape(other)
+            ));
+        }
+    };
+    Ok(Event::FollowUp { n, paused_until })
+}
+// --- end follow-ups ---
 
 fn parse_step(object: &serde_json::Map<String, Value>) -> Result<StepEvent> {
     let invalid = |message: String| Error::InvalidEvent(format!("rotation step: {message}"));
@@ -555,6 +627,58 @@ fn shorten(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_follow_up_carries_its_number_and_the_pause() {
+        let event = json!({"action": "refresh", "follow_up": 2, "paused_until": "2026-11-30T10:00:00.250Z"});
+        match Event::parse(&event).unwrap() {
+            Event::FollowUp { n, paused_until } => {
+                assert_eq!(n, 2);
+                assert_eq!(
+                    paused_until,
+                    Some(time::macros::datetime!(2026-11-30 10:00:00.25 UTC))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Event::parse(&json!({"action": "refresh", "follow_up": 1})).unwrap(),
+            Event::FollowUp {
+                n: 1,
+                paused_until: None
+            }
+        ));
+        for (bad, says) in [
+            (
+                json!({"action": "refresh", "follow_up": 0}),
+                "follow_up is 0",
+            ),
+            (
+                json!({"action": "refresh", "follow_up": "1"}),
+                "follow_up is a string",
+            ),
+            (
+                json!({"action": "refresh", "follow_up": 1, "paused_until": "soon"}),
+                "paused_until is a string",
+            ),
+            (
+                json!({"action": "refresh", "paused_until": "2026-11-30T10:00:00Z"}),
+                "without follow_up",
+            ),
+            (
+                json!({"action": "refresh", "follow_up": 1, "force": true}),
+                "without force",
+            ),
+            (json!({"action": "status", "follow_up": 1}), "without force"),
+            (
+                json!({"action": "refresh", "follow_up": 1, "secret_ids": ["a"]}),
+                "without force or secret_ids",
+            ),
+        ] {
+            let err = Event::parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn rotation_steps_are_parsed() {

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 pub use crate::error::IadvizeError;
 use crate::error::Retry;
+use crate::throttle::Attempt;
 use crate::token::fields::{self, Refused};
 use crate::token::{AccessToken, Credentials, TokenRecord};
 
@@ -147,6 +148,19 @@ impl IadvizeClient {
         credentials: &Credentials,
         deadline: Instant,
     ) -> Result<Login, IadvizeError> {
+        self.login_within(credentials, deadline, &mut Attempt::alone())
+            .await
+    }
+
+    /// [`IadvizeClient::login`] as one of the broker's logins: after a 429 it keeps its
+    /// backoff only while it leads the broker's pause (`attempt`, see [`crate::throttle`]),
+    /// and it stops retrying while another login leads.
+    pub async fn login_within(
+        &self,
+        credentials: &Credentials,
+        deadline: Instant,
+        attempt: &mut Attempt,
+    ) -> Result<Login, IadvizeError> {
         let url = self.url("oauth2/token");
         let request = || {
             self.http.post(url.clone()).form(&[
@@ -155,7 +169,7 @@ impl IadvizeClient {
                 ("password", credentials.password.expose_secret()),
             ])
         };
-        let sent = self.send(request, deadline, "login").await?;
+        let sent = self.send(request, deadline, "login", Some(attempt)).await?;
         let status = sent.response.status();
         let body = read_limited(sent.response, "login").await?;
         match status.as_u16() {
@@ -195,7 +209,7 @@ impl IadvizeClient {
         let url = self.url("_authenticated");
         let request = || self.http.get(url.clone()).bearer_auth(token.expose());
         let sent = self
-            .send(request, deadline, "token verification")
+            .send(request, deadline, "token verification", None)
             .await
             .map_err(|e| match e {
                 // The only value of this request taken from outside is the token.
@@ -221,6 +235,7 @@ impl IadvizeClient {
         request: impl Fn() -> RequestBuilder,
         deadline: Instant,
         what: &'static str,
+        mut attempt: Option<&mut Attempt>,
     ) -> Result<Sent, IadvizeError> {
         let give_up_at = deadline
             .checked_sub(self.retry.safety_margin)
@@ -284,6 +299,18 @@ impl IadvizeClient {
                     }
                 }
             };
+            // A login that is not the one keeping its backoff after a 429 stops here: its
+            // retries could only lengthen a block of the whole IP.
+            let held = match attempt.as_deref_mut() {
+                Some(attempt) if rate_limited => !attempt.rate_limited(retry_after),
+                Some(attempt) => !attempt.may_retry(),
+                None => false,
+            };
+            if held {
+                return Err(give_up(
+                    "because another login waits out iAdvize's 429 (the broker pauses its logins)",
+                ));
+            }
             if attempts > self.retry.max_retries {
                 return Err(give_up("after the last allowed retry"));
             }

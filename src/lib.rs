@@ -29,6 +29,7 @@ pub use iadvize_token_consumer::source as consumer;
 pub mod error;
 pub mod events;
 pub mod heal;
+pub mod follow_up;
 pub mod iadvize;
 pub mod logging;
 pub mod login;
@@ -41,6 +42,7 @@ pub mod rotation;
 pub mod status;
 pub mod store;
 pub mod tags;
+pub mod throttle;
 pub mod token;
 
 pub use broker::Broker;

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, IadvizeError, Result, echo};
 use crate::iadvize::{IadvizeClient, RetryPolicy, Verification};
-use crate::metrics::Metrics;
+use crate::metrics::{LoginOutcome, Metrics};
 use crate::pacing::{Limits, Pacer};
 use crate::store::{AWSCURRENT, Content, SecretInfo, SecretStore, Version};
 use crate::tags::{self, BrokerTags};
+use crate::throttle::{Gate, Throttle};
 use crate::token::{AccessToken, Credentials, TokenRecord, rfc3339};
 
 /// The time a rotation needs once its login may start, derived once from the configuration:
@@ -118,6 +119,10 @@ pub struct Login {
     probe_every: Option<Duration>,
     verify: bool,
     budget: Budget,
+    // --- the 429 pause ---
+    throttle: Throttle,
+    throttle_pause: Duration,
+    // --- end the 429 pause ---
 }
 
 impl Login {
@@ -154,8 +159,67 @@ impl Login {
             probe_every: config.refused_credentials_retry(),
             verify: config.verify_token(),
             budget: Budget::new(config, writes),
+            throttle: Throttle::default(),
+            throttle_pause: config.throttle_pause(),
         })
     }
+
+    // --- the 429 pause ---
+
+    /// When the pause of the broker's logins after a 429 ends, if one runs now.
+    pub fn paused_until(&self) -> Option<OffsetDateTime> {
+        self.throttle.paused_until(OffsetDateTime::now_utc())
+    }
+
+    /// Pauses every login until `until` (a follow-up carries on its predecessor's pause);
+    /// a longer pause already running stays.
+    pub fn pause_until(&self, until: OffsetDateTime) {
+        self.throttle.pause_until(until);
+    }
+
+    /// Waits while the broker's logins are paused after a 429 (one login waiting out the
+    /// limit, or the pause after it), when that ends early enough for a login to start before
+    /// `login_deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LoginThrottled`] when the pause lasts past the time a login may still start.
+    async fn wait_for_pause(&self, secret: &SecretInfo, login_deadline: Instant) -> Result<()> {
+        let latest = Instant::now() + self.budget.login_start_within(login_deadline);
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let throttled = |until| Error::LoginThrottled {
+                secret_id: secret.name.clone(),
+                until,
+            };
+            match self.throttle.gate(now) {
+                Gate::Open => return Ok(()),
+                Gate::PausedUntil(until) => {
+                    let wait: Duration = (until - now).try_into().unwrap_or_default();
+                    if Instant::now() + wait > latest {
+                        return Err(throttled(Some(until)));
+                    }
+                    tracing::info!(
+                        secret_id = %secret.name,
+                        wait_ms = wait.as_millis() as u64,
+                        "waiting for the pause of logins after iAdvize's 429 to end"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Gate::Leading => {
+                    let left = latest.saturating_duration_since(Instant::now());
+                    if tokio::time::timeout(left, self.throttle.released())
+                        .await
+                        .is_err()
+                    {
+                        return Err(throttled(self.throttle.paused_until(now)));
+                    }
+                }
+            }
+        }
+    }
+
+    // --- end the 429 pause ---
 
     /// The same login path with a pacer whose per-minute cap counts over `window` (a
     /// compressed benchmark scales the stand-in's rate window and this one together).
@@ -303,6 +367,7 @@ impl Login {
     ) -> Result<TokenRecord> {
         let deadline = self.budget.login_deadline(deadline, then_verify);
         let credentials_id = self.credentials_secret_id(secret)?;
+        self.wait_for_pause(secret, deadline).await?;
         let credentials = self.load_credentials(credentials_id).await?;
         let tags = secret.broker_tags();
 
@@ -330,6 +395,8 @@ impl Login {
         let started = self
             .wait_for_slot(secret, &tags, credentials_id, slot, deadline)
             .await?;
+        // A 429 met by another login while this one waited for its slot pauses it too.
+        self.wait_for_pause(secret, deadline).await?;
 
         self.store
             .set_tag(
@@ -339,9 +406,29 @@ impl Login {
             )
             .await?;
         tracing::info!(secret_id = %secret.name, credentials_version = %credentials.version_id, "logging in to iAdvize");
-        match self.iadvize.login(&credentials, deadline).await {
+        let mut attempt = self.throttle.attempt();
+        let result = self
+            .iadvize
+            .login_within(&credentials, deadline, &mut attempt)
+            .await;
+        let stopped = attempt.stopped();
+        let (outcome, attempts) = match &result {
+            Ok(login) => (LoginOutcome::Ok, login.attempts),
+            Err(e) if e.is_refused() => (LoginOutcome::Refused, 1),
+            Err(e) if e.is_rate_limited() || stopped => (LoginOutcome::Throttled, e.attempts()),
+            Err(e) => (LoginOutcome::Transient, e.attempts()),
+        };
+        self.metrics.login_ended(&secret.name, outcome, attempts);
+        let rate_limited = matches!(&result, Err(e) if e.is_rate_limited());
+        if let Some(until) = attempt.finish(rate_limited, self.throttle_pause) {
+            tracing::warn!(
+                secret_id = %secret.name,
+                paused_until = %rfc3339(until),
+                "iAdvize still answers 429: no login starts until the pause ends"
+            );
+        }
+        match result {
             Ok(login) => {
-                self.metrics.logins(&secret.name, login.attempts, false);
                 tracing::info!(
                     secret_id = %secret.name,
                     attempts = login.attempts,
@@ -356,7 +443,6 @@ impl Login {
                 Ok(login.record)
             }
             Err(e) if e.is_refused() => {
-                self.metrics.logins(&secret.name, 1, true);
                 tracing::error!(secret_id = %secret.name, error = %e, "iAdvize refused the credentials");
                 self.store
                     .set_tag(
@@ -368,6 +454,14 @@ impl Login {
                 Err(Error::CredentialsRefused {
                     credentials_secret_id: credentials_id.to_owned(),
                     version_id: credentials.version_id,
+                })
+            }
+            // Another login waits out the 429: this one stopped retrying and is held back.
+            Err(e) if stopped => {
+                tracing::warn!(secret_id = %secret.name, error = %e, "login stopped: the broker pauses its logins after iAdvize's 429");
+                Err(Error::LoginThrottled {
+                    secret_id: secret.name.clone(),
+                    until: self.paused_until(),
                 })
             }
             Err(e) => Err(Error::Iadvize {

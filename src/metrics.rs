@@ -19,6 +19,36 @@ pub const DIMENSION: &str = "SecretName";
 /// The dimension of series counted by outcome.
 pub const OUTCOME: &str = "Outcome";
 // --- rejection reports (end) ---
+// --- follow-ups and the 429 pause ---
+/// The dimension of the per-outcome series (`LoginAttempts` by how the login ended): a few
+/// fixed values, so a few billed series.
+pub const OUTCOME_DIMENSION: &str = "Outcome";
+
+/// How a login ended, for the `LoginAttempts` series with the `Outcome` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// iAdvize issued a token.
+    Ok,
+    /// iAdvize answered 429 (or the login stopped retrying while the broker pauses its logins).
+    Throttled,
+    /// iAdvize refused the credentials.
+    Refused,
+    /// Any other failure (5xx, time-outs, an unusable answer).
+    Transient,
+}
+
+impl LoginOutcome {
+    /// The dimension value: `ok`, `throttled`, `refused`, `transient`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginOutcome::Ok => "ok",
+            LoginOutcome::Throttled => "throttled",
+            LoginOutcome::Refused => "refused",
+            LoginOutcome::Transient => "transient",
+        }
+    }
+}
+// --- end follow-ups and the 429 pause ---
 
 /// Where metric lines go.
 #[derive(Clone, Default)]
@@ -142,6 +172,45 @@ impl Metrics {
             ],
         );
     }
+
+    // --- follow-ups and the 429 pause ---
+
+    /// A login ended: its requests (retries included) count towards the process's total (the
+    /// tick's `LoginAttempts` gauge) and go to the `LoginAttempts` series of its outcome
+    /// (dimension `Outcome`), always; the per-secret series of [`Metrics::logins`] when on.
+    pub fn login_ended(&self, secret_name: &str, outcome: LoginOutcome, attempts: u32) {
+        match outcome {
+            LoginOutcome::Ok | LoginOutcome::Refused => {
+                self.logins(secret_name, attempts, outcome == LoginOutcome::Refused);
+            }
+            LoginOutcome::Throttled | LoginOutcome::Transient => {
+                self.login_attempts
+                    .fetch_add(u64::from(attempts), Ordering::Relaxed);
+            }
+        }
+        if attempts == 0 {
+            return;
+        }
+        let mut doc = emf_line(
+            None,
+            &[("LoginAttempts", f64::from(attempts), "Count")],
+            now_millis(),
+        );
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([[OUTCOME_DIMENSION]]);
+        doc[OUTCOME_DIMENSION] = json!(outcome.as_str());
+        self.write(doc);
+    }
+
+    /// A tick or follow-up asked for a follow-up invocation (`FollowUpsSent`, no dimension).
+    pub fn follow_up_sent(&self) {
+        self.write(emf_line(
+            None,
+            &[("FollowUpsSent", 1.0, "Count")],
+            now_millis(),
+        ));
+    }
+
+    // --- end follow-ups and the 429 pause ---
 
     /// A rotation (inline, resumed or Secrets-Manager-driven) ended.
     pub fn rotation(&self, secret_name: &str, succeeded: bool) {
@@ -345,6 +414,35 @@ mod tests {
             json!([[]])
         );
         assert_eq!(ignored["ReportBodiesIgnored"], 2.0);
+    }
+
+    #[test]
+    fn logins_by_outcome_have_one_dimension_and_count_towards_the_total() {
+        let metrics = Metrics::memory();
+        metrics.login_ended("tok", LoginOutcome::Throttled, 5);
+        metrics.login_ended("tok", LoginOutcome::Ok, 1);
+        metrics.login_ended("tok", LoginOutcome::Transient, 0);
+        metrics.follow_up_sent();
+        assert_eq!(metrics.login_attempts(), 6);
+        let lines: Vec<Value> = metrics
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "no line for a login that sent nothing");
+        assert_eq!(lines[0]["Outcome"], "throttled");
+        assert_eq!(lines[0]["LoginAttempts"], 5.0);
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Outcome"]])
+        );
+        assert!(lines[0].get(DIMENSION).is_none(), "no per-secret dimension");
+        assert_eq!(lines[1]["Outcome"], "ok");
+        assert_eq!(lines[2]["FollowUpsSent"], 1.0);
+        assert_eq!(
+            lines[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
     }
 
     #[test]

@@ -145,9 +145,34 @@ pub struct RefreshReport {
     /// Why discovery (`ListSecrets`) failed, if it did: the tagged secrets were not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_error: Option<String>,
+    /// The number of the follow-up this invocation sent (1 for a tick's), if it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<u32>,
 }
 
 impl RefreshReport {
+    // --- follow-ups ---
+
+    /// Secrets deferred although their token is missing, expired or expires before the next
+    /// tick: the work a follow-up is for.
+    pub fn urgent_deferred(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Deferred && r.error.is_some())
+            .count()
+    }
+
+    /// Secrets that got a new token (refreshed or resumed): whether the invocation made
+    /// progress.
+    pub fn renewed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Refreshed | Outcome::Resumed))
+            .count()
+    }
+
+    // --- end follow-ups ---
+
     /// The error to return when any secret failed (so Lambda's error metric fires): an
     /// [`Error::TickFailed`] listing each failure.
     pub fn failure(&self) -> Option<Error> {
@@ -313,6 +338,9 @@ pub(crate) struct Tick<'a> {
     pub force: bool,
     /// The invocation's deadline.
     pub deadline: Instant,
+    /// A tick over the fleet (scheduled, a follow-up, an operator's fleet refresh): it emits
+    /// the fleet-wide series the alarms read; a refresh of listed secrets does not.
+    pub fleet: bool,
 }
 
 impl Tick<'_> {
@@ -367,10 +395,13 @@ impl Tick<'_> {
             results[index] = Some(result);
         }
         let results: Vec<SecretResult> = results.into_iter().flatten().collect();
-        self.emit_fleet_metrics(&results, logins_before);
+        if self.fleet {
+            self.emit_fleet_metrics(&results, logins_before);
+        }
         RefreshReport {
             results,
             discovery_error: None,
+            follow_up: None,
         }
     }
 
@@ -499,6 +530,18 @@ impl Tick<'_> {
             (Action::Defer, ..) => {
                 return self.deferred(secret_id, current.record(), Duration::ZERO);
             }
+            // The broker's logins are paused (iAdvize answered 429) past the time this one
+            // could still start: no slot is booked for it.
+            (Action::Refresh(_), Some(_), Some(spare))
+                if self.login.paused_until().is_some_and(|until| {
+                    until - now > time::Duration::try_from(spare).unwrap_or(time::Duration::MAX)
+                }) =>
+            {
+                let wait = self.login.paused_until().map_or(Duration::ZERO, |until| {
+                    (until - now).try_into().unwrap_or_default()
+                });
+                return self.deferred(secret_id, current.record(), wait);
+            }
             // A due token needs a login: its slot is booked now, in urgency order.
             (Action::Refresh(_), Some(info), Some(spare)) => match self.login.book(info, spare) {
                 Ok(slot) => slot,
@@ -517,6 +560,16 @@ impl Tick<'_> {
         // the tick's knowledge): the next tick takes it first.
         if let Err(Error::LoginPaced { wait, .. }) = &checked.outcome {
             return self.deferred(secret_id, known_record.as_ref(), *wait);
+        }
+        // The broker pauses its logins after iAdvize's 429: this login did not start (or
+        // stopped retrying); the next tick or follow-up takes it.
+        if let Err(Error::LoginThrottled { until, .. }) = &checked.outcome {
+            let wait = until.map_or(Duration::ZERO, |until| {
+                (until - OffsetDateTime::now_utc())
+                    .try_into()
+                    .unwrap_or_default()
+            });
+            return self.deferred(secret_id, known_record.as_ref(), wait);
         }
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &checked.name {

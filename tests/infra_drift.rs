@@ -61,7 +61,7 @@ const OPTIONAL_ENV: &[&str] = &[
 /// Variables the templates set before the code reads them (the broker's handling of reports,
 /// follow-ups and the 429 pause lands separately): treated as the code's until it reads them
 /// itself, when this list can go.
-const AHEAD_OF_CODE_ENV: &[&str] = &["IADVIZE_MAX_FOLLOW_UPS", "IADVIZE_THROTTLE_PAUSE"];
+const AHEAD_OF_CODE_ENV: &[&str] = &[];
 
 /// State tags the IAM tag-key lists and Terraform's `ignore_changes` name before the code
 /// writes them: treated as the code's until it does.
@@ -2767,9 +2767,8 @@ const METRICS_RS: &str = "src/metrics.rs";
 const TF_DASHBOARD: &str = "infra/terraform/dashboard.tf";
 /// Series the dashboards show before the broker emits them (reports, follow-ups and logins by
 /// outcome land with the broker's handling of reports): treated as the code's until it does.
-const AHEAD_OF_CODE_METRICS: &[&str] = &["FollowUpsSent"];
-/// The dimension of the per-outcome series, ahead of the code likewise (now emitted by the
-/// report metrics).
+const AHEAD_OF_CODE_METRICS: &[&str] = &[];
+/// Dimensions ahead of the code likewise (none now: the code emits `Outcome`).
 const AHEAD_OF_CODE_DIMENSIONS: &[&str] = &[];
 
 /// The `IadvizeTokenBroker` metric names and dimensions a dashboard shows: plain series
