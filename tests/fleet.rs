@@ -297,8 +297,16 @@ async fn a_tick_emits_one_fleet_wide_line_and_per_secret_lines_only_when_asked()
         .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap();
-    let lines = fleet.metric_lines();
+    // Besides the fleet-wide line, only the logins by outcome (dimension `Outcome`, a few
+    // fixed values): nothing per secret.
+    let (by_outcome, lines): (Vec<Value>, Vec<Value>) = fleet
+        .metric_lines()
+        .into_iter()
+        .partition(|l| l.get("Outcome").is_some());
     assert_eq!(lines.len(), 1, "only the fleet-wide line: {lines:?}");
+    assert_eq!(by_outcome.len(), 1, "{by_outcome:?}");
+    assert_eq!(by_outcome[0]["Outcome"], "ok");
+    assert!(by_outcome[0].get("SecretName").is_none());
     let line = &lines[0];
     let directive = &line["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], "IadvizeTokenBroker");
