@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result, echo};
 use crate::events::{Event, Report, StepEvent};
-use crate::heal::{Healer, SecretLocks};
 use crate::follow_up::{FOLLOW_UP_RESERVE, FollowUps};
+use crate::heal::{Healer, SecretLocks};
 use crate::iadvize::RetryPolicy;
 use crate::login::Login;
 use crate::metrics::Metrics;
@@ -207,6 +207,7 @@ impl Broker {
             Ok(RefreshReport {
                 results: vec![result],
                 discovery_error: None,
+                follow_up: None,
             })
         })
         .await

@@ -70,6 +70,8 @@ impl Healer<'_> {
             login: self.login,
             metrics: self.metrics,
             force,
+            // A report or a credentials event touches the secrets it names: no fleet-wide series.
+            fleet: false,
             deadline: self.deadline,
         }
     }
@@ -244,6 +246,7 @@ impl Healer<'_> {
         let empty = RefreshReport {
             results: Vec::new(),
             discovery_error: None,
+            follow_up: None,
         };
         let changed = match self.store.describe(secret_id).await {
             Ok(changed) => changed,
@@ -293,6 +296,7 @@ impl Healer<'_> {
         RefreshReport {
             results,
             discovery_error,
+            follow_up: None,
         }
     }
 }
