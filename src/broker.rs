@@ -143,7 +143,8 @@ impl Broker {
             }
             // --- rejection reports (begin) ---
             Event::Report(report) => {
-                let report = self.report_rejected(&report, deadline).await?;
+                // Boxed: each arm's future stays out of the dispatch's (a tick's is deep already).
+                let report = Box::pin(self.report_rejected(&report, deadline)).await?;
                 let value = serde_json::to_value(&report).unwrap_or(Value::Null);
                 match report.failure() {
                     None => Ok(value),
@@ -154,10 +155,10 @@ impl Broker {
                 }
             }
             Event::Queued { reports, ignored } => {
-                Ok(self.queued_reports(reports, &ignored, deadline).await)
+                Ok(Box::pin(self.queued_reports(reports, &ignored, deadline)).await)
             }
             Event::CredentialsChanged { secret_id } => {
-                let report = self.credentials_changed(&secret_id, deadline).await;
+                let report = Box::pin(self.credentials_changed(&secret_id, deadline)).await;
                 let value = serde_json::to_value(&report).unwrap_or(Value::Null);
                 match report.failure() {
                     None => tracing::info!(report = %value, "credentials change handled"),

@@ -718,6 +718,64 @@ mod tests {
     }
 
     #[test]
+    fn queue_records_are_reports_or_ignored_by_shape_and_label_moves_need_awscurrent() {
+        let hash = "AB".repeat(32);
+        let report = json!({"action": "report-rejected", "secret_id": "s", "token_sha256": hash});
+        let records = json!({"Records": [
+            {"eventSource": "aws:sqs", "body": report.to_string()},
+            {"eventSource": "aws:sqs", "body": json!({"action": "refresh", "force": true}).to_string()},
+            {"eventSource": "aws:sqs", "body": "secret-token-value"},
+        ]});
+        let Event::Queued { reports, ignored } = Event::parse(&records).unwrap() else {
+            panic!()
+        };
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].token_sha256, "ab".repeat(32), "lower-cased");
+        assert_eq!(ignored.len(), 2);
+        assert!(ignored[0].contains("keys [action, force]"), "{ignored:?}");
+        assert!(
+            !ignored[1].contains("secret-token-value"),
+            "never the value"
+        );
+
+        let label = |l: &str| json!({"source": "aws.secretsmanager", "detail-type": "Secret Label Updated", "resources": ["arn:c"], "detail": {"labelUpdated": l}});
+        assert!(
+            matches!(Event::parse(&label("AWSCURRENT")).unwrap(), Event::CredentialsChanged { secret_id } if secret_id == "arn:c")
+        );
+        assert!(matches!(
+            Event::parse(&label("MINE")).unwrap(),
+            Event::Unrelated { .. }
+        ));
+        let call = |name: &str, params: Value| json!({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": name, "requestParameters": params}});
+        assert!(matches!(
+            Event::parse(&call(
+                "UpdateSecretVersionStage",
+                json!({"secretId": "c", "versionStage": "AWSCURRENT"})
+            ))
+            .unwrap(),
+            Event::CredentialsChanged { .. }
+        ));
+        assert!(matches!(
+            Event::parse(&call(
+                "UpdateSecretVersionStage",
+                json!({"secretId": "c", "versionStage": "MINE"})
+            ))
+            .unwrap(),
+            Event::Unrelated { .. }
+        ));
+        assert!(matches!(
+            Event::parse(&call("DeleteSecret", json!({"secretId": "c"}))).unwrap(),
+            Event::Unrelated { .. }
+        ));
+        assert!(
+            Event::parse(&call("PutSecretValue", json!({})))
+                .unwrap_err()
+                .to_string()
+                .contains("requestParameters.secretId is missing")
+        );
+    }
+
+    #[test]
     fn bad_events_are_explained_without_values() {
         let cases = [
             (json!([1, 2]), "expected a JSON object"),

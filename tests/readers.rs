@@ -1213,3 +1213,82 @@ async fn the_python_reader_says_once_how_to_enable_reports_and_sends_none_withou
 async fn the_shell_reader_says_once_how_to_enable_reports_and_sends_none_without_the_setting() {
     says_once_how_to_enable_reports_and_sends_none_without_the_setting(Reader::Shell).await;
 }
+
+// --- rejection reports (begin) ---
+// End to end with the real broker: the report goes through the queue, the SQS poller hands it
+// to the built binary behind the Lambda harness, which verifies, refreshes, and the reader's
+// next call succeeds; one login in all.
+
+async fn heals_through_the_real_broker(reader: Reader) {
+    let world = World::new().await;
+    world.fill().await;
+    world.standin.revoke_all_tokens();
+    let logins = world.logins();
+    let proxy = CountingProxy::start().await;
+    let dir = TempDir::new();
+    let (sqs, url) = report_queue().await;
+    let broker = std::sync::Arc::new(
+        iadvize_standin::LambdaHarness::start(support::rig::broker_binary(), &binary_env(&world))
+            .await
+            .expect("the harness starts the broker")
+            .with_timeout(Duration::from_secs(30)),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let polling = {
+        let (poller, broker, stop) = (
+            iadvize_standin::sqs_poller::SqsPoller::new(sqs.clone(), &url),
+            broker.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(batch) = poller
+                    .poll_once(&broker, Duration::from_secs(1))
+                    .await
+                    .expect("poll")
+                {
+                    answers.push(batch.result.expect("an SQS invocation always succeeds"));
+                }
+            }
+            answers
+        })
+    };
+
+    let output = run(
+        reader,
+        &world,
+        &proxy,
+        &dir,
+        &[
+            ("IADVIZE_REPORT_QUEUE_URL", url.clone()),
+            ("IADVIZE_REPORT_WAIT_SECONDS", "30".into()),
+        ],
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = polling.await.unwrap();
+
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", world.username),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(world.logins(), logins + 1, "one login: {answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["results"][0]["outcome"] == "refreshed"),
+        "{answers:?}"
+    );
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
+async fn the_python_reader_heals_through_the_real_broker() {
+    heals_through_the_real_broker(Reader::Python).await;
+}
+
+// --- rejection reports (end) ---

@@ -572,3 +572,69 @@ async fn verify_refuses_a_stored_token_that_cannot_be_put_in_a_header_without_re
     assert_token_not_printed(&output, "en-0f3c");
     assert_eq!(world.verifications(), 0);
 }
+
+// --- rejection reports (begin) ---
+#[tokio::test]
+async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_refuses_it() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let token = current_token(&world).await;
+
+    // iAdvize accepts it: nothing changes, one verification.
+    let output = cli(&world, &["report-rejected", &world.token_id], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("iAdvize accepts this token"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!((world.verifications(), world.logins()), (1, 1));
+
+    // Revoked: the report refreshes it (the remembered acceptance is bypassed by a 0s interval).
+    world.standin.revoke_all_tokens();
+    let output = cli(
+        &world,
+        &["report-rejected", "--json", &world.token_id],
+        &[("IADVIZE_REPORT_VERIFY_INTERVAL", "0s")],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["results"][0]["outcome"], "refreshed", "{json}");
+    assert_eq!(world.logins(), 2);
+    assert_token_not_printed(&output, &token);
+
+    // The old token's hash now: superseded, no iAdvize call.
+    let hash = iadvize_token_consumer::report::token_sha256(
+        &iadvize_token_broker::token::AccessToken::new(token.clone()),
+    );
+    let output = cli(
+        &world,
+        &["report-rejected", &world.token_id, "--token-sha256", &hash],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("superseded"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!((world.verifications(), world.logins()), (3, 2));
+
+    // A bad hash: usage error naming the field, no iAdvize call.
+    let output = cli(
+        &world,
+        &["report-rejected", &world.token_id, "--token-sha256", "abc"],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("token_sha256"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!((world.verifications(), world.logins()), (3, 2));
+}
+// --- rejection reports (end) ---
