@@ -1224,7 +1224,7 @@ async fn heals_through_the_real_broker(reader: Reader) {
     world.fill().await;
     world.standin.revoke_all_tokens();
     let logins = world.logins();
-    let proxy = CountingProxy::start().await;
+    let proxy = sm_proxy().await;
     let dir = TempDir::new();
     let (sqs, url) = report_queue().await;
     let broker = std::sync::Arc::new(
