@@ -4,7 +4,7 @@
 //! Two bounds apply to each AWS call:
 //!
 //! - the AWS SDK's own time-outs ([`AwsTimeouts`], set on every AWS client the broker builds
-//!   with [`aws_config`]): an attempt that gets no answer within the attempt time-out is
+//!   with [`aws_config()`]): an attempt that gets no answer within the attempt time-out is
 //!   abandoned and retried, and the operation, retries included, gives up after the operation
 //!   time-out. The SDK sets none of these by default (only a 3.1 s connect time-out), so
 //!   without them a call Secrets Manager accepts and never answers waits for ever;
