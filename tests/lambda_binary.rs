@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use iadvize_standin::{InvokeError, LambdaHarness};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 fn fixture(name: &str) -> Value {
@@ -78,19 +78,19 @@ async fn the_binary_answers_fixture_events_behind_the_runtime_api() {
     assert_eq!(forced["results"][0]["outcome"], "refreshed");
     let current = assert_valid_current(&world).await;
 
-    match lambda.invoke(&fixture("invalid-sqs-event.json")).await {
-        Err(InvokeError::Function {
-            error_type,
-            error_message,
-        }) => {
-            assert_eq!(error_type, "InvalidEvent");
-            assert!(
-                error_message.contains("top-level keys: [Records]"),
-                "{error_message}"
-            );
-        }
-        other => panic!("expected an InvalidEvent error, got {other:?}"),
-    }
+    // A queue message that is not a rejection report changes nothing and the invocation
+    // succeeds (SQS must not retry it): the binary counts it as ignored.
+    let ignored = lambda
+        .invoke(&fixture("invalid-sqs-event.json"))
+        .await
+        .expect("an SQS invocation always succeeds");
+    assert_eq!(ignored["ignored"], 1, "{ignored}");
+    assert_eq!(ignored["results"], json!([]), "{ignored}");
+    assert_eq!(
+        assert_valid_current(&world).await["access_token"],
+        current["access_token"],
+        "nothing changed"
+    );
 
     let logs = lambda.finish().await;
     // With AWS_LAMBDA_LOG_FORMAT=JSON every line is a JSON object: log records and EMF metrics.

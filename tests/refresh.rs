@@ -454,12 +454,22 @@ async fn a_tick_emits_embedded_metrics_with_the_right_values() {
         .handle(&scheduled_event(), deadline(30))
         .await
         .unwrap();
-    let lines: Vec<Value> = world
+    let all: Vec<Value> = world
         .metrics
         .lines()
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).expect("each metric line is JSON"))
-        .filter(|l| l.get("SecretsManaged").is_none())
+        .collect();
+    // Logins are also counted by outcome, fleet-wide (dimension `Outcome`, never per secret).
+    let by_outcome: Vec<&Value> = all.iter().filter(|l| l.get("Outcome").is_some()).collect();
+    assert_eq!(by_outcome.len(), 1, "{by_outcome:?}");
+    assert_eq!(by_outcome[0]["Outcome"], "ok");
+    assert_eq!(by_outcome[0]["LoginAttempts"], 1.0);
+    assert!(by_outcome[0].get("SecretName").is_none(), "{by_outcome:?}");
+    let lines: Vec<Value> = all
+        .iter()
+        .filter(|l| l.get("SecretsManaged").is_none() && l.get("Outcome").is_none())
+        .cloned()
         .collect();
     let find = |name: &str| {
         lines

@@ -24,14 +24,14 @@ locals {
   ]
   replica_kms_key_arns = compact(values(var.replica_regions))
 
-  # The broker's state tags (DESIGN section 3): written by the function, never by Terraform.
+  # The broker's state tags (docs/ARCHITECTURE.md, "The state kept in tags"): written by the function, never by Terraform.
   state_tag_keys = [
     "iadvize:last-login-attempt",
     "iadvize:rejected-credentials-version",
     "iadvize:last-report-verification",
   ]
 
-  # Discovery (DESIGN section 11): exact pair on token secrets. Credentials secrets carry
+  # Discovery (docs/fleets.md): exact pair on token secrets. Credentials secrets carry
   # their own tag so that the role can read them without naming each one.
   managed_tag     = { "iadvize:managed" = "true" }
   credentials_tag = { "iadvize:credentials" = "true" }
@@ -88,7 +88,7 @@ resource "aws_secretsmanager_secret" "token" {
   }
 
   tags = merge(var.tags, var.secret_tags, {
-    # Which credentials this token is made from (DESIGN section 3).
+    # Which credentials this token is made from (README, "The token secret").
     "iadvize:credentials-secret-id" = local.credentials_secret_arn
   })
 
@@ -357,7 +357,7 @@ resource "aws_iam_role_policy_attachment" "vpc" {
 # ------------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "broker" {
-  #checkov:skip=CKV_AWS_158:Optional (log_kms_key_arn): the broker never logs tokens, passwords or usernames (DESIGN section 9, tested), so the logs need no customer-managed key by default.
+  #checkov:skip=CKV_AWS_158:Optional (log_kms_key_arn): the broker never logs tokens, passwords or usernames (tested), so the logs need no customer-managed key by default.
   #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days, default 30 days); a year of debug logs for an hourly job is cost without benefit.
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days

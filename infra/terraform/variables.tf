@@ -267,7 +267,7 @@ variable "recovery_window_in_days" {
 }
 
 # ------------------------------------------------------------------------------------------
-# Broker configuration (DESIGN section 8); durations are written like 90s, 15m, 4h.
+# Broker configuration (README, "Configuration"); durations are written like 90s, 15m, 4h.
 # ------------------------------------------------------------------------------------------
 
 variable "api_url" {
