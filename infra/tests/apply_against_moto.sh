@@ -311,7 +311,7 @@ destroy_example() {
 }
 
 # between_ticks FUNCTION ROLE_ARN module|own TIMEOUT READERS_JSON: the report queue and its mapping, the
-# credentials-changed rules (their patterns matched against the events of DESIGN by moto's
+# credentials-changed rules (their patterns matched against the documented Secrets Manager events by moto's
 # EventBridge pattern matcher), the follow-up permission, the consumer policy, the dashboard,
 # the new settings; with readers, the token secret's resource policy, the key policy and
 # the queue policy that let them in.
@@ -452,7 +452,7 @@ else:
     assert not sm.get_resource_policy(SecretId=token).get("ResourcePolicy"), "no resource policy without readers"
 print(f"queue {queue_arn.split(':')[-1]}: FIFO, deduplicated, SSE, visibility {attrs['VisibilityTimeout']} s; mapping batch "
       f"{m['BatchSize']}, max concurrency 2; role polls it and invokes only {function}; consumers send only; "
-      f"rules {sorted(rules)} match the DESIGN events (moto's matcher); dashboard {name}; "
+      f"rules {sorted(rules)} match the documented events (moto's matcher); dashboard {name}; "
       + (f"readers {readers}: resource policy, key policy, queue policy" if readers else "no cross-account readers"))
 PY
 }
