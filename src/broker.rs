@@ -128,17 +128,24 @@ impl Broker {
 
     async fn dispatch(&self, event: &Value, deadline: Instant) -> Result<Value> {
         match Event::parse(event)? {
+            // Every arm is boxed: each handler's future is deep (a tick can resume a rotation),
+            // and the dispatch's own future would otherwise hold the largest of them on the
+            // stack of the thread that polls it.
             Event::Step(step) => {
-                self.run_step(&step, deadline).await?;
+                Box::pin(self.run_step(&step, deadline)).await?;
                 Ok(
                     json!({"step": step.step.as_str(), "secret_id": echo(&step.secret_id), "outcome": "ok"}),
                 )
             }
-            Event::Scheduled => self.chain(0, None, deadline).await,
-            Event::FollowUp { n, paused_until } => self.chain(n, paused_until, deadline).await,
-            Event::Refresh { force, secret_ids } => self.tick(secret_ids, force, deadline).await,
+            Event::Scheduled => Box::pin(self.chain(0, None, deadline)).await,
+            Event::FollowUp { n, paused_until } => {
+                Box::pin(self.chain(n, paused_until, deadline)).await
+            }
+            Event::Refresh { force, secret_ids } => {
+                Box::pin(self.tick(secret_ids, force, deadline)).await
+            }
             Event::Status => {
-                let report = self.status_fleet().await?;
+                let report = Box::pin(self.status_fleet()).await?;
                 Ok(serde_json::to_value(report).unwrap_or(Value::Null))
             }
             // --- rejection reports (begin) ---
