@@ -14,12 +14,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
 use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
@@ -226,59 +222,6 @@ async fn reads_once_and_calls_graphql_without_logging_in(reader: Reader) {
         .unwrap()
         .to_owned();
     assert_no_secrets(&String::from_utf8_lossy(&output.stderr), &[&token]);
-}
-
-/// Stands between the reader and the stand-in's GraphQL: on the first 401 it plays the broker
-/// rotating the secret (AWSCURRENT becomes `next`), then passes the 401 on.
-#[derive(Clone)]
-struct RotateOn401 {
-    standin: String,
-    sm: aws_sdk_secretsmanager::Client,
-    secret_id: String,
-    next: String,
-    rotated: Arc<AtomicBool>,
-}
-
-async fn graphql_shim(
-    State(shim): State<RotateOn401>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, [(header::HeaderName, String); 1], Bytes) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/graphql", shim.standin))
-        .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(value) = headers.get(&name) {
-            request = request.header(name.as_str(), value.to_str().unwrap());
-        }
-    }
-    let answer = request.send().await.unwrap();
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-    if status == StatusCode::UNAUTHORIZED && !shim.rotated.swap(true, Ordering::SeqCst) {
-        shim.sm
-            .put_secret_value()
-            .secret_id(&shim.secret_id)
-            .secret_string(&shim.next)
-            .send()
-            .await
-            .unwrap();
-    }
-    let body = answer.bytes().await.unwrap();
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json".to_owned())],
-        body,
-    )
-}
-
-async fn start_shim(shim: RotateOn401) -> String {
-    let app = axum::Router::new()
-        .route("/graphql", axum::routing::post(graphql_shim))
-        .with_state(shim);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
 }
 
 async fn reads_the_secret_again_once_after_a_401(reader: Reader) {

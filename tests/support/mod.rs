@@ -555,3 +555,68 @@ pub fn reader_env_without_retries(world: &World, proxy: &SmProxy) -> Vec<(String
     env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
     env
 }
+
+/// Stands between the reader and the stand-in's GraphQL: on the first 401 it plays the broker
+/// rotating the secret (AWSCURRENT becomes `next`), then passes the 401 on.
+#[derive(Clone)]
+pub struct RotateOn401 {
+    /// The stand-in's base URL.
+    pub standin: String,
+    /// Secrets Manager, to publish `next`.
+    pub sm: aws_sdk_secretsmanager::Client,
+    /// The token secret.
+    pub secret_id: String,
+    /// The value published on the first 401.
+    pub next: String,
+    /// Whether it rotated already.
+    pub rotated: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn graphql_shim(
+    axum::extract::State(shim): axum::extract::State<RotateOn401>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (
+    axum::http::StatusCode,
+    [(axum::http::header::HeaderName, String); 1],
+    axum::body::Bytes,
+) {
+    use axum::http::{StatusCode, header};
+    use std::sync::atomic::Ordering;
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", shim.standin))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name.as_str(), value.to_str().unwrap());
+        }
+    }
+    let answer = request.send().await.unwrap();
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    if status == StatusCode::UNAUTHORIZED && !shim.rotated.swap(true, Ordering::SeqCst) {
+        shim.sm
+            .put_secret_value()
+            .secret_id(&shim.secret_id)
+            .secret_string(&shim.next)
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = answer.bytes().await.unwrap();
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json".to_owned())],
+        body,
+    )
+}
+
+/// Serves `shim` on loopback; returns its base URL.
+pub async fn start_shim(shim: RotateOn401) -> String {
+    let app = axum::Router::new()
+        .route("/graphql", axum::routing::post(graphql_shim))
+        .with_state(shim);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
