@@ -22,6 +22,9 @@ DIST_ARCHES ?= x86_64 arm64
 PREREQS := scripts/prereqs.sh
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Incremental compilation data is gigabytes for this workspace's test binaries and a one-off
+# build (CI's, a fresh clone's) never reuses it. Set CARGO_INCREMENTAL=1 to keep it.
+export CARGO_INCREMENTAL ?= 0
 
 .PHONY: help tools test lint deny fmt test-rust demo build package dist bench bench-fleet clean
 

@@ -2,7 +2,7 @@
 # packages, installed into project-local places: examples/node/node_modules (npm ci from the
 # committed package-lock.json), boto3 and aws-secretsmanager-caching in .venv
 # (requirements-dev.txt). The shell reader needs the AWS CLI (in .venv, from
-# requirements-dev.txt), jq and curl. The Go reader (examples/go, tests/go_reader.rs) needs Go
+# requirements-dev.txt), jq and curl. The Go reader (examples/go, tests/it/go_reader.rs) needs Go
 # and the AWS SDK for Go v2 as Debian packages them (GOPATH build, no module proxy): apt-get
 # installs them as root, about 100 MB and 2 minutes; the first build of the reader takes about
 # a minute more (its cache stays in target/go-reader).
@@ -23,7 +23,7 @@ reader-deps: $(VENV)/.stamp $(NODE_READER)/node_modules/.package-lock.json ## in
 	@scripts/prereqs.sh reader-deps node npm jq curl go go-aws-sdk
 
 test-readers: reader-deps ## run the Node, Python, shell and Go token readers against moto and the iAdvize stand-in
-	$(WITH_MOTO) cargo test --test readers --test go_reader
+	$(WITH_MOTO) cargo test --test it -- readers:: go_reader::
 
 # The platform recipes (docs/consumers.md), validated offline: the EKS manifests against the
 # External Secrets Operator and Kubernetes schemas (npm packages, examples/eks/validate), the

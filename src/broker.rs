@@ -30,9 +30,7 @@ pub struct Broker {
     store: SecretStore,
     login: Login,
     metrics: Metrics,
-    // --- rejection reports (begin) ---
     locks: SecretLocks,
-    // --- rejection reports (end) ---
     /// Where follow-ups go (the function itself); `None`: no follow-up (the CLI).
     follow_ups: Option<FollowUps>,
 }
@@ -65,9 +63,7 @@ impl Broker {
             store,
             login,
             metrics,
-            // --- rejection reports (begin) ---
             locks: SecretLocks::default(),
-            // --- rejection reports (end) ---
             follow_ups: None,
         })
     }
@@ -148,7 +144,6 @@ impl Broker {
                 let report = Box::pin(self.status_fleet()).await?;
                 Ok(serde_json::to_value(report).unwrap_or(Value::Null))
             }
-            // --- rejection reports (begin) ---
             Event::Report(report) => {
                 // Boxed: each arm's future stays out of the dispatch's (a tick's is deep already).
                 let report = Box::pin(self.report_rejected(&report, deadline)).await?;
@@ -180,11 +175,10 @@ impl Broker {
             Event::Unrelated { why } => {
                 tracing::info!(why, "nothing to do");
                 Ok(json!({"results": []}))
-            } // --- rejection reports (end) ---
+            }
         }
     }
 
-    // --- rejection reports (begin) ---
     fn healer(&self, deadline: Instant) -> Healer<'_> {
         Healer {
             config: &self.config,
@@ -263,7 +257,6 @@ impl Broker {
         )
         .await
     }
-    // --- rejection reports (end) ---
 
     /// A tick over the given secrets, or (`None`) over the listed and the tagged ones.
     async fn tick(
@@ -487,7 +480,6 @@ impl Broker {
     }
 }
 
-// --- rejection reports (begin) ---
 /// One report from the queue: its result, or its error as a failed result (a queue record is
 /// never retried).
 async fn queued_report(healer: Healer<'_>, report: Report) -> crate::refresh::SecretResult {
@@ -499,7 +491,6 @@ async fn queued_report(healer: Healer<'_>, report: Report) -> crate::refresh::Se
         }
     }
 }
-// --- rejection reports (end) ---
 
 fn no_listed_secret() -> Error {
     Error::Config(ConfigError {

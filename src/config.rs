@@ -30,9 +30,7 @@ pub struct Config {
     max_logins_per_minute: NonZeroU32,
     per_secret_metrics: bool,
     aws_timeouts: AwsTimeouts,
-    // --- rejection reports (begin) ---
     report_verify_interval: Duration,
-    // --- rejection reports (end) ---
     // --- follow-ups and the 429 pause ---
     throttle_pause: Duration,
     max_follow_ups: u32,
@@ -118,14 +116,12 @@ impl Config {
         self.aws_timeouts
     }
 
-    // --- rejection reports (begin) ---
     /// How long a verification of a reported token answers later reports of the same token
     /// without asking iAdvize again, across invocations (`IADVIZE_REPORT_VERIFY_INTERVAL`,
     /// default `1m`; `0s`: every report asks).
     pub fn report_verify_interval(&self) -> Duration {
         self.report_verify_interval
     }
-    // --- rejection reports (end) ---
     // --- follow-ups and the 429 pause ---
 
     /// After a login ends in `429 Too Many Requests`, no login starts for at least this long
@@ -241,13 +237,11 @@ impl ConfigBuilder {
         self
     }
 
-    // --- rejection reports (begin) ---
     /// See [`Config::report_verify_interval`].
     pub fn report_verify_interval(mut self, interval: Duration) -> Self {
         self.0.report_verify_interval = interval;
         self
     }
-    // --- rejection reports (end) ---
     // --- follow-ups and the 429 pause ---
 
     /// See [`Config::throttle_pause`].
@@ -301,9 +295,7 @@ const MAX_LOGINS_PER_MINUTE: &str = "IADVIZE_MAX_LOGINS_PER_MINUTE";
 const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
 const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
-// --- rejection reports (begin) ---
 const REPORT_VERIFY_INTERVAL: &str = "IADVIZE_REPORT_VERIFY_INTERVAL";
-// --- rejection reports (end) ---
 // --- follow-ups and the 429 pause ---
 const THROTTLE_PAUSE: &str = "IADVIZE_THROTTLE_PAUSE";
 const MAX_FOLLOW_UPS: &str = "IADVIZE_MAX_FOLLOW_UPS";
@@ -331,9 +323,7 @@ impl Default for Config {
             max_logins_per_minute: NonZeroU32::new(30).expect("30 is not zero"),
             per_secret_metrics: false,
             aws_timeouts: AwsTimeouts::default(),
-            // --- rejection reports (begin) ---
             report_verify_interval: Duration::from_secs(60),
-            // --- rejection reports (end) ---
             // --- follow-ups and the 429 pause ---
             throttle_pause: Duration::from_secs(60),
             max_follow_ups: 10,
@@ -475,12 +465,10 @@ impl Config {
             max_logins_per_minute,
             per_secret_metrics,
             aws_timeouts,
-            // --- rejection reports (begin) ---
             report_verify_interval: duration(
                 REPORT_VERIFY_INTERVAL,
                 defaults.report_verify_interval,
             )?,
-            // --- rejection reports (end) ---
             throttle_pause,
             max_follow_ups,
         })

@@ -206,7 +206,6 @@ pub enum Error {
         reason: String,
     },
 
-    // --- rejection reports (begin) ---
     /// A report or a credentials event named a secret the broker does not manage (not tagged
     /// `iadvize:managed=true`, not in `IADVIZE_TOKEN_SECRET_IDS`).
     #[error(
@@ -217,7 +216,6 @@ pub enum Error {
         /// The secret as named.
         secret_id: String,
     },
-    // --- rejection reports (end) ---
     /// One or more secrets failed during a refresh tick.
     #[error("refresh failed for {failed} of {total} secret(s): {summary}")]
     TickFailed {
@@ -271,10 +269,8 @@ pub enum ErrorKind {
     NewTokenRejected,
     /// [`Error::TickFailed`]: `RefreshFailed`.
     TickFailed,
-    // --- rejection reports (begin) ---
     /// [`Error::NotManaged`]: `NotManaged`.
     NotManaged,
-    // --- rejection reports (end) ---
     /// A secret the tick left for the next one although its token does not last until then
     /// (no [`Error`] variant: the tick reports it in the secret's result): `Deferred`.
     Deferred,
@@ -302,9 +298,7 @@ impl ErrorKind {
             ErrorKind::TestFailed => "TestSecretFailed",
             ErrorKind::NewTokenRejected => "NewTokenRejected",
             ErrorKind::TickFailed => "RefreshFailed",
-            // --- rejection reports (begin) ---
             ErrorKind::NotManaged => "NotManaged",
-            // --- rejection reports (end) ---
             ErrorKind::Deferred => "Deferred",
         }
     }
@@ -362,9 +356,7 @@ impl Error {
             Error::TestFailed { .. } => ErrorKind::TestFailed,
             Error::NewTokenRejected { .. } => ErrorKind::NewTokenRejected,
             Error::TickFailed { .. } => ErrorKind::TickFailed,
-            // --- rejection reports (begin) ---
             Error::NotManaged { .. } => ErrorKind::NotManaged,
-            // --- rejection reports (end) ---
         }
     }
 

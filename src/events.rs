@@ -96,7 +96,6 @@ pub enum Event {
     },
     /// Report the state of the configured secrets.
     Status,
-    // --- rejection reports (begin) ---
     /// A rejection report sent straight to the function (an operator, the CLI).
     Report(Report),
     /// Records from the report queue: the well-formed reports, and the shapes of the bodies
@@ -120,7 +119,6 @@ pub enum Event {
         /// Why it needs nothing (for the log).
         why: &'static str,
     },
-    // --- rejection reports (end) ---
     // --- follow-ups ---
     /// A follow-up that a tick (or a follow-up) sent itself: a tick over the fleet that
     /// first waits out the pause of logins it carries.
@@ -134,7 +132,6 @@ pub enum Event {
     // --- end follow-ups ---
 }
 
-// --- rejection reports (begin) ---
 /// `{"action": "report-rejected", "secret_id", "token_sha256"}`: a consumer's call was
 /// refused (401) with the token it read from `secret_id`, and a re-read returned the same
 /// token.
@@ -316,7 +313,6 @@ fn parse_secrets_manager(object: &serde_json::Map<String, Value>) -> Result<Even
         ))),
     }
 }
-// --- rejection reports (end) ---
 
 /// Longest secret id Secrets Manager accepts (`SecretId`: 1 to 2,048 characters).
 pub const MAX_SECRET_ID_CHARS: usize = 2048;
@@ -355,7 +351,6 @@ impl Event {
         {
             return Ok(Event::Scheduled);
         }
-        // --- rejection reports (begin) ---
         if let Some(Value::Array(records)) = object.get("Records")
             && records
                 .iter()
@@ -373,7 +368,6 @@ impl Event {
         {
             return Report::parse(event).map(Event::Report);
         }
-        // --- rejection reports (end) ---
         if object.contains_key("action") {
             return parse_operator(object);
         }

@@ -15,10 +15,8 @@ use serde_json::{Value, json};
 pub const NAMESPACE: &str = "IadvizeTokenBroker";
 /// The dimension naming the token secret.
 pub const DIMENSION: &str = "SecretName";
-// --- rejection reports (begin) ---
 /// The dimension of series counted by outcome.
 pub const OUTCOME: &str = "Outcome";
-// --- rejection reports (end) ---
 // --- follow-ups and the 429 pause ---
 /// The dimension of the per-outcome series (`LoginAttempts` by how the login ended): a few
 /// fixed values, so a few billed series.
@@ -232,7 +230,6 @@ impl Metrics {
         );
     }
 
-    // --- rejection reports (begin) ---
     /// One rejection report handled (or one token secret checked after its credentials
     /// changed), by outcome: `RejectionReports` with dimension `Outcome` (`superseded`,
     /// `accepted`, `refreshed`, `in_progress`, `deferred`, `failed`, `error` for a report
@@ -253,7 +250,6 @@ impl Metrics {
             now_millis(),
         ));
     }
-    // --- rejection reports (end) ---
 
     fn emit(&self, secret_name: &str, values: &[(&str, f64, &str)]) {
         if !self.per_secret {

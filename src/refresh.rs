@@ -43,16 +43,13 @@ pub enum Outcome {
     Deferred,
     /// Something failed; see `error`.
     Failed,
-    // --- rejection reports (begin) ---
     /// A report named a token that is no longer AWSCURRENT: the reporter re-reads.
     Superseded,
     /// A report named AWSCURRENT's token and iAdvize accepts it (the 401 came from
     /// elsewhere: a permission, another platform); nothing changed.
     Accepted,
-    // --- rejection reports (end) ---
 }
 
-// --- rejection reports (begin) ---
 impl Outcome {
     /// The name in the answer (`in_progress`, …), also the `Outcome` dimension of metrics.
     pub fn as_str(self) -> &'static str {
@@ -68,7 +65,6 @@ impl Outcome {
         }
     }
 }
-// --- rejection reports (end) ---
 
 /// One secret's line in the tick's answer, e.g. `{"secret_id": "team/a", "outcome":
 /// "refreshed", "expires_at": "2026-11-27T10:00:00Z"}`.
@@ -105,7 +101,6 @@ fn serialize_time<S: serde::Serializer>(
 }
 
 impl SecretResult {
-    // --- rejection reports (begin) ---
     /// A result that needed no action: `outcome` with AWSCURRENT's expiry.
     pub(crate) fn with(
         secret_id: String,
@@ -120,7 +115,6 @@ impl SecretResult {
             error_kind: None,
         }
     }
-    // --- rejection reports (end) ---
 
     pub(crate) fn failed(
         secret_id: String,
@@ -231,7 +225,6 @@ impl Target {
         }
     }
 
-    // --- rejection reports (begin) ---
     /// A secret already described (and maybe read) by the caller: the tick reads only what
     /// is missing.
     pub(crate) fn read(secret_id: String, info: SecretInfo, current: Current) -> Self {
@@ -242,7 +235,6 @@ impl Target {
             unanswered: None,
         }
     }
-    // --- rejection reports (end) ---
 
     fn discovered(info: SecretInfo) -> Self {
         Target {
@@ -405,7 +397,6 @@ impl Tick<'_> {
         }
     }
 
-    // --- rejection reports (begin) ---
     /// One secret's turn, alone: no bulk reads and no fleet-wide metrics (a report or a
     /// credentials event touches the secrets it names; only ticks emit the fleet's gauges).
     pub(crate) async fn one(&self, target: Target) -> SecretResult {
@@ -415,7 +406,6 @@ impl Tick<'_> {
         let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
         self.turn(target).instrument(span).await
     }
-    // --- rejection reports (end) ---
 
     /// DescribeSecret for the targets not known from discovery (a failure is left for the
     /// secret's turn, which describes again or, when Secrets Manager did not answer, reports

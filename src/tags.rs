@@ -30,7 +30,6 @@ pub const LAST_LOGIN_ATTEMPT: &str = "iadvize:last-login-attempt";
 /// still the credentials' AWSCURRENT, except the probes.
 pub const REJECTED_CREDENTIALS: &str = "iadvize:rejected-credentials-version";
 
-// --- rejection reports (begin) ---
 /// The last verification of a reported token: `<RFC 3339 time> <accepted|rejected> <SHA-256
 /// hex of the token>`. Later reports of the same token within `IADVIZE_REPORT_VERIFY_INTERVAL`
 /// are answered from it, whichever invocation gets them.
@@ -96,7 +95,6 @@ impl<'a> ReportVerification<'a> {
         self.token_sha256 == token_sha256 && self.at <= now && (now - self.at) < interval
     }
 }
-// --- rejection reports (end) ---
 
 /// Whether a tag set puts its secret under management (`iadvize:managed` = `true`, exactly).
 pub fn is_managed(tags: &HashMap<String, String>) -> bool {
@@ -121,10 +119,8 @@ pub struct BrokerTags<'a> {
     pub last_login_attempt: Option<OffsetDateTime>,
     /// [`REJECTED_CREDENTIALS`].
     pub rejected_credentials_version: Option<&'a str>,
-    // --- rejection reports (begin) ---
     /// [`LAST_REPORT_VERIFICATION`] parsed; `None` when absent or unreadable.
     pub last_report_verification: Option<ReportVerification<'a>>,
-    // --- rejection reports (end) ---
 }
 
 impl<'a> BrokerTags<'a> {
@@ -139,11 +135,9 @@ impl<'a> BrokerTags<'a> {
             last_login_attempt_text: text,
             last_login_attempt: text.and_then(parse_rfc3339),
             rejected_credentials_version: tags.get(REJECTED_CREDENTIALS).map(String::as_str),
-            // --- rejection reports (begin) ---
             last_report_verification: tags
                 .get(LAST_REPORT_VERIFICATION)
                 .and_then(|v| ReportVerification::parse(v)),
-            // --- rejection reports (end) ---
         }
     }
 

@@ -6,6 +6,11 @@
 //! are its alarms. Nothing is written, nothing logs in, and the credentials secret is only ever
 //! described (`DescribeSecret`: whether it has an AWSCURRENT version), never read: its value is
 //! the iAdvize password. The token secrets are read (`GetSecretValue`), as any consumer does.
+//!
+//! With `--login`, and only then, `check` also asks the deployed function to log in: one
+//! synchronous `Invoke` of `{"action": "refresh", "force": true, "secret_ids": [..]}` over the
+//! token secrets it found. The function reads the password and logs in, as its schedule would;
+//! the CLI still never reads the credentials, and sees only the function's answer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +38,12 @@ pub struct CheckArgs {
     /// schedule, queue, alarms) is found from it.
     #[arg(long, value_name = "NAME")]
     pub function: String,
+    /// Also have the function log in now: one synchronous Invoke of a forced refresh of the
+    /// token secrets found (one login per secret, paced as the schedule's; each gets a new
+    /// token). Proves the credentials and the whole path; the CLI still never reads the
+    /// password. Needs lambda:InvokeFunction.
+    #[arg(long)]
+    pub login: bool,
 }
 
 /// What `check` found: one entry per thing checked.
@@ -104,6 +115,9 @@ impl Checks {
 /// The AWS clients `check` uses, from the usual configuration chain.
 struct Clients {
     lambda: aws_sdk_lambda::Client,
+    /// For `--login`'s Invoke: one attempt (a retried forced refresh would log in twice),
+    /// bounded by the command's time-out rather than by a Secrets Manager call's.
+    invoker: aws_sdk_lambda::Client,
     events: aws_sdk_eventbridge::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     sqs: aws_sdk_sqs::Client,
@@ -119,15 +133,26 @@ pub async fn run(args: CheckArgs, out: Output, timeout: Duration) -> u8 {
         attempt: defaults.attempt.min(timeout),
     };
     let config = aws_config(timeouts).await;
+    let invoker = aws_sdk_lambda::config::Builder::from(&config)
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(defaults.attempt.min(timeout))
+                .operation_timeout(timeout)
+                .operation_attempt_timeout(timeout)
+                .build(),
+        )
+        .build();
     let clients = Clients {
         lambda: aws_sdk_lambda::Client::new(&config),
+        invoker: aws_sdk_lambda::Client::from_conf(invoker),
         events: aws_sdk_eventbridge::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         timeouts,
     };
-    let checks = check(&clients, &args.function).await;
+    let checks = check(&clients, &args.function, args.login).await;
     let findings = checks.iter().filter(|c| c.status == Status::Fix).count();
     let report = CheckReport {
         function: args.function,
@@ -159,7 +184,7 @@ fn print(report: &CheckReport) {
     }
 }
 
-async fn check(clients: &Clients, function: &str) -> Vec<Check> {
+async fn check(clients: &Clients, function: &str, login: bool) -> Vec<Check> {
     let mut checks = Checks::default();
     let subject = format!("function {function}");
     let configuration = match clients
@@ -197,10 +222,11 @@ async fn check(clients: &Clients, function: &str) -> Vec<Check> {
 
     let config = check_function(&mut checks, &subject, &configuration, &environment);
     let store = SecretStore::new(clients.secrets.clone()).with_timeouts(clients.timeouts);
+    let mut token_secrets = Vec::new();
     match Broker::new(config.clone(), store, Metrics::off()) {
         Ok(broker) => {
             check_timeout(&mut checks, &subject, &configuration, &broker);
-            check_secrets(&mut checks, clients, &broker).await;
+            token_secrets = check_secrets(&mut checks, clients, &broker).await;
         }
         Err(e) => checks.fix(
             &subject,
@@ -211,6 +237,9 @@ async fn check(clients: &Clients, function: &str) -> Vec<Check> {
     check_schedule(&mut checks, clients, &arn).await;
     check_queue(&mut checks, clients, &name).await;
     check_alarms(&mut checks, clients, &name).await;
+    if login {
+        check_login(&mut checks, clients, &name, &token_secrets).await;
+    }
     checks.0
 }
 
@@ -362,8 +391,8 @@ fn check_timeout(
 }
 
 /// The token secrets (listed and tagged) through the broker's own status, then each
-/// credentials secret they use, described only.
-async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) {
+/// credentials secret they use, described only. Returns the token secrets' ids.
+async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) -> Vec<String> {
     let report = match broker.status_fleet().await {
         Ok(report) => report,
         Err(e) => {
@@ -374,7 +403,7 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
                 _ => "check secretsmanager:ListSecrets and DescribeSecret for your identity",
             };
             checks.fix("token secrets", e.to_string(), fix);
-            return;
+            return Vec::new();
         }
     };
     let mut credentials: Vec<String> = broker
@@ -394,6 +423,7 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
     for id in credentials {
         check_credentials_secret(checks, clients, &id).await;
     }
+    report.secrets.into_iter().map(|s| s.secret_id).collect()
 }
 
 fn check_token_secret(checks: &mut Checks, secret: &SecretStatus) {
@@ -858,6 +888,99 @@ fn same_dimensions(found: &[Dimension], wanted: &[(&str, &str)]) -> bool {
                 .iter()
                 .any(|d| d.name() == Some(*name) && d.value() == Some(*value))
         })
+}
+
+/// `--login`: the function refreshes the token secrets now, forced, in one synchronous
+/// invocation; one entry per secret from its answer, or one for a failed invocation.
+async fn check_login(checks: &mut Checks, clients: &Clients, function: &str, secrets: &[String]) {
+    let subject = format!("login through {function}");
+    if secrets.is_empty() {
+        checks.fix(
+            &subject,
+            "not tried: no token secret was found",
+            "fix the token secrets above first",
+        );
+        return;
+    }
+    let event = serde_json::json!({"action": "refresh", "force": true, "secret_ids": secrets});
+    let answer = clients
+        .invoker
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            checks.fix(
+                &subject,
+                format!("the invocation failed: {}", sdk_message(&e)),
+                "check lambda:InvokeFunction for your identity, and --timeout",
+            );
+            return;
+        }
+    };
+    let payload: serde_json::Value = answer
+        .payload()
+        .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+        .unwrap_or_default();
+    let results = payload["results"].as_array();
+    match (answer.function_error(), results) {
+        (None, Some(results)) => {
+            for result in results {
+                login_result(checks, result);
+            }
+        }
+        (error, _) => {
+            // A failed tick answers Lambda's error document: the summary names each failed
+            // secret and why; the function's log group has the details.
+            let kind = payload["errorType"].as_str().unwrap_or("an error");
+            let message = payload["errorMessage"]
+                .as_str()
+                .unwrap_or("no message in the answer");
+            checks.fix(
+                &subject,
+                format!(
+                    "the function answered {kind} ({}): {message}",
+                    error.unwrap_or("no results")
+                ),
+                "read the function's log group for this invocation; refused credentials: correct the credentials secret",
+            );
+        }
+    }
+}
+
+/// One secret of `--login`'s answer: `{"secret_id", "outcome", "expires_at", "error"?}`.
+fn login_result(checks: &mut Checks, result: &serde_json::Value) {
+    let id = result["secret_id"].as_str().unwrap_or("(unnamed)");
+    let subject = format!("login for {id}");
+    let expires_at = result["expires_at"].as_str().unwrap_or("unknown");
+    match result["outcome"].as_str().unwrap_or("unknown") {
+        "refreshed" | "resumed" => checks.ok(
+            &subject,
+            format!("logged in and published a verified token, expires at {expires_at}"),
+        ),
+        outcome @ ("deferred" | "in_progress") => checks.note(
+            &subject,
+            format!("{outcome}: no login this time (pacing, a 429 pause or a rotation under way)"),
+            Some("run check --login again in a minute".to_owned()),
+        ),
+        "failed" => checks.fix(
+            &subject,
+            format!(
+                "failed ({}): {}",
+                result["error_kind"].as_str().unwrap_or("unknown"),
+                result["error"].as_str().unwrap_or("no error given")
+            ),
+            "see the runbook in the README for this error kind",
+        ),
+        outcome => checks.note(
+            &subject,
+            format!("{outcome}, expires at {expires_at}"),
+            None,
+        ),
+    }
 }
 
 /// `Code: message` of an AWS error (never a secret: these calls carry none), or the SDK's

@@ -101,7 +101,6 @@ enum Command {
         /// Where to write every page.
         dir: Option<std::path::PathBuf>,
     },
-    // --- rejection reports (begin) ---
     /// Report that iAdvize refuses a token (as consumers do through the report queue): the
     /// broker checks it and refreshes it if iAdvize rejects it.
     ReportRejected {
@@ -111,7 +110,6 @@ enum Command {
         #[arg(long)]
         token_sha256: Option<String>,
     },
-    // --- rejection reports (end) ---
 }
 
 #[tokio::main]
@@ -172,7 +170,6 @@ async fn run(
                 ),
             }
         }
-        // --- rejection reports (begin) ---
         Command::ReportRejected {
             secret_id,
             token_sha256,
@@ -180,11 +177,9 @@ async fn run(
             Ok(broker) => report_rejected(&broker, &secret_id, token_sha256, out, deadline).await,
             Err(code) => code,
         },
-        // --- rejection reports (end) ---
     }
 }
 
-// --- rejection reports (begin) ---
 /// `report-rejected`: the broker's handling of a report, in-process.
 async fn report_rejected(
     broker: &Broker,
@@ -277,7 +272,6 @@ async fn report_rejected(
     }
     code
 }
-// --- rejection reports (end) ---
 
 /// Logs go to stderr (stdout is for `get`'s token and the reports); quiet by default. The
 /// filter is the Lambda's (`logging::filter`): however verbose the operator asks for, the

@@ -19,6 +19,12 @@
 //!   InvalidRequestContentException`. `FunctionName` may be a name, `name:qualifier`, a partial
 //!   ARN (`123456789012:function:name`) or an ARN; `?Qualifier=` is recorded too.
 //!
+//! Any other operation (`GetFunctionConfiguration`, `ListEventSourceMappings`, …) is answered
+//! `404 UnknownOperationException`, or forwarded as it came to another endpoint (moto) set with
+//! [`LambdaApi::forward_other_operations_to`] (its answer's status, headers and body come
+//! back), so one client sees functions moto created and
+//! invocations this stand-in runs.
+//!
 //! Faults ([`InvokeFault`]) make the next requests fail as Lambda can (throttling, a service
 //! error) or never answer, to test that callers bound the call. Request signatures are not
 //! checked. Nothing is logged: payloads may hold anything.
@@ -117,7 +123,7 @@ impl LambdaApi {
                 "/2015-03-31/functions/{function_name}/invocations",
                 post(invoke),
             )
-            .fallback(unknown_operation)
+            .fallback(other_operation)
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let released = shared.clone();
@@ -160,6 +166,13 @@ impl LambdaApi {
         let mut inner = self.shared.lock();
         inner.functions.insert(name.to_owned());
         inner.attached.insert(name.to_owned(), harness);
+    }
+
+    /// Forwards every request other than `Invoke` to `url` (e.g. moto's endpoint) and answers
+    /// with its answer: status, headers, body. Signatures are not re-computed (moto
+    /// does not check them).
+    pub fn forward_other_operations_to(&self, url: &str) {
+        self.shared.lock().upstream = Some(url.trim_end_matches('/').to_owned());
     }
 
     /// The next `times` `Invoke` requests are answered with `fault` (FIFO across pushes);
@@ -284,6 +297,8 @@ struct Inner {
     requests: u32,
     recorded: Vec<Invocation>,
     queued: VecDeque<Invocation>,
+    /// Where operations other than `Invoke` go, if anywhere.
+    upstream: Option<String>,
 }
 
 #[derive(Default)]
@@ -487,6 +502,50 @@ async fn invoke(
 }
 
 /// Any other Lambda operation: not implemented by the stand-in.
+/// An operation other than `Invoke`: forwarded when an upstream is set, unknown otherwise.
+async fn other_operation(
+    State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(upstream) = shared.lock().upstream.clone() else {
+        return unknown_operation().await;
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = reqwest::Client::new().request(method, format!("{upstream}{path}"));
+    for (name, value) in &headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let mut forwarded = HeaderMap::new();
+            for (name, value) in answer.headers() {
+                let hop_by_hop = [
+                    axum::http::header::CONTENT_LENGTH,
+                    axum::http::header::TRANSFER_ENCODING,
+                    axum::http::header::CONNECTION,
+                ];
+                if !hop_by_hop.contains(name) {
+                    forwarded.append(name, value.clone());
+                }
+            }
+            let body = answer.bytes().await.unwrap_or_default();
+            (status, forwarded, body).into_response()
+        }
+        Err(error) => lambda_error(
+            StatusCode::BAD_GATEWAY,
+            "ServiceException",
+            &format!("the stand-in could not forward to {upstream}: {error}"),
+            Value::Null,
+        ),
+    }
+}
+
 async fn unknown_operation() -> Response {
     lambda_error(
         StatusCode::NOT_FOUND,

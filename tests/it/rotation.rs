@@ -1,9 +1,7 @@
 //! The Secrets Manager rotation contract: step events as Secrets Manager sends them.
 
-mod support;
-
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn a_secrets_manager_rotation_stores_a_verified_token_as_awscurrent() {

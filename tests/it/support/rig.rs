@@ -212,7 +212,7 @@ pub fn write_section(report: &str, title: &str, order: &[&str], section: &str, t
     std::fs::create_dir_all(&sections).expect("create the sections folder");
     write_atomically(&sections.join(format!("{section}.md")), text);
     let mut whole = format!(
-        "# {title}\n\nWritten by the fault suite (`tests/crash.rs`, `tests/faults.rs`, `tests/holds.rs`).\n"
+        "# {title}\n\nWritten by the fault suite (`tests/it/crash.rs`, `tests/it/faults.rs`, `tests/it/holds.rs`).\n"
     );
     for name in order {
         if let Ok(part) = std::fs::read_to_string(sections.join(format!("{name}.md"))) {

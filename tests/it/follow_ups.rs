@@ -8,8 +8,6 @@
 //! Each test works in its own AWS region of the shared moto server: discovery lists every
 //! tagged secret of a region.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +27,7 @@ use iadvize_token_broker::{Broker, Config, SecretStore, TokenRecord};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use support::{current_of, deadline, moto_endpoint, unique};
+use crate::support::{current_of, deadline, moto_endpoint, unique};
 
 const MANAGED: &str = "iadvize:managed";
 const CREDENTIALS: &str = "iadvize:credentials-secret-id";

@@ -2,18 +2,14 @@
 //! `refresh` without a secret doing what a tick does, discovery failures that are not usage
 //! errors, progress while a refresh waits for a login slot, completions and the man page.
 
-// The broker's integration-test support: the same moto world and iAdvize stand-in.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::process::Output;
 
+use crate::support::*;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::Tag;
 use iadvize_standin::SmProxy;
 use iadvize_standin::sm_proxy::Storm;
 use serde_json::{Value, json};
-use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
 

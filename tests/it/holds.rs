@@ -8,17 +8,15 @@
 //!
 //! The figures (how long after the hold each invocation answered, against its bound) go to
 //! `target/fault-reports/holds.md`. The CLI's and the consumer crate's bounds are tested in
-//! `tests/cli.rs` and `tests/consumer.rs`.
-
-mod support;
+//! `tests/cli.rs` and `tests/it/consumer.rs`.
 
 use std::time::Duration;
 
+use crate::support::rig::*;
+use crate::support::*;
 use iadvize_standin::sm_proxy::{Call, Fault, Hold};
 use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::Value;
-use support::rig::*;
-use support::*;
 use tokio::time::Instant;
 
 /// The bounds these tests give the broker: 500 ms per attempt, 1 s per operation.

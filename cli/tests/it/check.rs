@@ -1,12 +1,9 @@
 //! `iadvize-token check` against deployments made in moto (Lambda, EventBridge, CloudWatch,
 //! SQS, Secrets Manager): a healthy one, broken ones, and that it never reads the credentials.
 
-// The broker's integration-test support: the same moto world and iAdvize stand-in.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::process::Output;
 
+use crate::support::*;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use aws_sdk_lambda::primitives::Blob;
@@ -17,7 +14,6 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use iadvize_standin::SmProxy;
 use serde_json::Value;
-use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
 const ACCOUNT: &str = "123456789012";
@@ -308,6 +304,11 @@ impl Deployment {
     /// Runs `iadvize-token check --function NAME` with Secrets Manager behind `proxy`, and none
     /// of the broker's IADVIZE_* variables: everything comes from the function.
     async fn check(&self, proxy: &SmProxy, extra: &[&str]) -> Output {
+        self.check_with(proxy, extra, &[]).await
+    }
+
+    /// [`Deployment::check`] with more environment variables.
+    async fn check_with(&self, proxy: &SmProxy, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = tokio::process::Command::new(BIN);
         command
             .args(["check", "--function", &self.function])
@@ -325,6 +326,7 @@ impl Deployment {
                 command.env_remove(key);
             }
         }
+        command.envs(env.iter().copied());
         command.output().await.expect("the CLI runs")
     }
 
@@ -535,5 +537,129 @@ async fn an_unknown_function_is_a_finding_and_a_missing_one_a_usage_error() {
         stderr(&output).contains("--function"),
         "{}",
         stderr(&output)
+    );
+}
+
+/// The broker's Lambda binary, built beside the CLI (`make test` builds the workspace's
+/// binaries first; so does `cargo nextest run --workspace`).
+fn broker_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(BIN).with_file_name("iadvize-token-broker");
+    assert!(
+        path.exists(),
+        "{} is not built: cargo build --bin iadvize-token-broker",
+        path.display()
+    );
+    path
+}
+
+/// The Lambda API as `check --login` sees it: `Invoke` runs the real broker binary with the
+/// deployment's environment; every other call (the function's configuration, its mappings)
+/// goes to moto, where the deployment was made.
+async fn lambda_running_the_broker(deployment: &Deployment) -> iadvize_standin::LambdaApi {
+    let api = iadvize_standin::LambdaApi::start()
+        .await
+        .expect("the Lambda stand-in");
+    api.forward_other_operations_to(&moto_endpoint());
+    let harness =
+        iadvize_standin::LambdaHarness::start(&broker_binary(), &binary_env(&deployment.world))
+            .await
+            .expect("the harness starts the broker")
+            .with_timeout(std::time::Duration::from_secs(30));
+    api.attach(&deployment.function, std::sync::Arc::new(harness));
+    api
+}
+
+#[tokio::test]
+async fn check_login_has_the_function_log_in_and_still_never_reads_the_credentials() {
+    let deployment = Deployment::new(Shape::default()).await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+    let api = lambda_running_the_broker(&deployment).await;
+    let before = deployment.world.current().await.expect("a token");
+    let logins = deployment.world.logins();
+
+    let output = deployment
+        .check_with(
+            &proxy,
+            &["--login"],
+            &[("AWS_ENDPOINT_URL_LAMBDA", api.url().as_str())],
+        )
+        .await;
+
+    let text = stdout(&output);
+    println!("{text}");
+    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
+    let line = format!(
+        "ok    login for {}: logged in and published a verified token, expires at ",
+        deployment.world.token_id
+    );
+    assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    assert!(text.contains("healthy: nothing to fix"), "{text}");
+    assert_eq!(
+        deployment.world.logins(),
+        logins + 1,
+        "one login, by the function"
+    );
+    let after = deployment.world.current().await.expect("a token");
+    assert_ne!(after["access_token"], before["access_token"], "a new token");
+    let invoked = api.invocations();
+    assert_eq!(invoked.len(), 1, "one invocation");
+    assert_eq!(invoked[0].payload["action"], "refresh");
+    assert_eq!(invoked[0].payload["force"], true);
+    // The CLI itself still only described the credentials secret.
+    assert_credentials_never_read(&deployment, &proxy).await;
+    assert_no_secrets(
+        &format!("{text}{}", stderr(&output)),
+        &[
+            &deployment.world.password,
+            &deployment.world.username,
+            after["access_token"].as_str().expect("a token"),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn check_login_with_refused_credentials_says_what_to_fix_and_keeps_the_token() {
+    let deployment = Deployment::new(Shape::default()).await;
+    deployment
+        .world
+        .put_credentials(&deployment.world.username, "not-the-password")
+        .await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+    let api = lambda_running_the_broker(&deployment).await;
+    let before = deployment.world.current().await.expect("a token");
+
+    let output = deployment
+        .check_with(
+            &proxy,
+            &["--login", "--json"],
+            &[("AWS_ENDPOINT_URL_LAMBDA", api.url().as_str())],
+        )
+        .await;
+
+    assert_eq!(code(&output), 1, "{}{}", stdout(&output), stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["healthy"], false, "{json}");
+    let login = json["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| {
+            c["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("login through "))
+        })
+        .unwrap_or_else(|| panic!("no login entry in {json}"));
+    assert_eq!(login["status"], "fix", "{json}");
+    let message = login["message"].as_str().expect("a message");
+    assert!(message.contains("RefreshFailed"), "{message}");
+    assert!(message.contains("refused"), "{message}");
+    assert_eq!(
+        deployment.world.current().await.expect("a token"),
+        before,
+        "AWSCURRENT keeps its token"
+    );
+    assert_no_secrets(
+        &stdout(&output),
+        &[&deployment.world.password, "not-the-password"],
     );
 }

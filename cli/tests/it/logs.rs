@@ -1,10 +1,6 @@
 //! The CLI's logs: whatever verbosity an operator asks for, no secret reaches them.
 
-// The broker's integration-test support: the same moto world and iAdvize stand-in.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLEsessiontoken0b7e";
 

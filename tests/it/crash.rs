@@ -9,15 +9,13 @@
 //! The call points come from a run without a crash, so the matrix follows the broker's calls
 //! as they are. It is written to `target/fault-reports/crash-matrix.md`.
 
-mod support;
-
+use crate::support::rig::*;
+use crate::support::watcher::MIN_READS;
+use crate::support::*;
 use futures::StreamExt;
 use iadvize_standin::InvokeError;
 use iadvize_standin::sm_proxy::{Call, KillPoint, Outcome};
 use serde_json::Value;
-use support::rig::*;
-use support::watcher::MIN_READS;
-use support::*;
 
 /// Cases run at once within one scenario (each has its own stand-in, secrets, proxy and
 /// processes; nextest runs the three scenarios in parallel too).

@@ -11,16 +11,14 @@
 //! Every test ends with a good token and a clean watcher. The figures go to
 //! `target/fault-reports/storms.md`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::rig::*;
+use crate::support::*;
 use iadvize_standin::LambdaHarness;
 use iadvize_standin::sm_proxy::{ProxyStats, Storm};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
-use support::rig::*;
-use support::*;
 
 const ORDER: [&str; 6] = [
     "storm-due-tick",

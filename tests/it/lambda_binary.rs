@@ -1,13 +1,11 @@
 //! The built Lambda binary behind a local Lambda Runtime API, answering the fixture events
 //! of `tests/fixtures/` (the same files `cargo lambda invoke --data-file` takes).
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::*;
 use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
-use support::*;
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

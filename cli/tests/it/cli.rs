@@ -1,14 +1,10 @@
 //! The `iadvize-token` CLI, run as a subprocess against moto and the iAdvize stand-in:
 //! its commands, its output and its exit codes.
 
-// The broker's integration-test support: the same moto world and iAdvize stand-in.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::process::Output;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
 
@@ -573,7 +569,6 @@ async fn verify_refuses_a_stored_token_that_cannot_be_put_in_a_header_without_re
     assert_eq!(world.verifications(), 0);
 }
 
-// --- rejection reports (begin) ---
 #[tokio::test]
 async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_refuses_it() {
     let world = World::new().await;
@@ -637,4 +632,3 @@ async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_
     );
     assert_eq!((world.verifications(), world.logins()), (3, 2));
 }
-// --- rejection reports (end) ---

@@ -8,20 +8,18 @@
 //! value it may see refused is the one iAdvize revoked; every token the broker publishes
 //! after it must be accepted.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::rig::Rig;
+use crate::support::watcher::{WatchReport, Watcher};
+use crate::support::*;
 use iadvize_standin::sqs_poller::{self, SqsClient, SqsPoller};
 use iadvize_token_broker::token::AccessToken;
 use iadvize_token_consumer::TokenSource;
 use iadvize_token_consumer::report::token_sha256;
 use serde_json::{Value, json};
-use support::rig::Rig;
-use support::watcher::{WatchReport, Watcher};
-use support::*;
 
 /// The access token AWSCURRENT holds now.
 async fn current_token(world: &World) -> String {

@@ -9,15 +9,13 @@
 //! Rejection reports go to a FIFO queue on moto's SQS; the broker's side is played by the
 //! test (it takes the report off the queue and publishes a new token).
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_consumer::report::token_sha256;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
-use support::*;
 
 /// Puts a record whose token (a real one from the stand-in) expires in `secs` seconds.
 async fn put_record_expiring_in(world: &World, secs: i64) -> time::OffsetDateTime {

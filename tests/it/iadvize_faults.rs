@@ -1,15 +1,13 @@
 //! iAdvize misbehaving: rate limits, refused credentials, server errors, timeouts and
 //! unusable answers. Whatever happens, AWSCURRENT keeps its working token.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
+use crate::support::*;
 use iadvize_standin::{Fault, RetryAfter};
 use iadvize_token_broker::iadvize::RetryPolicy;
 use iadvize_token_broker::metrics::Metrics;
 use serde_json::{Value, json};
-use support::*;
 use tokio::time::Instant;
 
 fn force() -> Value {

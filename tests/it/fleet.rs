@@ -5,14 +5,12 @@
 //! Each test works in its own AWS region of the shared moto server: discovery lists every
 //! tagged secret of a region, so tests running at the same time must not see each other's.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::{World, current_of, deadline, scheduled_event, unverified_record};
+use crate::support::{World, current_of, deadline, scheduled_event, unverified_record};
 
 const MANAGED: &str = "iadvize:managed";
 

@@ -3,13 +3,11 @@
 //! log-level filtering keeps of the binary's output: the metrics at the levels the IaC accepts,
 //! a warning that says so at the others.
 
-mod support;
-
+use crate::support::lambda_logs::{lambda_keeps, lambda_level};
+use crate::support::*;
 use iadvize_standin::Fault;
 use iadvize_token_broker::logging::{LAMBDA_LOG_LEVELS, METRICS_SAFE_LEVELS};
 use serde_json::json;
-use support::lambda_logs::{lambda_keeps, lambda_level};
-use support::*;
 
 const ROTATION_TOKEN: &str = "rotation-token-8c1f0e2a-secret";
 
@@ -169,7 +167,7 @@ async fn the_binary_at_trace_level_logs_no_secret_even_from_its_dependencies() {
     );
 }
 
-// Lambda's log-level filtering (tests/support/lambda_logs.rs) applied to the real binary's
+// Lambda's log-level filtering (tests/it/support/lambda_logs.rs) applied to the real binary's
 // output, at each of Lambda's levels.
 
 /// One tick of the binary with JSON logs at `level`: everything it wrote.

@@ -9,18 +9,16 @@
 //! Their packages come from `make reader-deps` (Node's node_modules; boto3 in .venv; the AWS
 //! CLI, jq and curl on PATH). A missing one fails the test with the command to run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
 use iadvize_token_consumer::report::token_sha256;
-use support::*;
 
 #[derive(Clone, Copy, Debug)]
 enum Reader {
@@ -1157,7 +1155,6 @@ async fn the_shell_reader_says_once_how_to_enable_reports_and_sends_none_without
     says_once_how_to_enable_reports_and_sends_none_without_the_setting(Reader::Shell).await;
 }
 
-// --- rejection reports (begin) ---
 // End to end with the real broker: the report goes through the queue, the SQS poller hands it
 // to the built binary behind the Lambda harness, which verifies, refreshes, and the reader's
 // next call succeeds; one login in all.
@@ -1171,10 +1168,13 @@ async fn heals_through_the_real_broker(reader: Reader) {
     let dir = TempDir::new();
     let (sqs, url) = report_queue().await;
     let broker = std::sync::Arc::new(
-        iadvize_standin::LambdaHarness::start(support::rig::broker_binary(), &binary_env(&world))
-            .await
-            .expect("the harness starts the broker")
-            .with_timeout(Duration::from_secs(30)),
+        iadvize_standin::LambdaHarness::start(
+            crate::support::rig::broker_binary(),
+            &binary_env(&world),
+        )
+        .await
+        .expect("the harness starts the broker")
+        .with_timeout(Duration::from_secs(30)),
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let polling = {
@@ -1234,4 +1234,12 @@ async fn the_python_reader_heals_through_the_real_broker() {
     heals_through_the_real_broker(Reader::Python).await;
 }
 
-// --- rejection reports (end) ---
+#[tokio::test]
+async fn the_node_reader_heals_through_the_real_broker() {
+    heals_through_the_real_broker(Reader::Node).await;
+}
+
+#[tokio::test]
+async fn the_shell_reader_heals_through_the_real_broker() {
+    heals_through_the_real_broker(Reader::Shell).await;
+}

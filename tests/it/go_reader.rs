@@ -1,23 +1,21 @@
 //! The Go reader (examples/go), built with the Go toolchain and the AWS SDK for Go v2 that
 //! Debian packages (GOPATH mode against /usr/share/gocode: no module proxy needed), run as a
 //! subprocess against moto (Secrets Manager and SQS) and the iAdvize stand-in, like the
-//! readers of tests/readers.rs: it calls GraphQL with the broker's token, reads the secret
+//! readers of tests/it/readers.rs: it calls GraphQL with the broker's token, reads the secret
 //! once per token lifetime, reads it again once after a 401, reports a token that is refused
 //! and unchanged to the report queue, keeps a cached token while reads fail, and never logs in.
 //!
 //! Go and the SDK come from `make reader-deps` (apt-get as root on Debian); a missing one
 //! fails the test with the command to run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, OnceLock};
 
+use crate::support::*;
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
 use serde_json::{Value, json};
-use support::*;
 
 const GO_SDK: &str = "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/secretsmanager";
 

@@ -1,13 +1,11 @@
 //! The refresh tick: fresh tokens are left alone, due ones are rotated inline, stuck
 //! rotations are resumed.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use iadvize_standin::Fault;
 use serde_json::{Value, json};
-use support::*;
 
 fn outcome(answer: &Value, i: usize) -> &str {
     answer["results"][i]["outcome"].as_str().unwrap()
@@ -441,7 +439,7 @@ async fn the_status_action_reports_each_secret() {
 #[tokio::test]
 async fn a_tick_emits_embedded_metrics_with_the_right_values() {
     let world = World::new().await;
-    // Per-secret series are opt-in; the fleet-wide line (no dimension) is tests/fleet.rs's.
+    // Per-secret series are opt-in; the fleet-wide line (no dimension) is tests/it/fleet.rs's.
     let broker = world.broker_with(
         world
             .config()
