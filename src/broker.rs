@@ -273,8 +273,6 @@ impl Broker {
         answer(&report)
     }
 
-    // --- follow-ups ---
-
     /// The scheduled tick (`n` = 0) or follow-up `n`: a tick over the fleet that, when it
     /// ends with urgent work deferred, sends follow-up `n + 1` — up to
     /// `IADVIZE_MAX_FOLLOW_UPS`, and only while each follow-up renews a token (one that
@@ -341,8 +339,6 @@ impl Broker {
         }
         answer(&report)
     }
-
-    // --- end follow-ups ---
 }
 
 /// A tick's answer: the report, or the error when any secret failed.

@@ -31,10 +31,8 @@ pub struct Config {
     per_secret_metrics: bool,
     aws_timeouts: AwsTimeouts,
     report_verify_interval: Duration,
-    // --- follow-ups and the 429 pause ---
     throttle_pause: Duration,
     max_follow_ups: u32,
-    // --- end follow-ups and the 429 pause ---
 }
 
 impl Config {
@@ -122,7 +120,6 @@ impl Config {
     pub fn report_verify_interval(&self) -> Duration {
         self.report_verify_interval
     }
-    // --- follow-ups and the 429 pause ---
 
     /// After a login ends in `429 Too Many Requests`, no login starts for at least this long
     /// (or iAdvize's `Retry-After`, when longer) (`IADVIZE_THROTTLE_PAUSE`, default 60 s).
@@ -137,8 +134,6 @@ impl Config {
     pub fn max_follow_ups(&self) -> u32 {
         self.max_follow_ups
     }
-
-    // --- end follow-ups and the 429 pause ---
 
     /// A builder starting from the defaults (tests, benchmarks, embedding programs).
     pub fn builder() -> ConfigBuilder {
@@ -242,7 +237,6 @@ impl ConfigBuilder {
         self.0.report_verify_interval = interval;
         self
     }
-    // --- follow-ups and the 429 pause ---
 
     /// See [`Config::throttle_pause`].
     pub fn throttle_pause(mut self, pause: Duration) -> Self {
@@ -255,8 +249,6 @@ impl ConfigBuilder {
         self.0.max_follow_ups = n;
         self
     }
-
-    // --- end follow-ups and the 429 pause ---
 
     /// The configuration, if it keeps the rules of [`Config::from_lookup`].
     ///
@@ -296,13 +288,11 @@ const PER_SECRET_METRICS: &str = "IADVIZE_PER_SECRET_METRICS";
 const AWS_OPERATION_TIMEOUT: &str = "IADVIZE_AWS_OPERATION_TIMEOUT";
 const AWS_ATTEMPT_TIMEOUT: &str = "IADVIZE_AWS_ATTEMPT_TIMEOUT";
 const REPORT_VERIFY_INTERVAL: &str = "IADVIZE_REPORT_VERIFY_INTERVAL";
-// --- follow-ups and the 429 pause ---
 const THROTTLE_PAUSE: &str = "IADVIZE_THROTTLE_PAUSE";
 const MAX_FOLLOW_UPS: &str = "IADVIZE_MAX_FOLLOW_UPS";
 /// A tick and 15 follow-ups are 16 invocations of one chain; Lambda's recursive loop
 /// detection stops the 17th (<https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html>).
 const MAX_FOLLOW_UPS_LIMIT: u32 = 15;
-// --- end follow-ups and the 429 pause ---
 
 /// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
 const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
@@ -324,10 +314,8 @@ impl Default for Config {
             per_secret_metrics: false,
             aws_timeouts: AwsTimeouts::default(),
             report_verify_interval: Duration::from_secs(60),
-            // --- follow-ups and the 429 pause ---
             throttle_pause: Duration::from_secs(60),
             max_follow_ups: 10,
-            // --- end follow-ups and the 429 pause ---
         }
     }
 }
@@ -434,7 +422,6 @@ impl Config {
             )?,
         };
 
-        // --- follow-ups and the 429 pause ---
         let throttle_pause = duration(THROTTLE_PAUSE, defaults.throttle_pause)?;
         let max_follow_ups = match get(MAX_FOLLOW_UPS) {
             None => defaults.max_follow_ups,
@@ -449,7 +436,6 @@ impl Config {
                     ),
                 })?,
         };
-        // --- end follow-ups and the 429 pause ---
 
         ConfigBuilder(Config {
             token_secret_ids,
@@ -507,7 +493,6 @@ impl Config {
                 ),
             });
         }
-        // --- follow-ups and the 429 pause ---
         if self.max_follow_ups > MAX_FOLLOW_UPS_LIMIT {
             return Err(ConfigError {
                 variable: MAX_FOLLOW_UPS,
@@ -517,7 +502,6 @@ impl Config {
                 ),
             });
         }
-        // --- end follow-ups and the 429 pause ---
         positive(HTTP_TIMEOUT, self.http_timeout)?;
         positive(AWS_OPERATION_TIMEOUT, self.aws_timeouts.operation)?;
         positive(AWS_ATTEMPT_TIMEOUT, self.aws_timeouts.attempt)?;

@@ -119,7 +119,6 @@ pub enum Event {
         /// Why it needs nothing (for the log).
         why: &'static str,
     },
-    // --- follow-ups ---
     /// A follow-up that a tick (or a follow-up) sent itself: a tick over the fleet that
     /// first waits out the pause of logins it carries.
     /// `{"action": "refresh", "follow_up": n, "paused_until": "<RFC 3339>"?}`.
@@ -129,7 +128,6 @@ pub enum Event {
         /// No login starts before this time (iAdvize answered 429).
         paused_until: Option<time::OffsetDateTime>,
     },
-    // --- end follow-ups ---
 }
 
 /// `{"action": "report-rejected", "secret_id", "token_sha256"}`: a consumer's call was
@@ -435,11 +433,9 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
             )));
         }
     };
-    // --- follow-ups ---
     if object.contains_key("follow_up") || object.contains_key("paused_until") {
         return parse_follow_up(object, &action, force, secret_ids.is_some()).map_err(invalid);
     }
-    // --- end follow-ups ---
     match action.as_str() {
         "refresh" => {
             if secret_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
@@ -457,7 +453,6 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
     }
 }
 
-// --- follow-ups ---
 /// `{"action": "refresh", "follow_up": n, "paused_until": "<RFC 3339>"?}`: the whole fleet,
 /// never forced (a follow-up only finishes what its tick deferred).
 fn parse_follow_up(
@@ -504,7 +499,6 @@ fn parse_follow_up(
     };
     Ok(Event::FollowUp { n, paused_until })
 }
-// --- end follow-ups ---
 
 fn parse_step(object: &serde_json::Map<String, Value>) -> Result<StepEvent> {
     let invalid = |message: String| Error::InvalidEvent(format!("rotation step: {message}"));

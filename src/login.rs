@@ -119,10 +119,8 @@ pub struct Login {
     probe_every: Option<Duration>,
     verify: bool,
     budget: Budget,
-    // --- the 429 pause ---
     throttle: Throttle,
     throttle_pause: Duration,
-    // --- end the 429 pause ---
 }
 
 impl Login {
@@ -163,8 +161,6 @@ impl Login {
             throttle_pause: config.throttle_pause(),
         })
     }
-
-    // --- the 429 pause ---
 
     /// When the pause of the broker's logins after a 429 ends, if one runs now.
     pub fn paused_until(&self) -> Option<OffsetDateTime> {
@@ -218,8 +214,6 @@ impl Login {
             }
         }
     }
-
-    // --- end the 429 pause ---
 
     /// The same login path with a pacer whose per-minute cap counts over `window` (a
     /// compressed benchmark scales the stand-in's rate window and this one together).

@@ -15,12 +15,9 @@ use serde_json::{Value, json};
 pub const NAMESPACE: &str = "IadvizeTokenBroker";
 /// The dimension naming the token secret.
 pub const DIMENSION: &str = "SecretName";
-/// The dimension of series counted by outcome.
+/// The dimension of series counted by outcome (`LoginAttempts` by how the login ended,
+/// `RejectionReports` by what a report led to): a few fixed values, so a few billed series.
 pub const OUTCOME: &str = "Outcome";
-// --- follow-ups and the 429 pause ---
-/// The dimension of the per-outcome series (`LoginAttempts` by how the login ended): a few
-/// fixed values, so a few billed series.
-pub const OUTCOME_DIMENSION: &str = "Outcome";
 
 /// How a login ended, for the `LoginAttempts` series with the `Outcome` dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +43,6 @@ impl LoginOutcome {
         }
     }
 }
-// --- end follow-ups and the 429 pause ---
 
 /// Where metric lines go.
 #[derive(Clone, Default)]
@@ -171,8 +167,6 @@ impl Metrics {
         );
     }
 
-    // --- follow-ups and the 429 pause ---
-
     /// A login ended: its requests (retries included) count towards the process's total (the
     /// tick's `LoginAttempts` gauge) and go to the `LoginAttempts` series of its outcome
     /// (dimension `Outcome`), always; the per-secret series of [`Metrics::logins`] when on.
@@ -194,8 +188,8 @@ impl Metrics {
             &[("LoginAttempts", f64::from(attempts), "Count")],
             now_millis(),
         );
-        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([[OUTCOME_DIMENSION]]);
-        doc[OUTCOME_DIMENSION] = json!(outcome.as_str());
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([[OUTCOME]]);
+        doc[OUTCOME] = json!(outcome.as_str());
         self.write(doc);
     }
 
@@ -207,8 +201,6 @@ impl Metrics {
             now_millis(),
         ));
     }
-
-    // --- end follow-ups and the 429 pause ---
 
     /// A rotation (inline, resumed or Secrets-Manager-driven) ended.
     pub fn rotation(&self, secret_name: &str, succeeded: bool) {

@@ -145,8 +145,6 @@ pub struct RefreshReport {
 }
 
 impl RefreshReport {
-    // --- follow-ups ---
-
     /// Secrets deferred although their token is missing, expired or expires before the next
     /// tick: the work a follow-up is for.
     pub fn urgent_deferred(&self) -> usize {
@@ -164,8 +162,6 @@ impl RefreshReport {
             .filter(|r| matches!(r.outcome, Outcome::Refreshed | Outcome::Resumed))
             .count()
     }
-
-    // --- end follow-ups ---
 
     /// The error to return when any secret failed (so Lambda's error metric fires): an
     /// [`Error::TickFailed`] listing each failure.
