@@ -14,8 +14,11 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::{Standin, StandinConfig};
+use iadvize_standin::{LambdaHarness, Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
+use iadvize_token_broker::tags::{
+    CREDENTIALS_SECRET, LAST_LOGIN_ATTEMPT, MANAGED, REJECTED_CREDENTIALS,
+};
 use iadvize_token_broker::{Broker, Config};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -109,6 +112,33 @@ pub fn binary_env(world: &World) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// [`binary_env`] for a broker of the world's whole region: discovery by tag, no listed token
+/// secret and no default credentials secret.
+pub fn fleet_binary_env(world: &World) -> Vec<(String, String)> {
+    binary_env(world)
+        .into_iter()
+        .filter(|(key, _)| {
+            key != "IADVIZE_TOKEN_SECRET_IDS" && key != "IADVIZE_CREDENTIALS_SECRET_ID"
+        })
+        .collect()
+}
+
+/// `env` with each of `extra` set, replacing an earlier value of the same name.
+pub fn with_env(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    for (key, value) in extra {
+        env.retain(|(k, _)| k != key);
+        env.push(((*key).to_owned(), (*value).to_owned()));
+    }
+    env
+}
+
+/// The broker binary behind the Lambda Runtime API harness, with `env`.
+pub async fn start_broker(env: &[(String, String)]) -> LambdaHarness {
+    LambdaHarness::start(rig::broker_binary(), env)
+        .await
+        .expect("the harness starts the broker")
 }
 
 /// An iAdvize user of the stand-in and its credentials secret.
@@ -207,7 +237,7 @@ impl World {
         let name = unique("token");
         let mut request = self.sm.create_secret().name(&name).tags(
             Tag::builder()
-                .key("iadvize:credentials-secret-id")
+                .key(CREDENTIALS_SECRET)
                 .value(self.creds(user))
                 .build(),
         );
@@ -225,8 +255,47 @@ impl World {
     /// of its 24 hours (`None`: no value yet). The token is not one the stand-in issued.
     pub async fn integration(&self, user: usize, hours_left: Option<i64>) -> String {
         let value = hours_left.map(unverified_record);
-        self.token_secret(user, &[("iadvize:managed", "true")], value.as_deref())
+        self.token_secret(user, &[(MANAGED, "true")], value.as_deref())
             .await
+    }
+
+    /// `n` managed token secrets of `user`, as [`World::integration`] makes them.
+    pub async fn integrations(
+        &self,
+        user: usize,
+        n: usize,
+        hours_left: Option<i64>,
+    ) -> Vec<String> {
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(self.integration(user, hours_left).await);
+        }
+        names
+    }
+
+    /// A managed token secret of `user` whose token, one the stand-in issued (a login there),
+    /// has `hours_left` of its 24 hours: a value a consumer can use.
+    pub async fn issued_integration(&self, user: usize, hours_left: i64) -> String {
+        let user_ = &self.users[user];
+        let token = login(&self.standin.url(), &user_.username, &user_.password).await;
+        let value = record(token, hours_left);
+        self.token_secret(user, &[(MANAGED, "true")], Some(&value))
+            .await
+    }
+
+    /// Seconds left on each token secret's AWSCURRENT token (0: no value, or no expiry).
+    pub async fn seconds_left(&self, names: &[String]) -> Vec<i64> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut left = Vec::with_capacity(names.len());
+        for name in names {
+            let expires = current_of(&self.sm, name).await.and_then(|v| {
+                v["expires_at"]
+                    .as_str()
+                    .and_then(iadvize_token_broker::token::parse_rfc3339)
+            });
+            left.push(expires.map_or(0, |at| (at - now).whole_seconds()));
+        }
+        left
     }
 
     /// The configuration a broker of the whole region uses (discovery by tag, no listed
@@ -243,7 +312,7 @@ impl World {
     /// The time in a token secret's `iadvize:last-login-attempt` tag.
     pub async fn login_tag(&self, secret_id: &str) -> time::OffsetDateTime {
         let tags = tags_of(&self.sm, secret_id).await;
-        iadvize_token_broker::token::parse_rfc3339(&tags["iadvize:last-login-attempt"])
+        iadvize_token_broker::token::parse_rfc3339(&tags[LAST_LOGIN_ATTEMPT])
             .expect("an RFC 3339 login tag")
     }
 
@@ -317,14 +386,7 @@ impl World {
     /// Puts a token record with `hours_left` of life, with a token the stand-in issued.
     pub async fn put_record(&self, hours_left: i64) -> String {
         let token = self.login_directly().await;
-        let now = time::OffsetDateTime::now_utc();
-        let issued = now - time::Duration::hours(24 - hours_left);
-        let record = iadvize_token_broker::TokenRecord::new(
-            iadvize_token_broker::token::AccessToken::new(token),
-            issued,
-            86400,
-        );
-        self.put_current(&record.to_json()).await
+        self.put_current(&record(token, hours_left)).await
     }
 
     /// A token straight from the stand-in (counts as one login there).
@@ -363,9 +425,7 @@ impl World {
 
     /// Whether the token secret carries the refused-credentials block.
     pub async fn is_blocked(&self) -> bool {
-        self.tags()
-            .await
-            .contains_key("iadvize:rejected-credentials-version")
+        self.tags().await.contains_key(REJECTED_CREDENTIALS)
     }
 
     pub fn logins(&self) -> u32 {
@@ -380,9 +440,15 @@ impl World {
 /// A token record with `hours_left` of its 24 hours, for a made-up token (fresh tokens are
 /// never verified, so the stand-in need not know it).
 pub fn unverified_record(hours_left: i64) -> String {
+    record(unique("tok"), hours_left)
+}
+
+/// A token record (JSON) for `token`, a 24-hour token with `hours_left` (negative: expired
+/// that long ago).
+pub fn record(token: String, hours_left: i64) -> String {
     let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(24 - hours_left);
     iadvize_token_broker::TokenRecord::new(
-        iadvize_token_broker::token::AccessToken::new(unique("tok")),
+        iadvize_token_broker::token::AccessToken::new(token),
         issued,
         86400,
     )
