@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::support::rig::Rig;
 use crate::support::watcher::{WatchReport, Watcher};
 use crate::support::*;
-use iadvize_standin::sqs_poller::{self, SqsClient, SqsPoller};
+use iadvize_standin::sqs_poller::{SqsClient, SqsPoller};
 use iadvize_token_broker::token::AccessToken;
 use iadvize_token_consumer::TokenSource;
 use iadvize_token_consumer::report::token_sha256;
@@ -307,18 +307,6 @@ async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
 // ---------------------------------------------------------------------------------------
 // Through the queue: the SQS poller plays the event source mapping, the real binary answers.
 // ---------------------------------------------------------------------------------------
-
-async fn report_queue() -> (SqsClient, String) {
-    let sqs = sqs_poller::client(&moto_endpoint());
-    let url = sqs_poller::create_fifo_queue(
-        &sqs,
-        &format!("{}.fifo", unique("reports")),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("create the report queue");
-    (sqs, url)
-}
 
 async fn send(sqs: &SqsClient, url: &str, group: &str, body: &str) {
     sqs.send_message()

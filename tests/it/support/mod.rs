@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
+use iadvize_standin::sqs_poller::{self, Received, SqsClient};
 use iadvize_standin::{LambdaHarness, Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::tags::{
@@ -389,6 +390,20 @@ impl World {
         self.put_current(&record(token, hours_left)).await
     }
 
+    /// Puts a record whose token (a real one from the stand-in: one login there) expires in
+    /// `secs` seconds; returns it.
+    pub async fn put_record_expiring_in(&self, secs: i64) -> iadvize_token_broker::TokenRecord {
+        let token = self.login_directly().await;
+        let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs - 86400);
+        let record = iadvize_token_broker::TokenRecord::new(
+            iadvize_token_broker::token::AccessToken::new(token),
+            issued,
+            86400,
+        );
+        self.put_current(&record.to_json()).await;
+        record
+    }
+
     /// A token straight from the stand-in (counts as one login there).
     pub async fn login_directly(&self) -> String {
         login(&self.standin.url(), &self.username, &self.password).await
@@ -441,6 +456,11 @@ impl World {
 /// never verified, so the stand-in need not know it).
 pub fn unverified_record(hours_left: i64) -> String {
     record(unique("tok"), hours_left)
+}
+
+/// A token record (JSON) for `token`, valid for 20 more hours.
+pub fn record_json(token: &str) -> String {
+    record(token.to_owned(), 20)
 }
 
 /// A token record (JSON) for `token`, a 24-hour token with `hours_left` (negative: expired
@@ -685,4 +705,75 @@ pub async fn start_shim(shim: RotateOn401) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
+}
+
+/// A subprocess's exit code, stdout and stderr, for assertion messages.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A report queue on moto's SQS, as the broker's stack creates it (FIFO, content-based
+/// deduplication).
+pub async fn report_queue() -> (SqsClient, String) {
+    let sqs = sqs_poller::client(&moto_endpoint());
+    let url = sqs_poller::create_fifo_queue(
+        &sqs,
+        &format!("{}.fifo", unique("reports")),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("create the report queue");
+    (sqs, url)
+}
+
+/// Plays the broker receiving reports: waits (up to 30 s) for the first message on the queue,
+/// then publishes `next` as the token secret's AWSCURRENT. Returns the messages taken.
+pub fn broker_replaces_on_report(
+    world: &World,
+    sqs: &SqsClient,
+    url: &str,
+    next: String,
+) -> tokio::task::JoinHandle<Vec<Received>> {
+    let (sm, secret_id, sqs, url) = (
+        world.sm.clone(),
+        world.token_id.clone(),
+        sqs.clone(),
+        url.to_owned(),
+    );
+    tokio::spawn(async move {
+        let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(30))
+            .await
+            .expect("receive");
+        sm.put_secret_value()
+            .secret_id(&secret_id)
+            .secret_string(next)
+            .send()
+            .await
+            .expect("publish the new token");
+        taken
+    })
+}
+
+/// The one well-formed report of `token` from a consumer of `world`: the report-rejected body
+/// with the token's SHA-256 (never the token), in the token secret's message group.
+pub fn assert_one_report(taken: &[Received], world: &World, token: &str) {
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let body: Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({
+            "action": "report-rejected",
+            "secret_id": world.token_id,
+            "token_sha256": iadvize_token_consumer::report::token_sha256(
+                &iadvize_token_consumer::AccessToken::new(token)
+            ),
+        })
+    );
+    assert!(!taken[0].body.contains(token), "never the token");
+    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
 }
