@@ -361,6 +361,14 @@ impl World {
         current_of(&self.sm, &self.token_id).await
     }
 
+    /// The access token AWSCURRENT holds now.
+    pub async fn current_token(&self) -> String {
+        self.current().await.expect("AWSCURRENT has a value")["access_token"]
+            .as_str()
+            .expect("a token record")
+            .to_owned()
+    }
+
     /// VersionId → stages of the token secret.
     pub async fn stages(&self) -> HashMap<String, Vec<String>> {
         stages_of(&self.sm, &self.token_id).await
