@@ -259,38 +259,9 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
 
 #[tokio::test]
 async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record() {
-    reader_binary(); // before the clock of any record starts
-    let world = World::new().await;
-    let proxy = sm_proxy().await;
-    world.put_current("placeholder-value").await;
-    let text = run(&world, &proxy, &[]).await;
-    assert!(!text.status.success(), "{}", describe(&text));
-    assert!(
-        String::from_utf8_lossy(&text.stderr).contains("holds no token record"),
-        "{}",
-        describe(&text)
-    );
-    assert_no_secrets(&describe(&text), &["placeholder-value"]);
-
-    let token = world.login_directly().await;
-    world
-        .sm
-        .put_secret_value()
-        .secret_id(&world.token_id)
-        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(record_json(
-            &token,
-        )))
-        .send()
-        .await
-        .unwrap();
-    let binary = run(&world, &proxy, &[]).await;
-    assert!(!binary.status.success(), "{}", describe(&binary));
-    assert!(
-        String::from_utf8_lossy(&binary.stderr).contains("holds binary data (SecretBinary)"),
-        "{}",
-        describe(&binary)
-    );
-    assert_no_secrets(&describe(&binary), &[&token]);
+    reader_binary();
+    readers::says_when_the_secret_holds_no_token_yet(Reader::Go).await;
+    readers::says_what_it_found_when_the_value_is_binary(Reader::Go).await;
 }
 
 /// One process calls GraphQL every 100 ms with a token due for a new read every second;

@@ -274,7 +274,7 @@ async fn gives_up_when_the_token_read_again_is_refused_too(reader: Reader) {
     assert_no_secrets(&describe(&output), &[&old]);
 }
 
-async fn says_when_the_secret_holds_no_token_yet(reader: Reader) {
+pub(crate) async fn says_when_the_secret_holds_no_token_yet(reader: Reader) {
     let world = World::new().await;
     world.put_current("placeholder-value").await;
     let proxy = sm_proxy().await;
@@ -897,7 +897,7 @@ async fn the_shell_reader_ignores_a_cache_file_written_for_another_secret_id() {
     );
 }
 
-async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
+pub(crate) async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
     let world = World::new().await;
     let token = world.login_directly().await;
     // A valid record, stored with `--secret-binary`: not what the broker writes.
