@@ -13,18 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
-use iadvize_standin::sqs_poller::{self, Received, SqsClient};
-use iadvize_token_consumer::report::token_sha256;
+use iadvize_standin::sqs_poller;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
-
-/// Puts a record whose token (a real one from the stand-in) expires in `secs` seconds.
-async fn put_record_expiring_in(world: &World, secs: i64) -> time::OffsetDateTime {
-    let token = world.login_directly().await;
-    let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs - 86400);
-    let record = TokenRecord::new(AccessToken::new(token), issued, 86400);
-    world.put_current(&record.to_json()).await;
-    record.expires_at
-}
 
 /// What a consumer does with the token: one GraphQL request.
 async fn graphql_status(world: &World, token: &AccessToken) -> u16 {
@@ -345,7 +335,7 @@ async fn debug_output_of_the_source_and_its_tokens_does_not_show_the_token() {
 #[tokio::test]
 async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expires() {
     let world = World::new().await;
-    let expires_at = put_record_expiring_in(&world, 4).await;
+    let expires_at = world.put_record_expiring_in(4).await.expires_at;
     let sm = sm_proxy().await;
     // The token is inside the 5-minute margin: due for a new read every 200 ms.
     let source = TokenSource::builder(sm.client_without_retries(), &world.token_id)
@@ -394,7 +384,7 @@ async fn a_failed_re_read_keeps_serving_the_cached_token_until_it_actually_expir
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_keep_the_cached_token_while_one_re_read_fails() {
     let world = World::new().await;
-    put_record_expiring_in(&world, 120).await;
+    world.put_record_expiring_in(120).await;
     let sm = sm_proxy().await;
     let source = Arc::new(
         TokenSource::builder(sm.client_without_retries(), &world.token_id)
@@ -464,7 +454,7 @@ async fn a_failing_read_without_a_cached_token_is_retried_after_a_backoff_not_on
 #[tokio::test]
 async fn after_a_401_the_token_is_read_again_at_once_even_during_a_backoff() {
     let world = World::new().await;
-    put_record_expiring_in(&world, 120).await;
+    world.put_record_expiring_in(120).await;
     let sm = sm_proxy().await;
     let source = TokenSource::builder(sm.client_without_retries(), &world.token_id)
         .recheck_interval(Duration::ZERO)
@@ -499,7 +489,7 @@ async fn held_source(world: &World, bound: Duration) -> (TokenSource, SmProxy) {
 #[tokio::test]
 async fn a_read_that_never_gets_an_answer_serves_the_cached_token_within_the_call_time_out() {
     let world = World::new().await;
-    put_record_expiring_in(&world, 120).await; // inside the margin: every call reads again
+    world.put_record_expiring_in(120).await; // inside the margin: every call reads again
     let bound = Duration::from_millis(300);
     let (source, proxy) = held_source(&world, bound).await;
     let cached = source.token().await.unwrap();
@@ -636,70 +626,6 @@ async fn sources_for_look_alike_secret_ids_serve_each_its_own_token() {
 // token. The broker's handling of the report is played by the test: it waits for the report
 // on the queue, then publishes a new token.
 
-/// A report queue on moto's SQS, as the broker's stack creates it (FIFO, content-based
-/// deduplication).
-async fn report_queue() -> (SqsClient, String) {
-    let sqs = sqs_poller::client(&moto_endpoint());
-    let url = sqs_poller::create_fifo_queue(
-        &sqs,
-        &format!("{}.fifo", unique("reports")),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("create the report queue");
-    (sqs, url)
-}
-
-/// A token record for `token`, valid for 20 more hours.
-fn record_json(token: &str) -> String {
-    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(4);
-    TokenRecord::new(AccessToken::new(token), issued, 86400).to_json()
-}
-
-/// Plays the broker receiving reports: waits (up to ~20 s) for the first message on the queue,
-/// then publishes `next` as the token secret's AWSCURRENT. Returns the messages taken.
-fn broker_replaces_on_report(
-    world: &World,
-    sqs: &SqsClient,
-    url: &str,
-    next: String,
-) -> tokio::task::JoinHandle<Vec<Received>> {
-    let (sm, secret_id, sqs, url) = (
-        world.sm.clone(),
-        world.token_id.clone(),
-        sqs.clone(),
-        url.to_owned(),
-    );
-    tokio::spawn(async move {
-        let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(20))
-            .await
-            .expect("receive");
-        sm.put_secret_value()
-            .secret_id(&secret_id)
-            .secret_string(next)
-            .send()
-            .await
-            .expect("publish the new token");
-        taken
-    })
-}
-
-/// The one report a consumer of `world` sends for `token`.
-fn assert_one_report(taken: &[Received], world: &World, token: &AccessToken) {
-    assert_eq!(taken.len(), 1, "{taken:?}");
-    let body: serde_json::Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
-    assert_eq!(
-        body,
-        serde_json::json!({
-            "action": "report-rejected",
-            "secret_id": world.token_id,
-            "token_sha256": token_sha256(token),
-        })
-    );
-    assert!(!taken[0].body.contains(token.expose()), "never the token");
-    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
-}
-
 #[tokio::test]
 async fn after_a_401_an_unchanged_token_is_reported_once_and_the_new_one_is_used() {
     let world = World::new().await;
@@ -724,7 +650,7 @@ async fn after_a_401_an_unchanged_token_is_reported_once_and_the_new_one_is_used
 
     assert_eq!(new.expose(), next);
     assert_eq!(graphql_status(&world, &new).await, 200);
-    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert_one_report(&broker.await.unwrap(), &world, old.expose());
     assert_eq!(source.reports(), 1);
     assert!(
         source.reads() >= 3,
@@ -786,7 +712,7 @@ async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_t
     for caller in futures::future::join_all(callers).await {
         assert_eq!(caller.unwrap(), 200, "every caller's next call succeeds");
     }
-    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert_one_report(&broker.await.unwrap(), &world, old.expose());
     assert_eq!(source.reports(), 1, "one report for twenty refusals");
     assert!(
         sqs_poller::take_all(&sqs, &url, Duration::ZERO)
@@ -928,5 +854,5 @@ async fn a_reported_token_that_the_broker_does_not_replace_fails_after_the_wait(
     let taken = sqs_poller::take_all(&sqs, &url, Duration::ZERO)
         .await
         .unwrap();
-    assert_one_report(&taken, &world, &old);
+    assert_one_report(&taken, &world, old.expose());
 }

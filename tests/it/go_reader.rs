@@ -11,20 +11,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use crate::readers::{self, Reader, TempDir, root};
 use crate::support::*;
-use iadvize_token_broker::TokenRecord;
-use iadvize_token_broker::token::AccessToken;
-use serde_json::{Value, json};
+use iadvize_standin::sqs_poller;
 
 const GO_SDK: &str = "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/secretsmanager";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Builds examples/go once per test process into target/go-reader, and returns the binary.
-fn reader_binary() -> &'static Path {
+pub(crate) fn reader_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let go = std::process::Command::new("go").arg("version").output();
@@ -77,128 +73,18 @@ fn is_newer_than_the_sources(binary: &Path) -> bool {
         .all(|changed| changed < built)
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 async fn run_with(env: Vec<(String, String)>) -> Output {
-    tokio::process::Command::new(reader_binary())
-        .envs(env)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .expect("the Go reader runs")
+    readers::run_with(Reader::Go, &TempDir::new(), env, &[]).await
 }
 
 async fn run(world: &World, proxy: &SmProxy, extra: &[(&str, String)]) -> Output {
-    let mut env = reader_env(world, proxy);
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    run_with(env).await
-}
-
-/// A token record for `token`, valid for 20 more hours.
-fn record_json(token: &str) -> String {
-    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(4);
-    TokenRecord::new(AccessToken::new(token), issued, 86400).to_json()
-}
-
-fn sha256_hex(text: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
-
-/// One SQS call to moto in SQS's JSON protocol (moto does not check signatures; the
-/// credential scope names the region, as a signed request's would).
-async fn sqs(action: &str, input: Value) -> Value {
-    let answer = reqwest::Client::new()
-        .post(moto_endpoint())
-        .header("X-Amz-Target", format!("AmazonSQS.{action}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/sqs/aws4_request, SignedHeaders=host, Signature=0"
-            ),
-        )
-        .body(input.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let text = answer.text().await.unwrap();
-    assert!(status.is_success(), "SQS {action}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// A report queue as the IaC creates it: FIFO, content-based deduplication.
-async fn report_queue() -> String {
-    let created = sqs(
-        "CreateQueue",
-        json!({
-            "QueueName": format!("{}.fifo", unique("reports")),
-            "Attributes": {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
-        }),
-    )
-    .await;
-    created["QueueUrl"].as_str().unwrap().to_owned()
-}
-
-/// The messages on `queue`, waiting up to `secs` for the first.
-async fn receive(queue: &str, secs: u64) -> Vec<Value> {
-    let answer = sqs(
-        "ReceiveMessage",
-        json!({
-            "QueueUrl": queue,
-            "MaxNumberOfMessages": 10,
-            "WaitTimeSeconds": secs,
-            "MessageSystemAttributeNames": ["MessageGroupId"],
-            "AttributeNames": ["MessageGroupId"],
-        }),
-    )
-    .await;
-    answer["Messages"].as_array().cloned().unwrap_or_default()
+    readers::run(Reader::Go, world, proxy, &TempDir::new(), extra).await
 }
 
 #[tokio::test]
 async fn the_go_reader_reads_the_secret_once_and_calls_graphql_without_logging_in() {
     reader_binary(); // before the clock of any record starts
-    let world = World::new().await;
-    world.fill().await;
-    let logins = world.logins();
-    let proxy = sm_proxy().await;
-
-    let output = run(&world, &proxy, &[("READER_CALLS", "3".into())]).await;
-
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        format!("{}\n", world.username).repeat(3)
-    );
-    assert_eq!(proxy.reads(), 1, "one Secrets Manager read for 3 calls");
-    assert_eq!(world.standin.stats().graphql_requests, 3);
-    assert_eq!(world.logins(), logins, "the reader never logs in");
-    let token = world.current().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_no_secrets(&String::from_utf8_lossy(&output.stderr), &[&token]);
+    readers::reads_once_and_calls_graphql_without_logging_in(Reader::Go).await;
 }
 
 #[tokio::test]
@@ -211,7 +97,7 @@ async fn the_go_reader_reads_the_secret_again_once_after_a_401() {
     world.put_current(&record_json(&old)).await;
     let logins = world.logins();
     let proxy = sm_proxy().await;
-    let queue = report_queue().await;
+    let (sqs, queue) = report_queue().await;
     let shim = start_shim(RotateOn401 {
         standin: world.standin.url(),
         sm: world.sm.clone(),
@@ -244,7 +130,10 @@ async fn the_go_reader_reads_the_secret_again_once_after_a_401() {
         "a 401 never makes the reader log in"
     );
     assert!(
-        receive(&queue, 0).await.is_empty(),
+        sqs_poller::take_all(&sqs, &queue, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
         "the secret held a new token: nothing to report"
     );
     assert_no_secrets(&String::from_utf8_lossy(&output.stderr), &[&old, &new]);
@@ -288,7 +177,7 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
     let new = world.login_directly().await;
     let logins = world.logins();
     let proxy = sm_proxy().await;
-    let queue = report_queue().await;
+    let (sqs, queue) = report_queue().await;
 
     let reader = tokio::spawn({
         let mut env = reader_env(&world, &proxy);
@@ -296,18 +185,11 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
         env.push(("IADVIZE_REPORT_WAIT_SECONDS".into(), "20".into()));
         run_with(env)
     });
-    let reports = receive(&queue, 15).await;
-    assert_eq!(reports.len(), 1, "one report: {reports:?}");
-    let body: Value = serde_json::from_str(reports[0]["Body"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        body,
-        json!({"action": "report-rejected", "secret_id": world.token_id, "token_sha256": sha256_hex(&old)})
-    );
-    assert_eq!(
-        reports[0]["Attributes"]["MessageGroupId"],
-        world.token_id.as_str(),
-        "one message group per token secret"
-    );
+    let reports = sqs_poller::take_first(&sqs, &queue, Duration::from_secs(15))
+        .await
+        .unwrap();
+    // One report, its SHA-256 (never the token), one message group per token secret.
+    assert_one_report(&reports, &world, &old);
     world.put_current(&record_json(&new)).await; // what the broker does with the report
     let output = reader.await.unwrap();
 
@@ -329,7 +211,7 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
     assert_eq!(world.standin.stats().graphql_requests, 2);
     assert_eq!(world.logins(), logins, "the reader never logs in");
     assert_no_secrets(&describe(&output), &[&old, &new]);
-    assert_no_secrets(&reports[0].to_string(), &[&old]);
+    assert_no_secrets(&reports[0].body, &[&old]);
 }
 
 #[tokio::test]
@@ -340,7 +222,7 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
     let proxy = sm_proxy().await;
-    let queue = report_queue().await;
+    let (sqs, queue) = report_queue().await;
 
     let output = run(
         &world,
@@ -358,7 +240,14 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
         "{}",
         describe(&output)
     );
-    assert_eq!(receive(&queue, 0).await.len(), 1, "reported once");
+    assert_eq!(
+        sqs_poller::take_all(&sqs, &queue, Duration::ZERO)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "reported once"
+    );
     assert!(
         proxy.reads() <= 4,
         "a backoff, not a loop: {}",
@@ -370,38 +259,9 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
 
 #[tokio::test]
 async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record() {
-    reader_binary(); // before the clock of any record starts
-    let world = World::new().await;
-    let proxy = sm_proxy().await;
-    world.put_current("placeholder-value").await;
-    let text = run(&world, &proxy, &[]).await;
-    assert!(!text.status.success(), "{}", describe(&text));
-    assert!(
-        String::from_utf8_lossy(&text.stderr).contains("holds no token record"),
-        "{}",
-        describe(&text)
-    );
-    assert_no_secrets(&describe(&text), &["placeholder-value"]);
-
-    let token = world.login_directly().await;
-    world
-        .sm
-        .put_secret_value()
-        .secret_id(&world.token_id)
-        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(record_json(
-            &token,
-        )))
-        .send()
-        .await
-        .unwrap();
-    let binary = run(&world, &proxy, &[]).await;
-    assert!(!binary.status.success(), "{}", describe(&binary));
-    assert!(
-        String::from_utf8_lossy(&binary.stderr).contains("holds binary data (SecretBinary)"),
-        "{}",
-        describe(&binary)
-    );
-    assert_no_secrets(&describe(&binary), &[&token]);
+    reader_binary();
+    readers::says_when_the_secret_holds_no_token_yet(Reader::Go).await;
+    readers::says_what_it_found_when_the_value_is_binary(Reader::Go).await;
 }
 
 /// One process calls GraphQL every 100 ms with a token due for a new read every second;
@@ -410,119 +270,13 @@ async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record(
 #[tokio::test]
 async fn the_go_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expires() {
     reader_binary(); // before the clock of any record starts
-    let world = World::new().await;
-    let token = world.login_directly().await;
-    let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(6 - 86400);
-    let record = TokenRecord::new(AccessToken::new(&token), issued, 86400);
-    world.put_current(&record.to_json()).await;
-    let sm = sm_proxy().await;
-    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
-    let mut env = reader_env_without_retries(&world, &sm);
-    env.extend([
-        ("IADVIZE_TOKEN_RECHECK_SECONDS".to_owned(), "1".to_owned()),
-        ("READER_CALLS".to_owned(), "1000".to_owned()),
-        ("READER_PAUSE_MS".to_owned(), "100".to_owned()),
-    ]);
-
-    let output = run_with(env).await;
-    let ended = time::OffsetDateTime::now_utc();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let calls = stdout.lines().count() as u64;
-    println!(
-        "go: {calls} GraphQL calls with the cached token while {} re-reads failed",
-        sm.failed("GetSecretValue")
-    );
-    assert!(!output.status.success(), "{}", describe(&output));
-    assert!(ended >= record.expires_at, "{}", describe(&output));
-    assert!(stdout.lines().all(|line| line == world.username));
-    assert!(calls >= 10, "{}", describe(&output));
-    assert!(
-        stderr.contains("using the cached token"),
-        "{}",
-        describe(&output)
-    );
-    assert!(
-        stderr.contains("ThrottlingException"),
-        "{}",
-        describe(&output)
-    );
-    assert!(sm.failed("GetSecretValue") >= 2, "the read was retried");
-    assert!(
-        sm.failed("GetSecretValue") * 3 < calls,
-        "a backoff, not a read per call: {} reads for {calls} calls",
-        sm.failed("GetSecretValue")
-    );
-    assert_no_secrets(&stderr, &[&token]);
+    readers::keeps_the_cached_token_while_re_reads_fail_until_it_expires(Reader::Go).await;
 }
 
-/// Token secrets whose ids differ only in characters a file name cannot all keep: each holds
-/// the token of another iAdvize user, and each gets its own cache entry.
 #[tokio::test]
 async fn the_go_reader_keeps_look_alike_secret_ids_apart() {
-    reader_binary(); // before the clock of any record starts
-    let suffixes = ["team/a", "team_a", "team+a"];
-    let prefix = unique("go-reader");
-    let users: Vec<(String, String)> = suffixes
-        .iter()
-        .map(|_| (format!("{}@example.com", unique("user")), unique("pw")))
-        .collect();
-    let config = users.iter().fold(
-        iadvize_standin::StandinConfig::default(),
-        |config, (user, password)| config.with_user(user, password),
-    );
-    let standin = iadvize_standin::Standin::start(config).await.unwrap();
-    let sm = sm_client();
-    let mut ids = Vec::new();
-    for (suffix, (user, password)) in suffixes.iter().zip(&users) {
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}/oauth2/token", standin.url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", user),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = format!("{prefix}-{suffix}");
-        sm.create_secret()
-            .name(&id)
-            .secret_string(record_json(answer["access_token"].as_str().unwrap()))
-            .send()
-            .await
-            .unwrap();
-        ids.push(id);
-    }
-    let proxy = sm_proxy().await;
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", proxy.url()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", REGION.into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("IADVIZE_API_URL", standin.url()),
-        ("READER_SECRET_IDS", ids.join(",")),
-        ("READER_CALLS", "2".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-
-    let output = run_with(env).await;
-
-    assert!(output.status.success(), "{}", describe(&output));
-    let expected: String = users
-        .iter()
-        .map(|(user, _)| format!("{user}\n"))
-        .collect::<String>()
-        .repeat(2);
-    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
-    assert_eq!(proxy.reads(), suffixes.len() as u64, "one read per secret");
+    reader_binary();
+    readers::reads_look_alike_secret_ids_each_with_its_own_token(Reader::Go).await;
 }
 
 /// A token record mounted as a file (what the External Secrets Operator syncs into a
@@ -597,7 +351,7 @@ async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_ref
     let file = TokenFile::new(&record_json(&old));
     let logins = world.logins();
     let proxy = sm_proxy().await;
-    let queue = report_queue().await;
+    let (sqs, queue) = report_queue().await;
 
     let output = run(
         &world,
@@ -622,7 +376,13 @@ async fn the_go_reader_reads_the_secret_directly_when_the_token_file_holds_a_ref
     );
     assert_eq!(world.standin.stats().graphql_requests, 3);
     assert_eq!(world.logins(), logins);
-    assert!(receive(&queue, 0).await.is_empty(), "nothing to report");
+    assert!(
+        sqs_poller::take_all(&sqs, &queue, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing to report"
+    );
     assert_no_secrets(&describe(&output), &[&old, &new]);
 }
 
@@ -638,7 +398,7 @@ async fn the_go_reader_sends_one_report_for_twenty_concurrent_callers() {
     let new = world.login_directly().await;
     let logins = world.logins();
     let proxy = sm_proxy().await;
-    let queue = report_queue().await;
+    let (sqs, queue) = report_queue().await;
 
     let reader = tokio::spawn({
         let mut env = reader_env(&world, &proxy);
@@ -647,7 +407,9 @@ async fn the_go_reader_sends_one_report_for_twenty_concurrent_callers() {
         env.push(("READER_PARALLEL".into(), "20".into()));
         run_with(env)
     });
-    let reports = receive(&queue, 15).await;
+    let reports = sqs_poller::take_first(&sqs, &queue, Duration::from_secs(15))
+        .await
+        .unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     world.put_current(&record_json(&new)).await; // what the broker does with the report
     let output = reader.await.unwrap();

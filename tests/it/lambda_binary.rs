@@ -23,11 +23,7 @@ fn step_fixture(step: &str, world: &World, token: &str) -> Value {
 }
 
 async fn start(world: &World, extra: &[(&str, &str)]) -> LambdaHarness {
-    let mut env = binary_env(world);
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    LambdaHarness::start(Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker")), &env)
-        .await
-        .expect("the harness starts the binary")
+    start_broker(&with_env(binary_env(world), extra)).await
 }
 
 #[tokio::test]

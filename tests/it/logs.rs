@@ -109,20 +109,14 @@ async fn the_binary_at_trace_level_logs_no_secret_even_from_its_dependencies() {
     // requests (with the session token) below INFO: only an allow-list may log there.
     let world = World::new().await;
     world.put_current("placeholder").await;
-    let mut env = binary_env(&world);
-    env.extend(
-        [
+    let lambda = start_broker(&with_env(
+        binary_env(&world),
+        &[
             ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
             ("AWS_SESSION_TOKEN", SESSION_TOKEN),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let lambda = iadvize_standin::LambdaHarness::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker")),
-        &env,
-    )
-    .await
-    .expect("the harness starts the binary");
+        ],
+    ))
+    .await;
 
     let tick = scheduled_event();
     let first = lambda.invoke(&tick).await.unwrap();
@@ -173,20 +167,14 @@ async fn the_binary_at_trace_level_logs_no_secret_even_from_its_dependencies() {
 /// One tick of the binary with JSON logs at `level`: everything it wrote.
 async fn tick_output(level: &str) -> String {
     let world = World::new().await;
-    let mut env = binary_env(&world);
-    env.extend(
-        [
+    let lambda = start_broker(&with_env(
+        binary_env(&world),
+        &[
             ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
             ("AWS_LAMBDA_LOG_LEVEL", level),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let lambda = iadvize_standin::LambdaHarness::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_iadvize-token-broker")),
-        &env,
-    )
-    .await
-    .expect("the harness starts the binary");
+        ],
+    ))
+    .await;
     let tick = scheduled_event();
     let answer = lambda.invoke(&tick).await.unwrap();
     assert_eq!(answer["results"][0]["outcome"], "refreshed", "{answer}");

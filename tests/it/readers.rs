@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
-use iadvize_standin::sqs_poller::{self, Received, SqsClient};
-use iadvize_token_broker::TokenRecord;
-use iadvize_token_broker::token::AccessToken;
-use iadvize_token_consumer::report::token_sha256;
+use iadvize_standin::sqs_poller;
 
+/// A reader of the token secret in another language, run as a subprocess.
 #[derive(Clone, Copy, Debug)]
-enum Reader {
+pub(crate) enum Reader {
+    /// examples/go (built by tests/it/go_reader.rs).
+    Go,
     Node,
     Python,
     /// The recipe for AWS's caching library, aws-secretsmanager-caching (`SecretCache`).
@@ -29,7 +29,7 @@ enum Reader {
     Shell,
 }
 
-fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -78,6 +78,7 @@ impl Reader {
 
     fn bare_command(self, cache_dir: &Path) -> tokio::process::Command {
         match self {
+            Reader::Go => tokio::process::Command::new(crate::go_reader::reader_binary()),
             Reader::Node => {
                 require_command("node");
                 require(
@@ -131,10 +132,10 @@ impl Reader {
 }
 
 /// A directory of its own for the shell reader's cache file, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         let dir = std::env::temp_dir().join(unique("readers"));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -147,7 +148,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     reader: Reader,
     world: &World,
     proxy: &SmProxy,
@@ -164,22 +165,7 @@ async fn run(
     command.output().await.expect("the reader runs")
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A token record for `token`, valid for 20 more hours.
-fn record_json(token: &str) -> String {
-    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(4);
-    TokenRecord::new(AccessToken::new(token), issued, 86400).to_json()
-}
-
-async fn reads_once_and_calls_graphql_without_logging_in(reader: Reader) {
+pub(crate) async fn reads_once_and_calls_graphql_without_logging_in(reader: Reader) {
     let world = World::new().await;
     world.fill().await;
     let logins = world.logins();
@@ -288,7 +274,7 @@ async fn gives_up_when_the_token_read_again_is_refused_too(reader: Reader) {
     assert_no_secrets(&describe(&output), &[&old]);
 }
 
-async fn says_when_the_secret_holds_no_token_yet(reader: Reader) {
+pub(crate) async fn says_when_the_secret_holds_no_token_yet(reader: Reader) {
     let world = World::new().await;
     world.put_current("placeholder-value").await;
     let proxy = sm_proxy().await;
@@ -440,8 +426,8 @@ async fn the_shell_reader_keeps_the_token_in_a_private_cache_file_between_runs()
     assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
 }
 
-/// Runs `reader` with the environment `env` (and `args`), through `sm`.
-async fn run_with(
+/// Runs `reader` with the environment `env` (and `args`).
+pub(crate) async fn run_with(
     reader: Reader,
     dir: &TempDir,
     env: Vec<(String, String)>,
@@ -452,21 +438,12 @@ async fn run_with(
     command.output().await.expect("the reader runs")
 }
 
-/// Puts a record whose token (a real one from the stand-in) expires in `secs` seconds.
-async fn put_record_expiring_in(world: &World, secs: i64) -> time::OffsetDateTime {
-    let token = world.login_directly().await;
-    let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs - 86400);
-    let record = TokenRecord::new(AccessToken::new(token), issued, 86400);
-    world.put_current(&record.to_json()).await;
-    record.expires_at
-}
-
 /// One process calls GraphQL every 100 ms with a token due for a new read every second;
 /// every read after the first is throttled. It must keep calling with the cached token until
 /// that expires, read again with a backoff (not once per call), then fail saying why.
-async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Reader) {
+pub(crate) async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Reader) {
     let world = World::new().await;
-    let expires_at = put_record_expiring_in(&world, 6).await;
+    let record = world.put_record_expiring_in(6).await;
     let sm = sm_proxy().await;
     sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
     let dir = TempDir::new();
@@ -489,7 +466,7 @@ async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Rea
     );
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(
-        ended >= expires_at,
+        ended >= record.expires_at,
         "it gave up before the token expired:\n{}",
         describe(&output)
     );
@@ -516,6 +493,7 @@ async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Rea
         sm.failed("GetSecretValue")
     );
     assert_eq!(world.standin.stats().graphql_requests as u64, calls);
+    assert_no_secrets(&describe(&output), &[record.access_token.expose()]);
 }
 
 #[tokio::test]
@@ -532,7 +510,7 @@ async fn the_python_reader_keeps_the_cached_token_while_re_reads_fail_until_it_e
 async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expires() {
     let world = World::new().await;
     // Longer than for one process: a run that calls the AWS CLI takes a second or two here.
-    let expires_at = put_record_expiring_in(&world, 15).await;
+    let expires_at = world.put_record_expiring_in(15).await.expires_at;
     let sm = sm_proxy().await;
     sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
     let dir = TempDir::new();
@@ -798,7 +776,7 @@ async fn run_for(
 
 /// Two rounds over the look-alike secrets: each read gives its own user's token, and each
 /// secret is read from Secrets Manager once.
-async fn reads_look_alike_secret_ids_each_with_its_own_token(reader: Reader) {
+pub(crate) async fn reads_look_alike_secret_ids_each_with_its_own_token(reader: Reader) {
     let teams = Teams::new(&LOOK_ALIKE).await;
     let proxy = sm_proxy().await;
     let dir = TempDir::new();
@@ -919,7 +897,7 @@ async fn the_shell_reader_ignores_a_cache_file_written_for_another_secret_id() {
     );
 }
 
-async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
+pub(crate) async fn says_what_it_found_when_the_value_is_binary(reader: Reader) {
     let world = World::new().await;
     let token = world.login_directly().await;
     // A valid record, stored with `--secret-binary`: not what the broker writes.
@@ -995,34 +973,6 @@ async fn the_shell_reader_reads_a_secret_whose_name_starts_with_a_dash() {
 // Manager through AWS_ENDPOINT_URL), and the reader waits for the new token. The broker's
 // handling is played by the test: it takes the report off the queue and publishes a new token.
 
-/// A report queue on moto's SQS (FIFO, content-based deduplication).
-async fn report_queue() -> (SqsClient, String) {
-    let sqs = sqs_poller::client(&moto_endpoint());
-    let url = sqs_poller::create_fifo_queue(
-        &sqs,
-        &format!("{}.fifo", unique("reports")),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("create the report queue");
-    (sqs, url)
-}
-
-/// The one well-formed report of `token` from a reader of `world`.
-fn assert_one_report(taken: &[Received], world: &World, token: &str) {
-    assert_eq!(taken.len(), 1, "{taken:?}");
-    let body: serde_json::Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
-    assert_eq!(
-        body,
-        serde_json::json!({
-            "action": "report-rejected",
-            "secret_id": world.token_id,
-            "token_sha256": token_sha256(&iadvize_token_consumer::AccessToken::new(token)),
-        })
-    );
-    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
-}
-
 async fn reports_an_unchanged_token_once_and_uses_the_new_one(reader: Reader) {
     let world = World::new().await;
     // The reader starts with a token iAdvize has revoked and the broker has not replaced yet.
@@ -1034,27 +984,7 @@ async fn reports_an_unchanged_token_once_and_uses_the_new_one(reader: Reader) {
     let proxy = sm_proxy().await;
     let dir = TempDir::new();
     let (sqs, url) = report_queue().await;
-    let broker = {
-        let (sm, secret_id, sqs, url, next) = (
-            world.sm.clone(),
-            world.token_id.clone(),
-            sqs.clone(),
-            url.clone(),
-            record_json(&new),
-        );
-        tokio::spawn(async move {
-            let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(30))
-                .await
-                .expect("receive");
-            sm.put_secret_value()
-                .secret_id(&secret_id)
-                .secret_string(next)
-                .send()
-                .await
-                .expect("publish the new token");
-            taken
-        })
-    };
+    let broker = broker_replaces_on_report(&world, &sqs, &url, record_json(&new));
 
     let output = run(
         reader,

@@ -15,17 +15,11 @@ use std::time::Duration;
 use crate::support::rig::Rig;
 use crate::support::watcher::{WatchReport, Watcher};
 use crate::support::*;
-use iadvize_standin::sqs_poller::{self, SqsClient, SqsPoller};
+use iadvize_standin::sqs_poller::{SqsClient, SqsPoller};
 use iadvize_token_broker::token::AccessToken;
 use iadvize_token_consumer::TokenSource;
 use iadvize_token_consumer::report::token_sha256;
 use serde_json::{Value, json};
-
-/// The access token AWSCURRENT holds now.
-async fn current_token(world: &World) -> String {
-    let current = world.current().await.expect("AWSCURRENT has a value");
-    current["access_token"].as_str().unwrap().to_owned()
-}
 
 fn report_of(secret_id: &str, token: &str) -> Value {
     json!({
@@ -97,7 +91,7 @@ async fn a_report_of_a_token_iadvize_accepts_asks_once_and_the_answer_is_remembe
  {
     let world = World::new().await;
     world.fill().await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     let stages = world.stages().await;
     let (logins, verifications) = (world.logins(), world.verifications());
     let event = report_of(&world.token_id, &token);
@@ -136,7 +130,7 @@ async fn a_report_of_a_token_iadvize_accepts_asks_once_and_the_answer_is_remembe
 async fn a_report_of_a_revoked_token_refreshes_it_within_the_invocation() {
     let world = World::new().await;
     world.fill().await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     let revoked = world.stages().await;
     let revoked = revoked
         .iter()
@@ -176,7 +170,7 @@ async fn a_report_of_a_revoked_token_refreshes_it_within_the_invocation() {
 async fn twenty_concurrent_reports_of_a_revoked_token_cost_one_login() {
     let world = World::new().await;
     world.fill().await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     world.standin.revoke_all_tokens();
     let logins = world.logins();
     let broker = world.broker();
@@ -214,7 +208,7 @@ async fn twenty_concurrent_reports_of_a_revoked_token_cost_one_login() {
 async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
     let world = World::new().await;
     world.fill().await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     world.standin.revoke_all_tokens();
     let unmanaged = unique("unmanaged");
     world
@@ -308,18 +302,6 @@ async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
 // Through the queue: the SQS poller plays the event source mapping, the real binary answers.
 // ---------------------------------------------------------------------------------------
 
-async fn report_queue() -> (SqsClient, String) {
-    let sqs = sqs_poller::client(&moto_endpoint());
-    let url = sqs_poller::create_fifo_queue(
-        &sqs,
-        &format!("{}.fifo", unique("reports")),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("create the report queue");
-    (sqs, url)
-}
-
 async fn send(sqs: &SqsClient, url: &str, group: &str, body: &str) {
     sqs.send_message()
         .queue_url(url)
@@ -335,7 +317,7 @@ async fn through_the_queue_a_report_heals_and_other_bodies_change_nothing() {
     let rig = Rig::new().await;
     let world = &rig.world;
     world.fill().await;
-    let token = current_token(world).await;
+    let token = world.current_token().await;
     let (sqs, url) = report_queue().await;
     // Bodies that are not reports: an operator event, a rotation step, not JSON, a report
     // with a bad hash. None may do anything.
@@ -663,6 +645,6 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
             .any(|r| r["outcome"] == "refreshed"),
         "{answers:?}"
     );
-    assert_ne!(current_token(world).await, old.expose());
+    assert_ne!(world.current_token().await, old.expose());
     assert_only_the_revoked_version_was_refused(&watch.finish().await, &revoked);
 }

@@ -3,6 +3,7 @@
 
 use std::process::Output;
 
+use crate::common::{BIN, code, stderr, stdout};
 use crate::support::*;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use aws_sdk_eventbridge::types::{RuleState, Target};
@@ -10,12 +11,10 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     ApplicationLogLevel, Environment, FunctionCode, LogFormat, LoggingConfig, Runtime,
 };
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use iadvize_standin::SmProxy;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
 const ACCOUNT: &str = "123456789012";
 /// Where the alarms would notify (moto does not check the topic).
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:iadvize-token-broker-alarms";
@@ -55,64 +54,16 @@ struct Deployment {
     rule: String,
 }
 
-fn conf<T>(build: impl FnOnce(Region, Credentials, String) -> T) -> T {
-    build(
-        Region::new(REGION),
-        Credentials::new("testing", "testing", None, None, "moto"),
-        moto_endpoint(),
-    )
-}
-
 fn lambda() -> aws_sdk_lambda::Client {
-    conf(|region, credentials, endpoint| {
-        aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(credentials)
-                .endpoint_url(endpoint)
-                .build(),
-        )
-    })
+    moto_client!(aws_sdk_lambda)
 }
 
 fn events() -> aws_sdk_eventbridge::Client {
-    conf(|region, credentials, endpoint| {
-        aws_sdk_eventbridge::Client::from_conf(
-            aws_sdk_eventbridge::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(credentials)
-                .endpoint_url(endpoint)
-                .build(),
-        )
-    })
+    moto_client!(aws_sdk_eventbridge)
 }
 
 fn cloudwatch() -> aws_sdk_cloudwatch::Client {
-    conf(|region, credentials, endpoint| {
-        aws_sdk_cloudwatch::Client::from_conf(
-            aws_sdk_cloudwatch::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(credentials)
-                .endpoint_url(endpoint)
-                .build(),
-        )
-    })
-}
-
-fn sqs() -> aws_sdk_sqs::Client {
-    conf(|region, credentials, endpoint| {
-        aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(credentials)
-                .endpoint_url(endpoint)
-                .build(),
-        )
-    })
+    moto_client!(aws_sdk_cloudwatch)
 }
 
 /// An IAM role in moto (a function needs one that exists). No IAM SDK in the workspace: a
@@ -224,7 +175,7 @@ impl Deployment {
             .await
             .expect("put the target");
 
-        let sqs = sqs();
+        let sqs = iadvize_standin::sqs_poller::client(&moto_endpoint());
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("{}.fifo", unique("reports")))
@@ -345,18 +296,6 @@ impl Deployment {
             described.arn().expect("an ARN").to_owned(),
         ]
     }
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("the CLI exited")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The lines that say what to fix.

@@ -3,41 +3,9 @@
 
 use std::process::Output;
 
+use crate::common::*;
 use crate::support::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
-
-/// Runs the CLI with the test world's environment plus `extra`.
-async fn cli(world: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(BIN);
-    command.args(args).envs(binary_env(world));
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    command.env_remove("AWS_PROFILE");
-    command.output().await.expect("the CLI runs")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("the CLI exited")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The token AWSCURRENT holds now.
-async fn current_token(world: &World) -> String {
-    world.current().await.expect("a value")["access_token"]
-        .as_str()
-        .expect("a token record")
-        .to_owned()
-}
 
 /// Asserts that neither output stream shows the token.
 fn assert_token_not_printed(output: &Output, token: &str) {
@@ -49,7 +17,7 @@ fn assert_token_not_printed(output: &Output, token: &str) {
 async fn get_prints_the_current_token_alone() {
     let world = World::new().await;
     world.put_record(20).await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     let logins = world.logins();
 
     let output = cli(&world, &["get", &world.token_id], &[]).await;
@@ -104,7 +72,7 @@ async fn get_exits_3_when_the_token_has_expired_or_the_secret_is_missing() {
 async fn status_reports_expiry_issue_time_and_last_login_of_the_configured_secrets_as_json() {
     let world = World::new().await;
     world.fill().await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
 
     // No SECRET_ID: the ones in IADVIZE_TOKEN_SECRET_IDS.
     let output = cli(&world, &["status", "--json"], &[]).await;
@@ -130,7 +98,7 @@ async fn status_reports_expiry_issue_time_and_last_login_of_the_configured_secre
 async fn status_names_a_stuck_rotation_and_resume_finishes_it() {
     let world = World::new().await;
     world.put_record(20).await;
-    let old = current_token(&world).await;
+    let old = world.current_token().await;
     let version = world.start_sm_rotation().await;
     let stuck = [("IADVIZE_STUCK_ROTATION_AFTER", "0s")];
 
@@ -159,7 +127,7 @@ async fn status_names_a_stuck_rotation_and_resume_finishes_it() {
     );
     assert_eq!(world.logins(), logins + 1);
     assert_eq!(world.stages().await[&version], ["AWSCURRENT"]);
-    let new = current_token(&world).await;
+    let new = world.current_token().await;
     assert_ne!(new, old);
     assert_token_not_printed(&output, &new);
 
@@ -201,7 +169,7 @@ async fn refresh_fills_an_empty_secret_leaves_a_fresh_token_alone_and_forces_on_
         stdout(&output)
     );
     assert_eq!(world.logins(), 1);
-    let first = current_token(&world).await;
+    let first = world.current_token().await;
     assert_token_not_printed(&output, &first);
     assert_valid_current(&world).await;
 
@@ -224,7 +192,7 @@ async fn refresh_fills_an_empty_secret_leaves_a_fresh_token_alone_and_forces_on_
     let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(json["results"][0]["outcome"], "refreshed");
     assert_eq!(world.logins(), 2);
-    let second = current_token(&world).await;
+    let second = world.current_token().await;
     assert_ne!(first, second);
     assert_token_not_printed(&output, &second);
 }
@@ -282,7 +250,7 @@ async fn refused_credentials_exit_4_and_say_what_to_do_until_a_corrected_value_i
 async fn verify_says_whether_iadvize_accepts_the_current_token() {
     let world = World::new().await;
     world.put_record(20).await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
 
     let output = cli(&world, &["verify", &world.token_id], &[]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -427,12 +395,9 @@ async fn cli_through(
     proxy: &SmProxy,
     args: &[&str],
 ) -> (Output, std::time::Duration) {
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = command(world, args);
     command
-        .args(args)
-        .envs(binary_env(world))
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .env_remove("AWS_PROFILE")
         .kill_on_drop(true);
     let started = std::time::Instant::now();
     let output = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
@@ -509,7 +474,7 @@ async fn get_verify_and_status_say_what_they_found_in_a_binary_token_value() {
     let world = World::new().await;
     world.put_record(20).await;
     let record = world.current().await.unwrap().to_string();
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
     put_binary(&world, record.clone().into_bytes()).await;
     let bytes = record.len();
 
@@ -573,7 +538,7 @@ async fn verify_refuses_a_stored_token_that_cannot_be_put_in_a_header_without_re
 async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_refuses_it() {
     let world = World::new().await;
     world.put_record(20).await;
-    let token = current_token(&world).await;
+    let token = world.current_token().await;
 
     // iAdvize accepts it: nothing changes, one verification.
     let output = cli(&world, &["report-rejected", &world.token_id], &[]).await;

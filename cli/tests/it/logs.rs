@@ -1,5 +1,6 @@
 //! The CLI's logs: whatever verbosity an operator asks for, no secret reaches them.
 
+use crate::common::command;
 use crate::support::*;
 
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLEsessiontoken0b7e";
@@ -10,12 +11,8 @@ async fn cli_at_most_verbose(
     args: &[&str],
     extra: &[(&str, &str)],
 ) -> (String, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_iadvize-token"));
-    command
-        .args(args)
-        .envs(binary_env(world))
-        .env_remove("AWS_PROFILE")
-        .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
+    let mut command = command(world, args);
+    command.env("AWS_SESSION_TOKEN", SESSION_TOKEN);
     for (key, value) in extra {
         command.env(key, value);
     }
@@ -34,7 +31,7 @@ async fn every_cli_command_at_the_most_verbose_setting_logs_no_secret() {
     let world = World::new().await;
     world.put_record(20).await;
     let id = world.token_id.clone();
-    let mut tokens = vec![current_token(&world).await];
+    let mut tokens = vec![world.current_token().await];
     let mut outputs = Vec::new();
     let settings: [(&[&str], &str); 3] = [
         (&["-vvv"], ""),
@@ -67,7 +64,7 @@ async fn every_cli_command_at_the_most_verbose_setting_logs_no_secret() {
             let (stdout, stderr) = cli_at_most_verbose(&world, &args, &env).await;
             outputs.push((args.join(" "), stdout, stderr));
             // Every token a command stored on the way (refresh, resume).
-            let token = current_token(&world).await;
+            let token = world.current_token().await;
             if !tokens.contains(&token) {
                 tokens.push(token);
             }
@@ -91,11 +88,4 @@ async fn every_cli_command_at_the_most_verbose_setting_logs_no_secret() {
             "`{command}` logged at TRACE:\n{stderr}"
         );
     }
-}
-
-async fn current_token(world: &World) -> String {
-    world.current().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }

@@ -5,6 +5,9 @@
 #[path = "../../../tests/it/support/mod.rs"]
 mod support;
 
+#[macro_use]
+mod common;
+
 mod check;
 mod cli;
 mod logs;

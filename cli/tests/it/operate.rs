@@ -4,23 +4,17 @@
 
 use std::process::Output;
 
+use crate::common::{code, command, stderr, stdout};
 use crate::support::*;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::Tag;
 use iadvize_standin::SmProxy;
 use iadvize_standin::sm_proxy::Storm;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_iadvize-token");
-
 /// Runs the CLI with the world's environment plus `extra` (an empty value unsets).
 async fn cli(world: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .envs(binary_env(world))
-        .env_remove("AWS_PROFILE")
-        .env("RUST_LOG", "off");
+    let mut command = command(world, args);
+    command.env("RUST_LOG", "off");
     for (key, value) in extra {
         if value.is_empty() {
             command.env_remove(key);
@@ -29,18 +23,6 @@ async fn cli(world: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
         }
     }
     command.output().await.expect("the CLI runs")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("the CLI exited")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn json_of(output: &Output) -> Value {
@@ -135,21 +117,10 @@ async fn every_command_prints_one_json_document_with_json_also_when_it_fails() {
 // A region no other test uses: the fleet refresh covers every managed secret in it.
 const FLEET_REGION: &str = "af-south-1";
 
-fn sm_in(region: &str) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(moto_endpoint())
-            .region(Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .build(),
-    )
-}
-
 #[tokio::test]
 async fn refresh_without_a_secret_refreshes_the_whole_fleet_tagged_secrets_included() {
     let world = World::new().await;
-    let sm = sm_in(FLEET_REGION);
+    let sm = iadvize_standin::moto::client_with(&moto_endpoint(), FLEET_REGION, None);
     let creds = unique("creds");
     sm.create_secret()
         .name(&creds)

@@ -14,8 +14,12 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::{Standin, StandinConfig};
+use iadvize_standin::sqs_poller::{self, Received, SqsClient};
+use iadvize_standin::{LambdaHarness, Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
+use iadvize_token_broker::tags::{
+    CREDENTIALS_SECRET, LAST_LOGIN_ATTEMPT, MANAGED, REJECTED_CREDENTIALS,
+};
 use iadvize_token_broker::{Broker, Config};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -109,6 +113,33 @@ pub fn binary_env(world: &World) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// [`binary_env`] for a broker of the world's whole region: discovery by tag, no listed token
+/// secret and no default credentials secret.
+pub fn fleet_binary_env(world: &World) -> Vec<(String, String)> {
+    binary_env(world)
+        .into_iter()
+        .filter(|(key, _)| {
+            key != "IADVIZE_TOKEN_SECRET_IDS" && key != "IADVIZE_CREDENTIALS_SECRET_ID"
+        })
+        .collect()
+}
+
+/// `env` with each of `extra` set, replacing an earlier value of the same name.
+pub fn with_env(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    for (key, value) in extra {
+        env.retain(|(k, _)| k != key);
+        env.push(((*key).to_owned(), (*value).to_owned()));
+    }
+    env
+}
+
+/// The broker binary behind the Lambda Runtime API harness, with `env`.
+pub async fn start_broker(env: &[(String, String)]) -> LambdaHarness {
+    LambdaHarness::start(rig::broker_binary(), env)
+        .await
+        .expect("the harness starts the broker")
 }
 
 /// An iAdvize user of the stand-in and its credentials secret.
@@ -207,7 +238,7 @@ impl World {
         let name = unique("token");
         let mut request = self.sm.create_secret().name(&name).tags(
             Tag::builder()
-                .key("iadvize:credentials-secret-id")
+                .key(CREDENTIALS_SECRET)
                 .value(self.creds(user))
                 .build(),
         );
@@ -225,8 +256,47 @@ impl World {
     /// of its 24 hours (`None`: no value yet). The token is not one the stand-in issued.
     pub async fn integration(&self, user: usize, hours_left: Option<i64>) -> String {
         let value = hours_left.map(unverified_record);
-        self.token_secret(user, &[("iadvize:managed", "true")], value.as_deref())
+        self.token_secret(user, &[(MANAGED, "true")], value.as_deref())
             .await
+    }
+
+    /// `n` managed token secrets of `user`, as [`World::integration`] makes them.
+    pub async fn integrations(
+        &self,
+        user: usize,
+        n: usize,
+        hours_left: Option<i64>,
+    ) -> Vec<String> {
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(self.integration(user, hours_left).await);
+        }
+        names
+    }
+
+    /// A managed token secret of `user` whose token, one the stand-in issued (a login there),
+    /// has `hours_left` of its 24 hours: a value a consumer can use.
+    pub async fn issued_integration(&self, user: usize, hours_left: i64) -> String {
+        let user_ = &self.users[user];
+        let token = login(&self.standin.url(), &user_.username, &user_.password).await;
+        let value = record(token, hours_left);
+        self.token_secret(user, &[(MANAGED, "true")], Some(&value))
+            .await
+    }
+
+    /// Seconds left on each token secret's AWSCURRENT token (0: no value, or no expiry).
+    pub async fn seconds_left(&self, names: &[String]) -> Vec<i64> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut left = Vec::with_capacity(names.len());
+        for name in names {
+            let expires = current_of(&self.sm, name).await.and_then(|v| {
+                v["expires_at"]
+                    .as_str()
+                    .and_then(iadvize_token_broker::token::parse_rfc3339)
+            });
+            left.push(expires.map_or(0, |at| (at - now).whole_seconds()));
+        }
+        left
     }
 
     /// The configuration a broker of the whole region uses (discovery by tag, no listed
@@ -243,7 +313,7 @@ impl World {
     /// The time in a token secret's `iadvize:last-login-attempt` tag.
     pub async fn login_tag(&self, secret_id: &str) -> time::OffsetDateTime {
         let tags = tags_of(&self.sm, secret_id).await;
-        iadvize_token_broker::token::parse_rfc3339(&tags["iadvize:last-login-attempt"])
+        iadvize_token_broker::token::parse_rfc3339(&tags[LAST_LOGIN_ATTEMPT])
             .expect("an RFC 3339 login tag")
     }
 
@@ -291,6 +361,14 @@ impl World {
         current_of(&self.sm, &self.token_id).await
     }
 
+    /// The access token AWSCURRENT holds now.
+    pub async fn current_token(&self) -> String {
+        self.current().await.expect("AWSCURRENT has a value")["access_token"]
+            .as_str()
+            .expect("a token record")
+            .to_owned()
+    }
+
     /// VersionId → stages of the token secret.
     pub async fn stages(&self) -> HashMap<String, Vec<String>> {
         stages_of(&self.sm, &self.token_id).await
@@ -317,14 +395,21 @@ impl World {
     /// Puts a token record with `hours_left` of life, with a token the stand-in issued.
     pub async fn put_record(&self, hours_left: i64) -> String {
         let token = self.login_directly().await;
-        let now = time::OffsetDateTime::now_utc();
-        let issued = now - time::Duration::hours(24 - hours_left);
+        self.put_current(&record(token, hours_left)).await
+    }
+
+    /// Puts a record whose token (a real one from the stand-in: one login there) expires in
+    /// `secs` seconds; returns it.
+    pub async fn put_record_expiring_in(&self, secs: i64) -> iadvize_token_broker::TokenRecord {
+        let token = self.login_directly().await;
+        let issued = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs - 86400);
         let record = iadvize_token_broker::TokenRecord::new(
             iadvize_token_broker::token::AccessToken::new(token),
             issued,
             86400,
         );
-        self.put_current(&record.to_json()).await
+        self.put_current(&record.to_json()).await;
+        record
     }
 
     /// A token straight from the stand-in (counts as one login there).
@@ -363,9 +448,7 @@ impl World {
 
     /// Whether the token secret carries the refused-credentials block.
     pub async fn is_blocked(&self) -> bool {
-        self.tags()
-            .await
-            .contains_key("iadvize:rejected-credentials-version")
+        self.tags().await.contains_key(REJECTED_CREDENTIALS)
     }
 
     pub fn logins(&self) -> u32 {
@@ -380,9 +463,20 @@ impl World {
 /// A token record with `hours_left` of its 24 hours, for a made-up token (fresh tokens are
 /// never verified, so the stand-in need not know it).
 pub fn unverified_record(hours_left: i64) -> String {
+    record(unique("tok"), hours_left)
+}
+
+/// A token record (JSON) for `token`, valid for 20 more hours.
+pub fn record_json(token: &str) -> String {
+    record(token.to_owned(), 20)
+}
+
+/// A token record (JSON) for `token`, a 24-hour token with `hours_left` (negative: expired
+/// that long ago).
+pub fn record(token: String, hours_left: i64) -> String {
     let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(24 - hours_left);
     iadvize_token_broker::TokenRecord::new(
-        iadvize_token_broker::token::AccessToken::new(unique("tok")),
+        iadvize_token_broker::token::AccessToken::new(token),
         issued,
         86400,
     )
@@ -619,4 +713,75 @@ pub async fn start_shim(shim: RotateOn401) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
+}
+
+/// A subprocess's exit code, stdout and stderr, for assertion messages.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A report queue on moto's SQS, as the broker's stack creates it (FIFO, content-based
+/// deduplication).
+pub async fn report_queue() -> (SqsClient, String) {
+    let sqs = sqs_poller::client(&moto_endpoint());
+    let url = sqs_poller::create_fifo_queue(
+        &sqs,
+        &format!("{}.fifo", unique("reports")),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("create the report queue");
+    (sqs, url)
+}
+
+/// Plays the broker receiving reports: waits (up to 30 s) for the first message on the queue,
+/// then publishes `next` as the token secret's AWSCURRENT. Returns the messages taken.
+pub fn broker_replaces_on_report(
+    world: &World,
+    sqs: &SqsClient,
+    url: &str,
+    next: String,
+) -> tokio::task::JoinHandle<Vec<Received>> {
+    let (sm, secret_id, sqs, url) = (
+        world.sm.clone(),
+        world.token_id.clone(),
+        sqs.clone(),
+        url.to_owned(),
+    );
+    tokio::spawn(async move {
+        let taken = sqs_poller::take_first(&sqs, &url, Duration::from_secs(30))
+            .await
+            .expect("receive");
+        sm.put_secret_value()
+            .secret_id(&secret_id)
+            .secret_string(next)
+            .send()
+            .await
+            .expect("publish the new token");
+        taken
+    })
+}
+
+/// The one well-formed report of `token` from a consumer of `world`: the report-rejected body
+/// with the token's SHA-256 (never the token), in the token secret's message group.
+pub fn assert_one_report(taken: &[Received], world: &World, token: &str) {
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let body: Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({
+            "action": "report-rejected",
+            "secret_id": world.token_id,
+            "token_sha256": iadvize_token_consumer::report::token_sha256(
+                &iadvize_token_consumer::AccessToken::new(token)
+            ),
+        })
+    );
+    assert!(!taken[0].body.contains(token), "never the token");
+    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
 }

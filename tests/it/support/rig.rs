@@ -9,7 +9,7 @@ use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
 
 use super::watcher::Watcher;
-use super::{SmProxy, World, binary_env, sm_client, sm_proxy, stages_of};
+use super::{SmProxy, World, binary_env, sm_client, sm_proxy, stages_of, with_env};
 
 /// Invocation deadline given to the binary; a killed process answers at once anyway.
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,26 +43,18 @@ impl Rig {
     /// The binary's environment: Secrets Manager through the proxy, no login spacing, stuck
     /// rotations resumed at once, short HTTP timeouts; then `extra`, which wins.
     pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = binary_env(&self.world)
-            .into_iter()
-            .filter(|(key, _)| key != "AWS_ENDPOINT_URL" && key != "RUST_LOG")
-            .collect();
-        let defaults = [
-            ("AWS_ENDPOINT_URL", self.proxy.url()),
-            ("IADVIZE_MIN_LOGIN_INTERVAL", "0s".into()),
-            ("IADVIZE_STUCK_ROTATION_AFTER", "0s".into()),
-            ("IADVIZE_HTTP_TIMEOUT", "2s".into()),
-            ("RUST_LOG", "info".into()),
-        ];
-        for (key, value) in defaults {
-            env.retain(|(k, _)| k != key);
-            env.push((key.to_owned(), value));
-        }
-        for (key, value) in extra {
-            env.retain(|(k, _)| k != key);
-            env.push(((*key).to_owned(), (*value).to_owned()));
-        }
-        env
+        let proxy = self.proxy.url();
+        let env = with_env(
+            binary_env(&self.world),
+            &[
+                ("AWS_ENDPOINT_URL", &proxy),
+                ("IADVIZE_MIN_LOGIN_INTERVAL", "0s"),
+                ("IADVIZE_STUCK_ROTATION_AFTER", "0s"),
+                ("IADVIZE_HTTP_TIMEOUT", "2s"),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        with_env(env, extra)
     }
 
     /// A new broker process.
