@@ -443,7 +443,9 @@ pub(crate) async fn run_with(
 /// that expires, read again with a backoff (not once per call), then fail saying why.
 pub(crate) async fn keeps_the_cached_token_while_re_reads_fail_until_it_expires(reader: Reader) {
     let world = World::new().await;
-    let record = world.put_record_expiring_in(6).await;
+    // Long enough for a loaded machine to start the reader (the shell reader starts the AWS
+    // CLI, a second or more under load) and fail a re-read before the token expires.
+    let record = world.put_record_expiring_in(12).await;
     let sm = sm_proxy().await;
     sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
     let dir = TempDir::new();
