@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::Tag;
 use iadvize_standin::lambda_api::LambdaApi;
 use iadvize_standin::{Standin, StandinConfig};
@@ -165,14 +164,7 @@ async fn main() -> Fallible<()> {
 }
 
 fn client(endpoint: &str, region: &str) -> Client {
-    Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .build(),
-    )
+    iadvize_standin::moto::client_with(endpoint, region, None)
 }
 
 /// N token secrets tagged for discovery; the last `SHARING` share the user of the first of

@@ -161,7 +161,7 @@ pub enum Error {
     #[error(
         "secret {}: not logging in: iAdvize rate-limits the broker's logins (HTTP 429) and the broker pauses them {}; the next tick or follow-up takes it first",
         echo(secret_id),
-        until.map_or_else(|| "while one login waits out the limit".to_owned(), |at| format!("until {}", crate::token::rfc3339(at)))
+        until.map_or_else(|| "while one login waits out the limit".to_owned(), |at| format!("until {}", iadvize_token_consumer::token::rfc3339(at)))
     )]
     LoginThrottled {
         /// The token secret.

@@ -13,7 +13,8 @@
 //! verification requests), [`store`] (every Secrets Manager call), [`token`] (the stored
 //! record), [`config`] (environment), [`bounds`] (time-outs and deadlines of every outside
 //! call), [`metrics`] (CloudWatch EMF), [`heal`] (rejection reports and credentials events),
-//! [`logging`], [`error`].
+//! [`follow_up`] (a tick's asynchronous follow-ups), [`throttle`] (the pause of every login
+//! after iAdvize's 429), [`logging`], [`error`].
 //!
 //! The token record schema and [`TokenSource`] live in the small `iadvize-token-consumer`
 //! crate (`consumer/`), which Rust consumers depend on instead of this one; they are

@@ -144,6 +144,42 @@ pub struct RefreshReport {
     pub follow_up: Option<u32>,
 }
 
+/// What held a secret back when the tick deferred it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deferral {
+    /// The invocation's deadline leaves no room for a rotation.
+    NoTime,
+    /// No login slot early enough (the per-user spacing or the per-minute cap).
+    Paced,
+    /// The broker pauses its logins after iAdvize's 429, until then if known.
+    Throttled(Option<OffsetDateTime>),
+}
+
+impl Deferral {
+    /// The words of the result's `error` and of the log line.
+    fn reason(self) -> String {
+        match self {
+            Deferral::NoTime => "no time left in this invocation for its rotation".to_owned(),
+            Deferral::Paced => "no login slot early enough in this invocation (login pacing: IADVIZE_MIN_LOGIN_INTERVAL, IADVIZE_MAX_LOGINS_PER_MINUTE)".to_owned(),
+            Deferral::Throttled(until) => format!(
+                "iAdvize rate-limits the broker's logins (HTTP 429) and the broker pauses them {}",
+                until.map_or_else(
+                    || "while one login waits out the limit".to_owned(),
+                    |at| format!("until {}", rfc3339(at))
+                )
+            ),
+        }
+    }
+
+    /// The result's `error_kind`.
+    fn kind(self) -> ErrorKind {
+        match self {
+            Deferral::NoTime | Deferral::Paced => ErrorKind::Deferred,
+            Deferral::Throttled(_) => ErrorKind::LoginThrottled,
+        }
+    }
+}
+
 impl RefreshReport {
     /// Secrets deferred although their token is missing, expired or expires before the next
     /// tick: the work a follow-up is for.
@@ -514,7 +550,12 @@ impl Tick<'_> {
         let slot = match (&action, &info, spare) {
             (Action::Fresh, ..) => return self.fresh(secret_id, current.record(), now),
             (Action::Defer, ..) => {
-                return self.deferred(secret_id, current.record(), Duration::ZERO);
+                return self.deferred(
+                    secret_id,
+                    current.record(),
+                    Duration::ZERO,
+                    Deferral::NoTime,
+                );
             }
             // The broker's logins are paused (iAdvize answered 429) past the time this one
             // could still start: no slot is booked for it.
@@ -523,15 +564,23 @@ impl Tick<'_> {
                     until - now > time::Duration::try_from(spare).unwrap_or(time::Duration::MAX)
                 }) =>
             {
-                let wait = self.login.paused_until().map_or(Duration::ZERO, |until| {
+                let until = self.login.paused_until();
+                let wait = until.map_or(Duration::ZERO, |until| {
                     (until - now).try_into().unwrap_or_default()
                 });
-                return self.deferred(secret_id, current.record(), wait);
+                return self.deferred(
+                    secret_id,
+                    current.record(),
+                    wait,
+                    Deferral::Throttled(until),
+                );
             }
             // A due token needs a login: its slot is booked now, in urgency order.
             (Action::Refresh(_), Some(info), Some(spare)) => match self.login.book(info, spare) {
                 Ok(slot) => slot,
-                Err(wait) => return self.deferred(secret_id, current.record(), wait),
+                Err(wait) => {
+                    return self.deferred(secret_id, current.record(), wait, Deferral::Paced);
+                }
             },
             _ => Slot::Unbooked,
         };
@@ -545,7 +594,7 @@ impl Tick<'_> {
         // No login slot came early enough once the login was ready (a booking made without
         // the tick's knowledge): the next tick takes it first.
         if let Err(Error::LoginPaced { wait, .. }) = &checked.outcome {
-            return self.deferred(secret_id, known_record.as_ref(), *wait);
+            return self.deferred(secret_id, known_record.as_ref(), *wait, Deferral::Paced);
         }
         // The broker pauses its logins after iAdvize's 429: this login did not start (or
         // stopped retrying); the next tick or follow-up takes it.
@@ -555,7 +604,12 @@ impl Tick<'_> {
                     .try_into()
                     .unwrap_or_default()
             });
-            return self.deferred(secret_id, known_record.as_ref(), wait);
+            return self.deferred(
+                secret_id,
+                known_record.as_ref(),
+                wait,
+                Deferral::Throttled(*until),
+            );
         }
         let now = OffsetDateTime::now_utc();
         if let Some(name) = &checked.name {
@@ -787,27 +841,33 @@ impl Tick<'_> {
         }
     }
 
-    /// The result of a secret left for the next tick: a failure only when its token is
-    /// expired (or missing) or expires before the next tick.
+    /// The result of a secret left for the next tick (`why`: what held it back): a failure
+    /// only when its token is expired (or missing) or expires before the next tick.
     fn deferred(
         &self,
         secret_id: String,
         record: Option<&TokenRecord>,
         wait: Duration,
+        why: Deferral,
     ) -> SecretResult {
         let now = OffsetDateTime::now_utc();
         let lasts = record.is_some_and(|r| r.remaining(now) > NEXT_TICK);
         let error = (!lasts).then(|| {
-            "deferred: no time left in this invocation for its rotation, and its token is missing, expired or expires before the next tick".to_owned()
+            format!(
+                "deferred: {}, and its token is missing, expired or expires before the next tick",
+                why.reason()
+            )
         });
         if lasts {
             tracing::warn!(
                 wait_ms = wait.as_millis() as u64,
-                "deferred to the next tick: not enough time left for a rotation"
+                reason = why.reason(),
+                "deferred to the next tick"
             );
         } else {
             tracing::error!(
                 wait_ms = wait.as_millis() as u64,
+                reason = why.reason(),
                 "deferred to the next tick, but the token will not last until then"
             );
         }
@@ -819,7 +879,7 @@ impl Tick<'_> {
             secret_id,
             outcome: Outcome::Deferred,
             expires_at: record.map(|r| r.expires_at),
-            error_kind: error.as_ref().map(|_| ErrorKind::Deferred),
+            error_kind: error.as_ref().map(|_| why.kind()),
             error,
         }
     }

@@ -1,14 +1,10 @@
 //! Every fixture event parses into the event kind its name says.
 
+use crate::support::fixture;
 use iadvize_token_broker::events::{Event, Step};
-use serde_json::Value;
 
 fn parse(name: &str) -> iadvize_token_broker::Result<Event> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Event::parse(&value)
+    Event::parse(&fixture(name))
 }
 
 #[test]

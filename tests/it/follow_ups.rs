@@ -123,6 +123,36 @@ async fn during_an_ip_block_one_login_retries_and_the_valid_tokens_are_deferred_
 }
 
 #[tokio::test]
+async fn secrets_without_a_token_held_back_by_a_429_say_so_and_are_not_blamed_on_time() {
+    let fleet = fleet_in("ap-south-1").await;
+    let names = fleet.integrations(0, 6, None).await;
+    fleet
+        .standin
+        .block_logins(BlockScope::Everyone, Duration::from_secs(30));
+    let broker = fleet.broker_with(fleet.fleet_config());
+    let report = broker.refresh_fleet(false, deadline(20)).await.unwrap();
+
+    let deferred: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Deferred)
+        .collect();
+    assert!(!deferred.is_empty(), "{report:?}");
+    for r in &deferred {
+        // No token: the deferral is an error, and it names the 429 pause, not the deadline.
+        let error = r.error.as_deref().unwrap_or_default();
+        assert!(error.contains("HTTP 429"), "{r:?}");
+        assert!(!error.contains("no time left"), "{r:?}");
+        assert_eq!(
+            r.error_kind.map(|k| k.as_str()),
+            Some("LoginThrottled"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(report.results.len(), names.len());
+}
+
+#[tokio::test]
 async fn when_the_login_that_waits_out_a_429_succeeds_the_others_go_on() {
     let fleet = fleet_in("us-west-1").await;
     let names = fleet.integrations(0, 6, Some(2)).await;

@@ -1,18 +1,9 @@
 //! The built Lambda binary behind a local Lambda Runtime API, answering the fixture events
 //! of `tests/fixtures/` (the same files `cargo lambda invoke --data-file` takes).
 
-use std::path::Path;
-
 use crate::support::*;
 use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
-
-fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 /// A rotation-step fixture aimed at this world's secret and version.
 fn step_fixture(step: &str, world: &World, token: &str) -> Value {
