@@ -107,9 +107,6 @@ func run(ctx context.Context) error {
 		reports = sqs.NewFromConfig(cfg)
 	}
 	tokens := NewTokenReader(secretsmanager.NewFromConfig(cfg), reports, queueURL)
-	if s, err := strconv.ParseFloat(os.Getenv("IADVIZE_REPORT_WAIT_SECONDS"), 64); err == nil && s >= 0 {
-		tokens.NewTokenWait = time.Duration(s * float64(time.Second))
-	}
 
 	secretIDs := []string{os.Getenv("IADVIZE_TOKEN_SECRET_ID")}
 	if ids, ok := os.LookupEnv("READER_SECRET_IDS"); ok {

@@ -55,8 +55,11 @@ type TokenReader struct {
 	Recheck time.Duration
 	// Backoff, MaxBackoff: after a failed read, wait Backoff, doubling, at most MaxBackoff.
 	Backoff, MaxBackoff time.Duration
-	// NewTokenWait: after a report, how long to wait for the broker's new token (1 minute).
-	NewTokenWait time.Duration
+	// NewTokenWait: after a report, how long to wait for the broker's new token (30 s), reading
+	// again after ReportBackoff, doubling, at most MaxReportBackoff (1 s, 5 s): the broker
+	// publishes a new token seconds after the report, so the reads stay close together.
+	NewTokenWait                    time.Duration
+	ReportBackoff, MaxReportBackoff time.Duration
 	// CallTimeout bounds each Secrets Manager and SQS call (10 s).
 	CallTimeout time.Duration
 	// TokenFile: a token record mounted as a file (a Kubernetes Secret that the External
@@ -96,19 +99,25 @@ type entry struct {
 }
 
 // NewTokenReader uses the given clients (reports: nil for none) with the defaults above;
-// IADVIZE_TOKEN_RECHECK_SECONDS overrides Recheck, IADVIZE_TOKEN_FILE sets TokenFile.
+// IADVIZE_TOKEN_RECHECK_SECONDS overrides Recheck, IADVIZE_REPORT_WAIT_SECONDS NewTokenWait
+// (as in the Node and Python readers), IADVIZE_TOKEN_FILE sets TokenFile.
 func NewTokenReader(secrets SecretsManager, reports Queue, queueURL string) *TokenReader {
 	recheck := 30 * time.Second
 	if s, err := strconv.ParseFloat(os.Getenv("IADVIZE_TOKEN_RECHECK_SECONDS"), 64); err == nil && s > 0 {
 		recheck = time.Duration(s * float64(time.Second))
 	}
+	newTokenWait := 30 * time.Second
+	if s, err := strconv.ParseFloat(os.Getenv("IADVIZE_REPORT_WAIT_SECONDS"), 64); err == nil && s >= 0 {
+		newTokenWait = time.Duration(s * float64(time.Second))
+	}
 	return &TokenReader{
 		Secrets: secrets, Reports: reports, QueueURL: queueURL,
 		Margin: 5 * time.Minute, Recheck: recheck,
 		Backoff: time.Second, MaxBackoff: 30 * time.Second,
-		NewTokenWait: time.Minute, CallTimeout: 10 * time.Second,
-		TokenFile: os.Getenv("IADVIZE_TOKEN_FILE"),
-		entries:   map[string]*entry{},
+		NewTokenWait: newTokenWait, ReportBackoff: time.Second, MaxReportBackoff: 5 * time.Second,
+		CallTimeout: 10 * time.Second,
+		TokenFile:   os.Getenv("IADVIZE_TOKEN_FILE"),
+		entries:     map[string]*entry{},
 	}
 }
 
@@ -281,8 +290,9 @@ func (r *TokenReader) parse(secretID, text string) (*cached, error) {
 
 // Rejected handles a 401 from iAdvize for token: it reads the secret again once; a new token
 // is returned at once. The same token means the broker does not know that iAdvize refuses
-// it: report it (when a queue is set) and wait, with a backoff, at most NewTokenWait for the
-// broker to publish a new one. The error says why there is none.
+// it: report it (when a queue is set) and read again after ReportBackoff, doubling, at most
+// MaxReportBackoff, for at most NewTokenWait (1 s doubling to 5 s, 30 s in all), until the
+// broker publishes a new one. The error says why there is none.
 func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (string, error) {
 	again, err := r.Token(ctx, secretID, token)
 	if err != nil || again != token {
@@ -308,7 +318,11 @@ func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (str
 		}
 	}
 	deadline := time.Now().Add(r.NewTokenWait)
-	for wait := r.Backoff; ; wait *= 2 {
+	for next := r.ReportBackoff; ; next *= 2 {
+		if next > r.MaxReportBackoff {
+			next = r.MaxReportBackoff
+		}
+		wait := next
 		if left := time.Until(deadline); wait > left {
 			wait = left
 		}

@@ -32,7 +32,11 @@ public final class IadvizeTokens {
     private static final Duration MARGIN = Duration.ofMinutes(5);
     private static final Duration RECHECK = Duration.ofSeconds(30);
     private static final Duration MAX_BACKOFF = Duration.ofSeconds(30);
-    private static final Duration NEW_TOKEN_WAIT = Duration.ofMinutes(1);
+    // After a report: re-read after 1 s, doubling, at most 5 s, for at most 30 s in all
+    // (IADVIZE_REPORT_WAIT_SECONDS, as in the other readers): the broker publishes a new token
+    // seconds after the report.
+    private static final Duration NEW_TOKEN_WAIT = reportWait(System.getenv("IADVIZE_REPORT_WAIT_SECONDS"));
+    private static final long REPORT_BACKOFF_MS = 1000, MAX_REPORT_BACKOFF_MS = 5000;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final SecretsManagerClient secrets;
@@ -153,7 +157,7 @@ public final class IadvizeTokens {
         reports.sendMessage(SendMessageRequest.builder()
                 .queueUrl(queueUrl).messageBody(body).messageGroupId(secretId).build());
         Instant deadline = Instant.now().plus(NEW_TOKEN_WAIT);
-        for (long wait = 1000; Instant.now().isBefore(deadline); wait *= 2) {
+        for (long wait = REPORT_BACKOFF_MS; Instant.now().isBefore(deadline); wait = Math.min(wait * 2, MAX_REPORT_BACKOFF_MS)) {
             Thread.sleep(Math.min(wait, Math.max(1, Duration.between(Instant.now(), deadline).toMillis())));
             try {
                 again = token(secretId, token);
@@ -164,6 +168,19 @@ public final class IadvizeTokens {
         }
         throw new IllegalStateException("iAdvize refused the token of " + secretId
                 + " (HTTP 401); reported it, and no new token came within " + NEW_TOKEN_WAIT);
+    }
+
+    /** The wait after a report: seconds (fractions allowed, not negative), 30 s when unset or invalid. */
+    static Duration reportWait(String seconds) {
+        if (seconds != null) {
+            try {
+                double s = Double.parseDouble(seconds);
+                if (s >= 0 && s < 86400) return Duration.ofMillis(Math.round(s * 1000));
+            } catch (NumberFormatException invalid) {
+                // the default below
+            }
+        }
+        return Duration.ofSeconds(30);
     }
 
     /** POST {api}/graphql with the token of secretId; the 401 path above, then one retry. */

@@ -51,6 +51,15 @@ resource "aws_kms_key" "secrets" {
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.secrets_key[0].json
   tags                    = merge(var.tags, var.kms_key_tags)
+
+  # Both set would encrypt with this key and ignore kms_key_arn without a word. A variable's
+  # validation may name another variable only from Terraform 1.9; the module supports 1.4.
+  lifecycle {
+    precondition {
+      condition     = var.kms_key_arn == null
+      error_message = "Set either create_kms_key = true or kms_key_arn, not both (with both, the module would create its own key and ignore kms_key_arn)."
+    }
+  }
 }
 
 resource "aws_kms_alias" "secrets" {

@@ -223,7 +223,7 @@ variable "kms_key_arn" {
 }
 
 variable "create_kms_key" {
-  description = "Create a customer-managed KMS key (rotated yearly, alias alias/<name>-secrets) for the built-in integration's secrets, with the key policy cross_account_readers need. Not with kms_key_arn."
+  description = "Create a customer-managed KMS key (rotated yearly, alias alias/<name>-secrets) for the built-in integration's secrets, with the key policy cross_account_readers need. Not with kms_key_arn: the plan refuses the pair."
   type        = bool
   default     = false
 }

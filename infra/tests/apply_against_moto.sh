@@ -610,8 +610,21 @@ if terraform -chdir="$WORK/refuse" plan -no-color >"$WORK/refuse.plan.log" 2>&1;
 fi
 grep -q "cross_account_readers need a customer-managed KMS key" "$WORK/refuse.plan.log" ||
   { tail -n 20 "$WORK/refuse.plan.log"; fail "the plan failed, but not with the customer-managed key message"; }
-rm -rf "$WORK/refuse/.terraform"
 pass "cross_account_readers without a customer-managed key: refused at plan"
+
+# Both create_kms_key and kms_key_arn: the module would use its own key and ignore the ARN.
+# Same provider and module source, so the initialised folder plans it without another init.
+step "create_kms_key = true with kms_key_arn: the plan refuses the pair"
+sed -i 's/^  cross_account_readers .*$/  create_kms_key         = true\n  kms_key_arn            = "arn:aws:kms:'"$REGION"':123456789012:key\/00000000-0000-0000-0000-000000000000"/' \
+  "$WORK/refuse/main.tf"
+grep -q '^  kms_key_arn ' "$WORK/refuse/main.tf" || fail "refuse: main.tf was not rewritten for the key pair"
+if terraform -chdir="$WORK/refuse" plan -no-color >"$WORK/refuse-kms.plan.log" 2>&1; then
+  fail "a plan with both create_kms_key = true and kms_key_arn succeeded"
+fi
+grep -q "Set either create_kms_key = true or kms_key_arn, not both" "$WORK/refuse-kms.plan.log" ||
+  { tail -n 20 "$WORK/refuse-kms.plan.log"; fail "the plan failed, but not with the one-key message"; }
+rm -rf "$WORK/refuse/.terraform"
+pass "create_kms_key = true with kms_key_arn: refused at plan"
 
 put_credentials "$CREDENTIALS_SECRET" basic-user@example.com
 step "basic: refresh tick (scheduled event) through $LAMBDA_INVOKE_BIN"

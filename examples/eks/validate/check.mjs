@@ -10,6 +10,10 @@
 //    with `tsc --noEmit`: an unknown key anywhere is an excess-property error.
 // 3. The recipe's rules: refreshInterval at most 1h, AWSCURRENT, the Secret mounted as a volume
 //    without subPath and never in an environment variable.
+// 4. The cross-references: the ExternalSecret's store exists (by kind and name, in its namespace
+//    for a SecretStore), the Secret it creates (target.name) is the one the Deployment mounts,
+//    in the same namespace, IADVIZE_TOKEN_FILE names a file of that mount, and the service
+//    accounts named exist.
 //
 // Then it proves that each check bites: broken copies of the manifests must be refused.
 //
@@ -18,7 +22,7 @@
 // YAML is read as YAML 1.1, as Kubernetes reads it (defaultMode: 0440 is octal).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 
@@ -30,6 +34,7 @@ const MODELS = {
   "v1/ServiceAccount": ["kubernetes-models/v1/ServiceAccount", "ServiceAccount"],
   "apps/v1/Deployment": ["kubernetes-models/apps/v1/Deployment", "Deployment"],
   "external-secrets.io/v1/SecretStore": ["@kubernetes-models/external-secrets/external-secrets.io/v1/SecretStore", "SecretStore"],
+  "external-secrets.io/v1/ClusterSecretStore": ["@kubernetes-models/external-secrets/external-secrets.io/v1/ClusterSecretStore", "ClusterSecretStore"],
   "external-secrets.io/v1/ExternalSecret": ["@kubernetes-models/external-secrets/external-secrets.io/v1/ExternalSecret", "ExternalSecret"],
 };
 
@@ -115,14 +120,13 @@ function ruleErrors(docs) {
       for (const data of body.spec?.data ?? []) {
         if (data.remoteRef?.version !== "AWSCURRENT") errors.push(`${where}: remoteRef.version must be AWSCURRENT`);
       }
-      secretNames.add(body.spec?.target?.name);
+      secretNames.add(body.spec?.target?.name ?? body.metadata?.name);
     }
   }
   for (const { where, body } of docs) {
     if (body.kind !== "Deployment") continue;
     const pod = body.spec?.template?.spec ?? {};
     const volumes = (pod.volumes ?? []).filter((v) => secretNames.has(v.secret?.secretName)).map((v) => v.name);
-    if (!volumes.length) errors.push(`${where}: the synced Secret is not mounted as a volume`);
     for (const container of pod.containers ?? []) {
       for (const env of container.env ?? []) {
         if (secretNames.has(env.valueFrom?.secretKeyRef?.name)) {
@@ -142,12 +146,88 @@ function ruleErrors(docs) {
   return errors;
 }
 
+// Kubernetes puts a document without metadata.namespace in the namespace it is applied to;
+// the recipe's documents are applied together, so "default" stands for that one namespace.
+const namespaceOf = (body) => body.metadata?.namespace ?? "default";
+
+// The cross-references between the documents, resolved as the API server and the External
+// Secrets Operator resolve them (ESO's API reference: secretStoreRef.kind defaults to
+// SecretStore, target.name to the ExternalSecret's name; a SecretStore serves its own
+// namespace only, a ClusterSecretStore every namespace).
+function referenceErrors(docs) {
+  const errors = [];
+  const named = (kind, name, namespace) =>
+    docs.find(({ body }) => body.kind === kind && body.metadata?.name === name && (namespace === undefined || namespaceOf(body) === namespace));
+  // "namespace/name" of each Secret an ExternalSecret creates → the keys it holds.
+  const secrets = new Map();
+  for (const { where, body } of docs) {
+    if (body.kind !== "ExternalSecret") continue;
+    const namespace = namespaceOf(body);
+    const ref = body.spec?.secretStoreRef ?? {};
+    const kind = ref.kind ?? "SecretStore";
+    const store = named(kind, ref.name, kind === "ClusterSecretStore" ? undefined : namespace);
+    if (!store) {
+      const elsewhere = kind === "SecretStore" && named(kind, ref.name);
+      errors.push(
+        elsewhere
+          ? `${where}: secretStoreRef SecretStore ${ref.name} is in namespace ${namespaceOf(elsewhere.body)}, the ExternalSecret in ${namespace}: a SecretStore serves its own namespace only`
+          : `${where}: secretStoreRef ${kind} ${ref.name}${kind === "SecretStore" ? ` (namespace ${namespace})` : ""} is not in these manifests`,
+      );
+    } else {
+      // The service account the store authenticates as: a SecretStore's own namespace; a
+      // ClusterSecretStore's serviceAccountRef.namespace, else the ExternalSecret's.
+      const account = store.body.spec?.provider?.aws?.auth?.jwt?.serviceAccountRef;
+      if (account) {
+        const accountNamespace = store.body.kind === "SecretStore" ? namespaceOf(store.body) : (account.namespace ?? namespace);
+        if (!named("ServiceAccount", account.name, accountNamespace)) {
+          errors.push(`${store.where}: serviceAccountRef ${account.name} (namespace ${accountNamespace}) is not in these manifests`);
+        }
+      }
+    }
+    const secretName = body.spec?.target?.name ?? body.metadata?.name;
+    secrets.set(`${namespace}/${secretName}`, (body.spec?.data ?? []).map((d) => d.secretKey));
+  }
+  for (const { where, body } of docs) {
+    if (body.kind !== "Deployment") continue;
+    const namespace = namespaceOf(body);
+    const pod = body.spec?.template?.spec ?? {};
+    if (pod.serviceAccountName && !named("ServiceAccount", pod.serviceAccountName, namespace)) {
+      errors.push(`${where}: serviceAccountName ${pod.serviceAccountName} (namespace ${namespace}) is not in these manifests`);
+    }
+    // Volume name → the files a Secret volume shows: each key, or the items' paths.
+    const files = new Map();
+    for (const volume of pod.volumes ?? []) {
+      const keys = secrets.get(`${namespace}/${volume.secret?.secretName}`);
+      if (!keys) continue;
+      const items = volume.secret.items;
+      files.set(volume.name, items ? items.filter((i) => keys.includes(i.key)).map((i) => i.path) : keys);
+    }
+    if (!files.size) {
+      errors.push(`${where}: no volume mounts a Secret an ExternalSecret creates in namespace ${namespace} (Secrets the ExternalSecrets create: ${[...secrets.keys()].join(", ") || "none"})`);
+    }
+    let readers = 0;
+    for (const container of pod.containers ?? []) {
+      const tokenFile = (container.env ?? []).find((e) => e.name === "IADVIZE_TOKEN_FILE");
+      if (!tokenFile) continue;
+      readers += 1;
+      const paths = (container.volumeMounts ?? [])
+        .filter((m) => files.has(m.name) && !m.subPath)
+        .flatMap((m) => files.get(m.name).map((f) => posix.join(m.mountPath, f)));
+      if (!paths.includes(tokenFile.value)) {
+        errors.push(`${where}: ${container.name}: IADVIZE_TOKEN_FILE ${tokenFile.value} is not a file of the mounted Secret (${paths.join(", ") || "none mounted"})`);
+      }
+    }
+    if (!readers) errors.push(`${where}: no container sets IADVIZE_TOKEN_FILE to the mounted token file`);
+  }
+  return errors;
+}
+
 // The checks of every set of documents (name → documents): name → errors.
 async function check(sets) {
   const unknown = unknownFieldErrors(sets);
   const result = {};
   for (const [name, docs] of Object.entries(sets)) {
-    result[name] = [...(await schemaErrors(docs)), ...unknown[name], ...ruleErrors(docs)];
+    result[name] = [...(await schemaErrors(docs)), ...unknown[name], ...ruleErrors(docs), ...referenceErrors(docs)];
   }
   return result;
 }
@@ -158,6 +238,20 @@ const sets = {};
 for (const store of files.filter((f) => f.startsWith("secret-store-"))) {
   sets[`${store} + external-secret.yaml + deployment.yaml`] = [store, "external-secret.yaml", "deployment.yaml"].flatMap(load);
 }
+// The IRSA variant with a ClusterSecretStore instead (serves every namespace; its
+// serviceAccountRef names the namespace): must be accepted too, so the namespace rule follows
+// the store's kind.
+sets["secret-store-irsa.yaml as a ClusterSecretStore + external-secret.yaml + deployment.yaml"] = ["secret-store-irsa.yaml", "external-secret.yaml", "deployment.yaml"]
+  .flatMap(load)
+  .map(({ where, body }) => {
+    if (body.kind === "SecretStore") {
+      body.kind = "ClusterSecretStore";
+      body.spec.provider.aws.auth.jwt.serviceAccountRef.namespace = body.metadata.namespace;
+      delete body.metadata.namespace;
+    }
+    if (body.kind === "ExternalSecret") body.spec.secretStoreRef.kind = "ClusterSecretStore";
+    return { where, body };
+  });
 const good = Object.keys(sets);
 
 // Broken copies: each must be refused.
@@ -174,6 +268,20 @@ const broken = {
     d.kind === "Deployment" &&
     d.spec.template.spec.containers[0].env.push({ name: "IADVIZE_TOKEN", valueFrom: { secretKeyRef: { name: "iadvize-token", key: "token.json" } } }),
   "a subPath mount": (d) => d.kind === "Deployment" && (d.spec.template.spec.containers[0].volumeMounts[0].subPath = "token.json"),
+  "secretStoreRef.name: a store not in the manifests": (d) => d.kind === "ExternalSecret" && (d.spec.secretStoreRef.name = "iadvize-token-brokr"),
+  "secretStoreRef.kind: ClusterSecretStore (the store is a SecretStore)": (d) =>
+    d.kind === "ExternalSecret" && (d.spec.secretStoreRef.kind = "ClusterSecretStore"),
+  "the ExternalSecret in another namespace than its SecretStore and the Deployment": (d) =>
+    d.kind === "ExternalSecret" && (d.metadata.namespace = "other-app"),
+  "the Deployment in another namespace than the Secret": (d) => d.kind === "Deployment" && (d.metadata.namespace = "other-app"),
+  "target.name: a Secret the Deployment does not mount": (d) => d.kind === "ExternalSecret" && (d.spec.target.name = "iadvize-token-v2"),
+  "mountPath moved away from IADVIZE_TOKEN_FILE": (d) =>
+    d.kind === "Deployment" && (d.spec.template.spec.containers[0].volumeMounts[0].mountPath = "/var/run/secrets/iadvize-token"),
+  "IADVIZE_TOKEN_FILE names a key the Secret does not have": (d) =>
+    d.kind === "Deployment" && (d.spec.template.spec.containers[0].env.find((e) => e.name === "IADVIZE_TOKEN_FILE").value = "/var/run/secrets/iadvize/token"),
+  "serviceAccountName: an account not in the manifests": (d) => d.kind === "Deployment" && (d.spec.template.spec.serviceAccountName = "default"),
+  "serviceAccountRef: an account not in the manifests": (d) =>
+    d.kind === "SecretStore" && (d.spec.provider.aws.auth.jwt.serviceAccountRef.name = "external-secrets"),
 };
 for (const [what, breakIt] of Object.entries(broken)) {
   const docs = structuredClone(base);
