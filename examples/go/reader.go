@@ -93,8 +93,8 @@ type entry struct {
 	current *cached
 	failed  *failure
 	reading chan struct{} // closed when the read in flight ends
-	// reported: the token this process last reported, so that concurrent callers that got
-	// the same 401 send one report between them.
+	// reported: the token this process is reporting, so that concurrent callers that got
+	// the same 401 send one report between them; cleared when the wait for a new token ends.
 	reported string
 }
 
@@ -327,6 +327,13 @@ func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (str
 			wait = left
 		}
 		if wait <= 0 {
+			// A later 401 with the same token reports it again, as the other readers do
+			// (the queue drops a copy sent within five minutes of the first).
+			e.mu.Lock()
+			if e.reported == token {
+				e.reported = ""
+			}
+			e.mu.Unlock()
 			return "", fmt.Errorf("iAdvize refused the token of %s (HTTP 401); reported it, and no new token came within %s", secretID, r.NewTokenWait)
 		}
 		select {

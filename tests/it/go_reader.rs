@@ -263,6 +263,41 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
 }
 
 #[tokio::test]
+async fn the_go_reader_reports_the_same_token_again_after_a_wait_that_ended_without_a_new_one() {
+    reader_binary();
+    let world = World::new().await;
+    let old = world.login_directly().await;
+    world.standin.revoke_all_tokens();
+    world.put_current(&record_json(&old)).await;
+    let proxy = sm_proxy().await;
+    let (_sqs, queue) = report_queue().await;
+
+    let output = run(
+        &world,
+        &proxy,
+        &[
+            ("IADVIZE_REPORT_QUEUE_URL", queue.clone()),
+            ("IADVIZE_REPORT_WAIT_SECONDS", "1".into()),
+            ("READER_CALLS", "2".into()),
+            ("READER_KEEP_GOING", "1".into()),
+        ],
+    )
+    .await;
+
+    // Each call's 401 is reported (as the other readers do); the queue, not the reader,
+    // drops a copy sent within five minutes.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("reported it to the broker").count(),
+        2,
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(stderr.matches("no new token came within").count(), 2);
+    assert_no_secrets(&describe(&output), &[&old]);
+}
+
+#[tokio::test]
 async fn the_go_reader_says_what_the_secret_holds_when_it_is_not_a_token_record() {
     reader_binary();
     readers::says_when_the_secret_holds_no_token_yet(Reader::Go).await;
