@@ -26,9 +26,12 @@ use output::{
     EXIT_BLOCKED, EXIT_CODES, EXIT_FAILED, EXIT_NO_TOKEN, EXIT_OK, EXIT_USAGE, Output, print_json,
 };
 
+/// The command's name, as installed.
+const BIN_NAME: &str = "iadvize-token";
+
 /// Read the iAdvize access token kept by iadvize-token-broker, and operate the broker.
 #[derive(Debug, Parser)]
-#[command(name = "iadvize-token", version, after_help = EXIT_CODES)]
+#[command(name = BIN_NAME, version, after_help = EXIT_CODES)]
 struct Cli {
     /// The broker's logs on stderr (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
     /// Dependencies log below INFO only through the broker's allow-list, whatever is asked.
@@ -149,12 +152,13 @@ async fn run(
         },
         Command::Check(args) => check::run(args, out, timeout).await,
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "iadvize-token",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut script);
+            let mut script = String::from_utf8_lossy(&script).into_owned();
+            if shell == clap_complete::Shell::Bash {
+                script = bash_case_labels_fixed(&script, BIN_NAME);
+            }
+            output::print_text(&script);
             EXIT_OK
         }
         Command::Manpage { dir } => {
@@ -178,6 +182,36 @@ async fn run(
             Err(code) => code,
         },
     }
+}
+
+/// clap_complete's bash script for a command name with a hyphen completes nothing after the
+/// subcommand (clap-rs/clap#6421, open): its word loop names the state of
+/// `iadvize-token check` `iadvize__token__subcmd__check` (the name's hyphen escaped as `__`),
+/// but the `case` arms that list each subcommand's options are labelled
+/// `iadvize__subcmd__token__subcmd__check)` (the hyphen escaped as the subcommand separator),
+/// so no arm ever matches. Relabels those arms the loop's way; once clap_complete agrees with
+/// itself, no label starts with the wrong spelling and this changes nothing.
+fn bash_case_labels_fixed(script: &str, bin_name: &str) -> String {
+    let wrong = bin_name.replace('-', "__subcmd__");
+    let right = bin_name.replace('-', "__");
+    if wrong == right {
+        return script.to_owned();
+    }
+    script
+        .split_inclusive('\n')
+        .map(|line| {
+            let label = line.trim();
+            let is_arm = label
+                .strip_prefix(&wrong)
+                .is_some_and(|rest| rest == ")" || rest.starts_with("__subcmd__"))
+                && label.ends_with(')');
+            if is_arm {
+                line.replacen(&wrong, &right, 1)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
 }
 
 /// `report-rejected`: the broker's handling of a report, in-process.

@@ -85,6 +85,22 @@ pub fn print_json(value: &impl Serialize) {
     }
 }
 
+/// Writes `text` to stdout as it is. A reader that stopped reading (`iadvize-token check |
+/// head -1`: a broken pipe) ends the output quietly, where `print!` would panic; the command
+/// still ends with its own exit code. Another write error is said on stderr.
+pub fn print_text(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("error: the output could not be written: {e}"),
+    }
+}
+
 /// `get --json`: the token record of AWSCURRENT, as validated (the token included: `get` is
 /// the one command that prints it).
 #[derive(Debug, Serialize)]

@@ -295,3 +295,73 @@ async fn completions_for_each_shell_and_a_man_page() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the bash completion script offers for `words` (the last one being completed): the
+/// script sourced in a bash, its function called as bash's `complete -F` calls it.
+async fn bash_completes(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let program = r#"
+        source "$1"; shift
+        COMP_WORDS=("$@")
+        COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+        COMP_LINE="$*"
+        COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
+        _iadvize__token iadvize-token "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+        printf '%s\n' "${COMPREPLY[@]}"
+    "#;
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .arg("bash")
+        .arg(script)
+        .args(words)
+        .output()
+        .await
+        .expect("bash runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn bash_completes_the_options_and_values_of_each_subcommand() {
+    let world = World::new().await;
+    let output = cli(&world, &["completions", "bash"], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let script = std::env::temp_dir().join(format!("{}.bash", unique("completions")));
+    std::fs::write(&script, stdout(&output).as_bytes()).unwrap();
+
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["iadvize-token", "re"],
+            &["refresh", "resume", "report-rejected"],
+        ),
+        (&["iadvize-token", "check", "--f"], &["--function"]),
+        (
+            &["iadvize-token", "status", "--"],
+            &["--json", "--timeout", "--verbose"],
+        ),
+        (
+            &["iadvize-token", "completions", ""],
+            &["bash", "zsh", "fish"],
+        ),
+        (
+            &["iadvize-token", "report-rejected", "--t"],
+            &["--token-sha256", "--timeout"],
+        ),
+    ];
+    for (words, expected) in cases {
+        let offered = bash_completes(&script, words).await;
+        for word in expected {
+            assert!(
+                offered.iter().any(|o| o == word),
+                "`{}<TAB>` offers {word}: {offered:?}",
+                words.join(" ")
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&script);
+}
