@@ -605,15 +605,29 @@ async fn check_schedule(checks: &mut Checks, clients: &Clients, function_arn: &s
             );
             continue;
         }
-        match every(expression) {
-            Some(period) if period > NEXT_TICK => checks.fix(
+        let hourly = "schedule the tick at least hourly (the IaC's default: rate(1 hour); or cron(0 * * * ? *))";
+        match (every(expression), cron_every_hour(expression)) {
+            (Some(period), _) if period > NEXT_TICK => checks.fix(
                 &subject,
                 format!(
                     "{expression}: ticks {} apart; a token the broker defers must last until the next tick, which it counts on within {}",
                     humantime::format_duration(period),
                     humantime::format_duration(NEXT_TICK)
                 ),
-                "schedule the tick at least hourly (the IaC's default: rate(1 hour))",
+                hourly,
+            ),
+            (None, Some(false)) => checks.fix(
+                &subject,
+                format!(
+                    "{expression}: does not run every hour of every day; a token the broker defers must last until the next tick, which it counts on within {}",
+                    humantime::format_duration(NEXT_TICK)
+                ),
+                hourly,
+            ),
+            (None, None) => checks.fix(
+                &subject,
+                format!("{expression}: not a schedule expression this check can read"),
+                hourly,
             ),
             _ => {
                 running += 1;
@@ -654,6 +668,23 @@ fn every(expression: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(count * unit))
+}
+
+/// Whether an EventBridge `cron(minutes hours day-of-month month day-of-week year)` expression
+/// runs at least once in every hour of every day: its hours cover all 24 and its days, months
+/// and years are not restricted (any minutes field runs at least once an hour). `None` when
+/// `expression` is not a six-field cron expression. AWS EventBridge, "Schedule expressions for
+/// rules": <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html>.
+fn cron_every_hour(expression: &str) -> Option<bool> {
+    let inner = expression.strip_prefix("cron(")?.strip_suffix(')')?;
+    let fields: Vec<&str> = inner.split_whitespace().collect();
+    let [_minutes, hours, day_of_month, month, day_of_week, year] = fields[..] else {
+        return None;
+    };
+    let any = |field: &str| matches!(field, "*" | "?");
+    let every_hour = matches!(hours, "*" | "*/1" | "0/1" | "0-23");
+    let every_day_of_week = any(day_of_week) || matches!(day_of_week, "1-7" | "SUN-SAT");
+    Some(every_hour && any(day_of_month) && any(month) && every_day_of_week && any(year))
 }
 
 /// The report queue, when the function has an SQS event source mapping: enabled, and a FIFO
@@ -1008,5 +1039,30 @@ mod tests {
         assert_eq!(every("rate(2 days)"), Some(Duration::from_secs(172_800)));
         assert_eq!(every("cron(0 * * * ? *)"), None);
         assert_eq!(every("rate(soon)"), None);
+    }
+
+    #[test]
+    fn a_cron_schedule_counts_as_hourly_only_when_it_runs_every_hour_of_every_day() {
+        for hourly in [
+            "cron(0 * * * ? *)",
+            "cron(15 * ? * * *)",
+            "cron(*/10 * * * ? *)",
+            "cron(0,30 0-23 ? * SUN-SAT *)",
+        ] {
+            assert_eq!(cron_every_hour(hourly), Some(true), "{hourly}");
+        }
+        for sparse in [
+            "cron(0 3 * * ? *)",
+            "cron(0 3 ? * MON *)",
+            "cron(0 */2 * * ? *)",
+            "cron(0 8-18 ? * MON-FRI *)",
+            "cron(0 * 1 * ? *)",
+            "cron(0 * * 1-6 ? *)",
+            "cron(0 * * * ? 2026)",
+        ] {
+            assert_eq!(cron_every_hour(sparse), Some(false), "{sparse}");
+        }
+        assert_eq!(cron_every_hour("rate(1 hour)"), None);
+        assert_eq!(cron_every_hour("cron(0 * * * ?)"), None);
     }
 }
