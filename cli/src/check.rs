@@ -413,7 +413,12 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
         .into_iter()
         .collect();
     for secret in &report.secrets {
-        check_token_secret(checks, secret);
+        // A secret marked for deletion reads as an error; say which, and how to undo it.
+        let deleted = match &secret.error {
+            Some(_) => deleted_date(clients, &secret.secret_id).await,
+            None => None,
+        };
+        check_token_secret(checks, secret, deleted);
         if let Some(id) = &secret.credentials_secret_id
             && !credentials.contains(id)
         {
@@ -426,9 +431,19 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
     report.secrets.into_iter().map(|s| s.secret_id).collect()
 }
 
-fn check_token_secret(checks: &mut Checks, secret: &SecretStatus) {
+fn check_token_secret(checks: &mut Checks, secret: &SecretStatus, deleted: Option<String>) {
     let id = &secret.secret_id;
     let subject = format!("token secret {id}");
+    if let Some(date) = deleted {
+        checks.fix(
+            &subject,
+            format!(
+                "marked for deletion (DeletedDate {date}): Secrets Manager refuses its value to the broker and every consumer"
+            ),
+            restore(id),
+        );
+        return;
+    }
     if let Some(error) = &secret.error {
         checks.fix(
             &subject,
@@ -516,35 +531,85 @@ fn check_token_secret(checks: &mut Checks, secret: &SecretStatus) {
     }
 }
 
-/// Exists and has an AWSCURRENT version: `DescribeSecret` only, never its value.
+/// Exists, is not marked for deletion, and has an AWSCURRENT version: `DescribeSecret` only,
+/// never its value.
 async fn check_credentials_secret(checks: &mut Checks, clients: &Clients, id: &str) {
     let subject = format!("credentials secret {id}");
-    let store = SecretStore::new(clients.secrets.clone()).with_timeouts(clients.timeouts);
-    match store.describe(id).await {
-        Ok(info) => match info.version_with(AWSCURRENT) {
-            Some(version) => checks.ok(
+    let described = clients.secrets.describe_secret().secret_id(id).send().await;
+    let described = match described {
+        Ok(described) => described,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {
+            checks.fix(
                 &subject,
-                format!("has a value (AWSCURRENT version {version}; not read)"),
-            ),
-            None => checks.fix(
+                "not found",
+                "create it, or correct IADVIZE_CREDENTIALS_SECRET_ID / the iadvize:credentials-secret-id tag",
+            );
+            return;
+        }
+        Err(e) => {
+            checks.fix(
                 &subject,
-                "has no value: the broker cannot log in",
-                format!(
-                    "put the iAdvize API user's credentials: aws secretsmanager put-secret-value --secret-id {id} --secret-string file://credentials.json  # {{\"username\": \"…\", \"password\": \"…\"}}"
-                ),
-            ),
-        },
-        Err(e @ Error::SecretNotFound { .. }) => checks.fix(
+                format!("cannot be described: {}", sdk_message(&e)),
+                "check secretsmanager:DescribeSecret for your identity",
+            );
+            return;
+        }
+    };
+    if let Some(date) = described.deleted_date() {
+        checks.fix(
             &subject,
-            e.to_string(),
-            "create it, or correct IADVIZE_CREDENTIALS_SECRET_ID / the iadvize:credentials-secret-id tag",
+            format!(
+                "marked for deletion (DeletedDate {}): Secrets Manager refuses its value, so the broker cannot log in",
+                aws_date(date)
+            ),
+            restore(id),
+        );
+        return;
+    }
+    let current = described
+        .version_ids_to_stages()
+        .into_iter()
+        .flatten()
+        .find(|(_, stages)| stages.iter().any(|s| s == AWSCURRENT));
+    match current {
+        Some((version, _)) => checks.ok(
+            &subject,
+            format!("has a value (AWSCURRENT version {version}; not read)"),
         ),
-        Err(e) => checks.fix(
+        None => checks.fix(
             &subject,
-            format!("cannot be described: {e}"),
-            "check secretsmanager:DescribeSecret for your identity",
+            "has no value: the broker cannot log in",
+            format!(
+                "put the iAdvize API user's credentials: aws secretsmanager put-secret-value --secret-id {id} --secret-string file://credentials.json  # {{\"username\": \"…\", \"password\": \"…\"}}"
+            ),
         ),
     }
+}
+
+/// `DescribeSecret`'s `DeletedDate` of a secret, when it is marked for deletion (Secrets
+/// Manager then refuses its value until `restore-secret`).
+async fn deleted_date(clients: &Clients, id: &str) -> Option<String> {
+    let described = clients
+        .secrets
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .ok()?;
+    described.deleted_date().map(aws_date)
+}
+
+/// What undoes `delete-secret` within its recovery window.
+fn restore(id: &str) -> String {
+    format!(
+        "restore it before the recovery window ends: aws secretsmanager restore-secret --secret-id {id}"
+    )
+}
+
+/// An AWS time as RFC 3339.
+fn aws_date(date: &aws_sdk_secretsmanager::primitives::DateTime) -> String {
+    date.fmt(aws_sdk_secretsmanager::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| date.to_string())
 }
 
 /// The EventBridge rules that target the function: at least one enabled schedule, at least

@@ -643,3 +643,46 @@ async fn a_daily_cron_schedule_is_a_finding_and_an_hourly_one_is_not() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn secrets_marked_for_deletion_are_findings_with_the_restore_command() {
+    let deployment = Deployment::new(Shape::default()).await;
+    for id in [&deployment.credentials_id, &deployment.world.token_id] {
+        deployment
+            .world
+            .sm
+            .delete_secret()
+            .secret_id(id)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+            .expect("mark the secret for deletion");
+    }
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+
+    let output = deployment.check(&proxy, &[]).await;
+
+    let text = stdout(&output);
+    println!("{text}");
+    assert_eq!(code(&output), 1, "{text}{}", stderr(&output));
+    for (kind, id) in [
+        ("credentials", &deployment.credentials_id),
+        ("token", &deployment.world.token_id),
+    ] {
+        let line = findings(&text)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("FIX   {kind} secret {id}: ")))
+            .unwrap_or_else(|| panic!("no finding for the {kind} secret in:\n{text}"));
+        assert!(
+            line.contains("marked for deletion (DeletedDate 20"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!(
+                "aws secretsmanager restore-secret --secret-id {id}"
+            )),
+            "{line}"
+        );
+    }
+    assert_credentials_never_read(&deployment, &proxy).await;
+}
