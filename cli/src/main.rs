@@ -117,7 +117,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
     let deadline = tokio::time::Instant::now() + cli.timeout;
     // Every Secrets Manager call of the command ends before the deadline (bounds.rs).
@@ -182,6 +185,23 @@ async fn run(
             Err(code) => code,
         },
     }
+}
+
+/// A command line clap refuses: its message on stderr as clap prints it and, when `--json` is
+/// among the arguments, the error document on stdout too (scripts read one JSON document
+/// whatever happens). `--help` and `--version` are no failures: clap prints them as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    if !e.use_stderr() || !json {
+        e.exit();
+    }
+    let _ = e.print();
+    let code = u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
+    // Display of clap's rendered message is its plain text, without the terminal's colours.
+    let text = e.render().to_string();
+    let message = text.trim().trim_start_matches("error: ");
+    print_json(&serde_json::json!({"error": message, "exit_code": code}));
+    ExitCode::from(code)
 }
 
 /// clap_complete's bash script for a command name with a hyphen completes nothing after the

@@ -365,3 +365,52 @@ async fn bash_completes_the_options_and_values_of_each_subcommand() {
     }
     let _ = std::fs::remove_file(&script);
 }
+
+#[tokio::test]
+async fn usage_errors_with_json_print_the_error_document_and_help_stays_text() {
+    let world = World::new().await;
+    let cases: [&[&str]; 6] = [
+        &["--json", "get"],
+        &["--json", "bogus"],
+        &["--json", "get", "a", "b"],
+        &["--json", "--timeout", "xyz", "status"],
+        &["--json", "check"],
+        &["completions", "tcsh", "--json"],
+    ];
+    for args in cases {
+        // Colours forced: the document still carries plain text.
+        let output = cli(&world, args, &[("CLICOLOR_FORCE", "1")]).await;
+        assert_eq!(code(&output), 2, "`{}`", args.join(" "));
+        let document = json_of(&output);
+        assert_eq!(document["exit_code"], 2, "{document}");
+        let error = document["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "`{}`: {document}", args.join(" "));
+        assert!(!error.contains('\u{1b}'), "no ANSI codes: {error:?}");
+        assert!(
+            !stderr(&output).is_empty(),
+            "clap's message stays on stderr"
+        );
+    }
+    let output = cli(&world, &["--json", "get"], &[]).await;
+    assert!(
+        json_of(&output)["error"]
+            .as_str()
+            .unwrap()
+            .contains("<SECRET_ID>"),
+        "clap's message names what is missing"
+    );
+
+    // Without --json, nothing on stdout; help and version are no failures.
+    let output = cli(&world, &["get"], &[]).await;
+    assert_eq!((code(&output), stdout(&output).as_str()), (2, ""));
+    for args in [&["--json", "--help"][..], &["--version", "--json"]] {
+        let output = cli(&world, args, &[]).await;
+        assert_eq!(code(&output), 0, "`{}`", args.join(" "));
+        assert!(
+            serde_json::from_str::<Value>(&stdout(&output)).is_err(),
+            "`{}` prints text: {}",
+            args.join(" "),
+            stdout(&output)
+        );
+    }
+}
