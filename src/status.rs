@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::login::Login;
 use crate::plan::Current;
 use crate::refresh::{discover, no_secret_to_manage, read_current};
@@ -70,6 +70,10 @@ pub struct SecretStatus {
     /// What could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is ([`ErrorKind::as_str`], e.g. `SecretNotFound`), so a
+    /// caller can act on it without parsing the words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// An AWSPENDING version that is not AWSCURRENT.
@@ -196,6 +200,7 @@ impl Status<'_> {
                 };
                 if let Err(e) = self.fill(id, &mut status).await {
                     status.error = Some(e.to_string());
+                    status.error_kind = Some(e.kind());
                 }
                 status
             })

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use iadvize_token_broker::bounds::{AwsTimeouts, aws_config, within_deadline};
 use iadvize_token_broker::consumer::TokenError;
+use iadvize_token_broker::error::ErrorKind;
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::operator::{Resumed, Verified};
 use iadvize_token_broker::refresh::Outcome;
@@ -261,11 +262,17 @@ async fn report_rejected(
                     );
                 }
             },
+            // No value: either the secret has none yet or it does not exist (reading a
+            // missing secret answers no value too); describing it tells which.
             Ok(None) => {
-                return out.fail(
-                    EXIT_NO_TOKEN,
-                    format!("{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"),
-                );
+                return match broker.store().describe(secret_id).await {
+                    Err(e @ Error::SecretNotFound { .. }) => out.fail(EXIT_NO_TOKEN, e),
+                    Err(e) => report_error(out, &e),
+                    Ok(_) => out.fail(
+                        EXIT_NO_TOKEN,
+                        format!("{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"),
+                    ),
+                };
             }
             Err(e) => return report_error(out, &e),
         },
@@ -415,9 +422,13 @@ async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
     let secrets = &report.secrets;
     if secrets.iter().any(|s| s.credentials_blocked) {
         EXIT_BLOCKED
-    } else if secrets.iter().any(|s| s.error.is_some()) {
+    } else if secrets
+        .iter()
+        .any(|s| s.error.is_some() && s.error_kind != Some(ErrorKind::SecretNotFound))
+    {
         EXIT_FAILED
     } else if secrets.iter().any(|s| s.token != TokenState::Valid) {
+        // A secret that does not exist has no usable token either (as for `get`, `verify`).
         EXIT_NO_TOKEN
     } else {
         EXIT_OK

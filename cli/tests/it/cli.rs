@@ -597,3 +597,32 @@ async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_
     );
     assert_eq!((world.verifications(), world.logins()), (3, 2));
 }
+
+#[tokio::test]
+async fn status_and_report_rejected_of_a_secret_that_does_not_exist_exit_3_and_say_so() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let missing = unique("no-such-secret");
+
+    let output = cli(&world, &["status", &missing], &[]).await;
+    assert_eq!(code(&output), 3, "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("not found"), "{}", stdout(&output));
+
+    // Beside a valid one: still 3, and the JSON names the kind.
+    let output = cli(
+        &world,
+        &["status", "--json", &world.token_id, &missing],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 3, "{}", stdout(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["secrets"][1]["error_kind"], "SecretNotFound", "{json}");
+
+    let output = cli(&world, &["--json", "report-rejected", &missing], &[]).await;
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not found"), "{json}");
+    assert!(!error.contains("holds no token yet"), "{json}");
+}
