@@ -1057,6 +1057,14 @@ fn login_result(checks: &mut Checks, result: &serde_json::Value) {
             &subject,
             format!("logged in and published a verified token, expires at {expires_at}"),
         ),
+        "in_progress" if result["held_back"].is_object() => checks.note(
+            &subject,
+            format!(
+                "held back by the login spacing (IADVIZE_MIN_LOGIN_INTERVAL): no login this time; the next may start at {}",
+                result["held_back"]["next_login_at"].as_str().unwrap_or("an unknown time")
+            ),
+            Some("run check --login again then".to_owned()),
+        ),
         outcome @ ("deferred" | "in_progress") => checks.note(
             &subject,
             format!("{outcome}: no login this time (pacing, a 429 pause or a rotation under way)"),

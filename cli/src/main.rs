@@ -542,6 +542,24 @@ async fn refresh(
         let line = match result.outcome {
             Outcome::Fresh => format!("{}: fresh, nothing to do{expires}", result.secret_id),
             Outcome::Refreshed => format!("{}: refreshed{expires}", result.secret_id),
+            // Held back by the login spacing, not by a rotation: nothing to resume.
+            Outcome::InProgress if result.held_back.is_some() => {
+                let next = result
+                    .held_back
+                    .as_ref()
+                    .map_or("later", |held| held.next_login_at.as_str());
+                let line = format!(
+                    "{}: not refreshed: the login spacing holds it back (its previous login attempt started less than IADVIZE_MIN_LOGIN_INTERVAL ago); the next login may start at {next}; the current token stays{expires}",
+                    result.secret_id
+                );
+                if force {
+                    // Asked to renew it and renewed nothing: a failure to retry.
+                    failed.push(result.secret_id.clone());
+                    eprintln!("error: {line}");
+                    continue;
+                }
+                line
+            }
             Outcome::InProgress => format!(
                 "{}: a rotation is in progress; left alone (run `iadvize-token resume {}` to finish it now){expires}",
                 result.secret_id, result.secret_id
