@@ -95,6 +95,10 @@ pub struct StatusReport {
     pub summary: StatusSummary,
     /// One entry per secret.
     pub secrets: Vec<SecretStatus>,
+    /// Why the secrets tagged `iadvize:managed` = `true` could not be found (`ListSecrets`
+    /// failed); the listed secrets are reported all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_error: Option<String>,
 }
 
 /// Counts over a status report: `fresh`, `due` and `failed` split the managed secrets;
@@ -175,17 +179,8 @@ impl Status<'_> {
         }
         let ids: Vec<String> = targets.into_iter().map(|t| t.secret_id).collect();
         let mut report = self.of(&ids).await;
-        if let Some(e) = error {
-            // The listed secrets are reported; the tagged ones could not be found.
-            report.secrets.push(SecretStatus {
-                secret_id: "(discovery of tagged secrets)".into(),
-                token: TokenState::Error,
-                error: Some(e.to_string()),
-                ..SecretStatus::default()
-            });
-            report.summary =
-                StatusSummary::of(&report.secrets, self.config.refresh_before_expiry());
-        }
+        // The listed secrets are reported; the tagged ones could not be found.
+        report.discovery_error = error.map(|e| e.to_string());
         Ok(report)
     }
 
@@ -210,6 +205,7 @@ impl Status<'_> {
         StatusReport {
             summary: StatusSummary::of(&secrets, self.config.refresh_before_expiry()),
             secrets,
+            discovery_error: None,
         }
     }
 

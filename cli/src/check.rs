@@ -28,7 +28,7 @@ use iadvize_token_broker::store::AWSCURRENT;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore};
 use serde::Serialize;
 
-use crate::output::{EXIT_FAILED, EXIT_OK, Output};
+use crate::output::{EXIT_FAILED, EXIT_OK, Output, put_credentials};
 
 /// Where the deployment is.
 #[derive(Debug, clap::Args)]
@@ -173,14 +173,14 @@ fn print(report: &CheckReport) {
             Status::Fix => "FIX ",
         };
         match &check.fix {
-            Some(fix) => println!("{label}  {}: {}; {fix}", check.subject, check.message),
-            None => println!("{label}  {}: {}", check.subject, check.message),
+            Some(fix) => say!("{label}  {}: {}; {fix}", check.subject, check.message),
+            None => say!("{label}  {}: {}", check.subject, check.message),
         }
     }
     match report.findings {
-        0 => println!("healthy: nothing to fix"),
-        1 => println!("1 thing to fix"),
-        n => println!("{n} things to fix"),
+        0 => say!("healthy: nothing to fix"),
+        1 => say!("1 thing to fix"),
+        n => say!("{n} things to fix"),
     }
 }
 
@@ -406,6 +406,13 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
             return Vec::new();
         }
     };
+    if let Some(error) = &report.discovery_error {
+        checks.fix(
+            "token secrets",
+            format!("the discovery of tagged token secrets failed; they are not checked: {error}"),
+            "check secretsmanager:ListSecrets for your identity",
+        );
+    }
     let mut credentials: Vec<String> = broker
         .config()
         .credentials_secret_id()
@@ -524,7 +531,8 @@ fn check_token_secret(checks: &mut Checks, secret: &SecretStatus, deleted: Optio
             &subject,
             format!("iAdvize refused the current credentials in {credentials}"),
             format!(
-                "put corrected credentials (aws secretsmanager put-secret-value --secret-id {credentials} --secret-string file://credentials.json), then run `iadvize-token refresh {id}`"
+                "{}, then run `iadvize-token refresh {id}`",
+                put_credentials(credentials)
             ),
         ),
         Some(_) => {}
@@ -579,9 +587,7 @@ async fn check_credentials_secret(checks: &mut Checks, clients: &Clients, id: &s
         None => checks.fix(
             &subject,
             "has no value: the broker cannot log in",
-            format!(
-                "put the iAdvize API user's credentials: aws secretsmanager put-secret-value --secret-id {id} --secret-string file://credentials.json  # {{\"username\": \"…\", \"password\": \"…\"}}"
-            ),
+            put_credentials(id),
         ),
     }
 }

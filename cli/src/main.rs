@@ -19,8 +19,9 @@ use iadvize_token_broker::status::{SecretStatus, TokenState};
 use iadvize_token_broker::token::rfc3339;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource, logging};
 
-mod check;
+#[macro_use]
 mod output;
+mod check;
 mod progress;
 
 use output::{
@@ -328,7 +329,7 @@ async fn report_rejected(
             other => format!("{}: {}{expires}", result.secret_id, other.as_str()),
         };
         if !out.json {
-            println!("{line}");
+            say!("{line}");
         }
     }
     code
@@ -386,7 +387,7 @@ async fn get(secret_id: &str, out: Output, timeout: Duration) -> u8 {
     match source.record().await {
         Ok(record) => {
             out.report(&output::TokenDocument::of(secret_id, &record), |_| {
-                println!("{}", record.access_token.expose());
+                say!("{}", record.access_token.expose());
             });
             EXIT_OK
         }
@@ -413,18 +414,24 @@ async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
     if out.json {
         print_json(&report);
     } else {
-        println!("{}", report.summary);
+        say!("{}", report.summary);
         for secret in &report.secrets {
-            println!();
+            say!();
             print_status(secret);
+        }
+        if let Some(error) = &report.discovery_error {
+            say!();
+            say!("(discovery of tagged secrets)");
+            say!("  error:               {error}");
         }
     }
     let secrets = &report.secrets;
     if secrets.iter().any(|s| s.credentials_blocked) {
         EXIT_BLOCKED
-    } else if secrets
-        .iter()
-        .any(|s| s.error.is_some() && s.error_kind != Some(ErrorKind::SecretNotFound))
+    } else if report.discovery_error.is_some()
+        || secrets
+            .iter()
+            .any(|s| s.error.is_some() && s.error_kind != Some(ErrorKind::SecretNotFound))
     {
         EXIT_FAILED
     } else if secrets.iter().any(|s| s.token != TokenState::Valid) {
@@ -437,7 +444,7 @@ async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
 
 fn print_status(s: &SecretStatus) {
     let id = &s.secret_id;
-    println!("{id}");
+    say!("{id}");
     let token = match (s.token, &s.expires_at) {
         (TokenState::Valid, Some(at)) => {
             format!("valid, expires at {at} (in {})", human(s.remaining_seconds))
@@ -452,20 +459,20 @@ fn print_status(s: &SecretStatus) {
         (TokenState::Expired, None) => "expired".to_owned(),
         (TokenState::Error, _) => "error".to_owned(),
     };
-    println!("  token:               {token}");
+    say!("  token:               {token}");
     if let Some(issued) = &s.issued_at {
-        println!("  issued at:           {issued}");
+        say!("  issued at:           {issued}");
     }
     match &s.rotation {
-        None => println!("  rotation:            none in progress"),
-        Some(r) => println!(
+        None => say!("  rotation:            none in progress"),
+        Some(r) => say!(
             "  rotation:            {} (version {}, started {})",
             if r.stuck { "STUCK" } else { "in progress" },
             r.version_id,
             r.started_at.as_deref().unwrap_or("at an unknown time"),
         ),
     }
-    println!(
+    say!(
         "  last login attempt:  {}",
         s.last_login_attempt.as_deref().unwrap_or("none recorded")
     );
@@ -480,15 +487,15 @@ fn print_status(s: &SecretStatus) {
                 }
                 (true, None) => "BLOCKED: iAdvize refused its current version".to_owned(),
             };
-            println!("  credentials:         {credentials} ({state})");
+            say!("  credentials:         {credentials} ({state})");
         }
-        None if s.error.is_none() => println!(
+        None if s.error.is_none() => say!(
             "  credentials:         unknown (no iadvize:credentials-secret-id tag and no IADVIZE_CREDENTIALS_SECRET_ID)"
         ),
         None => {}
     }
     if let Some(error) = &s.error {
-        println!("  error:               {error}");
+        say!("  error:               {error}");
     }
     // What to do, most urgent first.
     if s.credentials_blocked {
@@ -496,20 +503,17 @@ fn print_status(s: &SecretStatus) {
             .credentials_secret_id
             .as_deref()
             .unwrap_or("CREDENTIALS_SECRET");
-        println!(
-            "  to fix:              put corrected credentials (aws secretsmanager put-secret-value --secret-id {credentials} --secret-string file://credentials.json), then run `iadvize-token refresh {id}`"
+        say!(
+            "  to fix:              {}, then run `iadvize-token refresh {id}`",
+            output::put_credentials(credentials)
         );
     } else if s.rotation.as_ref().is_some_and(|r| r.stuck) {
-        println!(
-            "  to fix:              run `iadvize-token resume {id}` (or wait for the next tick)"
-        );
+        say!("  to fix:              run `iadvize-token resume {id}` (or wait for the next tick)");
     } else if matches!(
         s.token,
         TokenState::Missing | TokenState::Expired | TokenState::Invalid
     ) {
-        println!(
-            "  to fix:              run `iadvize-token refresh {id}` and check the broker's logs"
-        );
+        say!("  to fix:              run `iadvize-token refresh {id}` and check the broker's logs");
     }
 }
 
@@ -587,7 +591,7 @@ async fn refresh(
             }
         };
         if !out.json {
-            println!("{line}");
+            say!("{line}");
         }
     }
     if let Some(error) = &report.discovery_error {
@@ -631,7 +635,7 @@ async fn verify(
             Verified::Authenticated {
                 expires_at,
                 remaining_seconds,
-            } => println!(
+            } => say!(
                 "{secret_id}: iAdvize accepts the current token (expires at {expires_at}, in {})",
                 human(Some(*remaining_seconds))
             ),
@@ -666,7 +670,7 @@ async fn resume(
         Ok(Resumed::NothingToResume) => {
             let document = output::ResumeDocument::nothing(secret_id);
             out.report(&document, |_| {
-                println!("{secret_id}: no unfinished rotation; nothing to resume")
+                say!("{secret_id}: no unfinished rotation; nothing to resume")
             });
             EXIT_OK
         }
@@ -674,7 +678,7 @@ async fn resume(
             let expires_at = rfc3339(record.expires_at);
             let document = output::ResumeDocument::finished(secret_id, &version_id, &expires_at);
             out.report(&document, |_| {
-                println!(
+                say!(
                     "{secret_id}: finished the rotation of version {version_id}; the token expires at {expires_at}"
                 )
             });

@@ -422,6 +422,12 @@ async fn a_broken_deployment_gets_one_line_per_thing_to_fix_and_exit_1() {
         "credentials secret {}: has no value",
         deployment.credentials_id
     ));
+    // The README's way: the password typed, passed on standard input, never in a file.
+    expect(&format!(
+        "aws secretsmanager put-secret-value --secret-id {} --secret-string file:///dev/stdin",
+        deployment.credentials_id
+    ));
+    assert!(!text.contains("credentials.json"), "{text}");
     expect(&format!(
         "token secret {}: the token EXPIRED at",
         deployment.world.token_id

@@ -414,3 +414,66 @@ async fn usage_errors_with_json_print_the_error_document_and_help_stays_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_ends_the_output_quietly() {
+    let world = World::new().await;
+    for args in [
+        &["check", "--function", "no-such-function-for-a-closed-pipe"][..],
+        &["completions", "zsh"],
+    ] {
+        let mut command = command(&world, args);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("the CLI starts");
+        // As `| head -0` would: the reader goes away before the CLI writes.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.expect("the CLI ends");
+        assert!(
+            !stderr(&output).contains("panicked"),
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&output)
+        );
+        let expected = if args[0] == "check" { 1 } else { 0 };
+        assert_eq!(
+            code(&output),
+            expected,
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_discovery_is_the_status_reports_discovery_error_not_a_secret() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.unwrap();
+    proxy.storm(Storm::new(7).internal_errors(1.0).only(&["ListSecrets"]));
+    let through = [("AWS_ENDPOINT_URL", proxy.url())];
+    let through: Vec<(&str, &str)> = through.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let output = cli(&world, &["status", "--json"], &through).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let document = json_of(&output);
+    assert!(
+        document["discovery_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ListSecrets")),
+        "{document}"
+    );
+    assert_eq!(document["summary"]["managed"], 1, "{document}");
+    let secrets = document["secrets"].as_array().expect("secrets");
+    assert_eq!(secrets.len(), 1, "{document}");
+    assert_eq!(secrets[0]["secret_id"], world.token_id.as_str());
+
+    // The text keeps its wording.
+    let output = cli(&world, &["status"], &through).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("(discovery of tagged secrets)"), "{text}");
+    assert!(text.starts_with("1 managed:"), "{text}");
+}
