@@ -88,6 +88,22 @@ pub struct SecretResult {
     /// so a caller can act on it without parsing the words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,
+    /// Why an `in_progress` result changed nothing although no rotation is under way: its
+    /// login was held back on purpose (this secret's previous login attempt started less than
+    /// `IADVIZE_MIN_LOGIN_INTERVAL` ago), and when the next may start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<HeldBack>,
+}
+
+/// A login held back on purpose; the current token still works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldBack {
+    /// What held it back ([`ErrorKind::as_str`]): `LoginSpacing`.
+    pub kind: ErrorKind,
+    /// Why, in words for the operator.
+    pub reason: String,
+    /// When the next login for this secret may start (RFC 3339).
+    pub next_login_at: String,
 }
 
 fn serialize_time<S: serde::Serializer>(
@@ -113,6 +129,7 @@ impl SecretResult {
             expires_at,
             error: None,
             error_kind: None,
+            held_back: None,
         }
     }
 
@@ -127,6 +144,7 @@ impl SecretResult {
             expires_at,
             error: Some(error.to_string()),
             error_kind: Some(error.kind()),
+            held_back: None,
         }
     }
 }
@@ -349,6 +367,8 @@ struct Checked {
     /// What AWSCURRENT holds after the turn.
     record: Option<TokenRecord>,
     outcome: Result<Outcome>,
+    /// Why an `in_progress` outcome logged nothing in.
+    held_back: Option<HeldBack>,
 }
 
 /// One tick over a list of secrets.
@@ -629,6 +649,7 @@ impl Tick<'_> {
                     expires_at,
                     error: None,
                     error_kind: None,
+                    held_back: checked.held_back,
                 }
             }
             Err(e) => {
@@ -657,6 +678,7 @@ impl Tick<'_> {
                     name: None,
                     record: None,
                     outcome: Err(e),
+                    held_back: None,
                 };
             }
         };
@@ -664,6 +686,7 @@ impl Tick<'_> {
             name: Some(info.name.clone()),
             record: current.record().cloned(),
             outcome: Ok(Outcome::Fresh),
+            held_back: None,
         };
         let action = if replan {
             let age = match self.pending_age(&info).await {
@@ -683,12 +706,37 @@ impl Tick<'_> {
         } else {
             action
         };
-        checked.outcome = match self.act(&info, &current, action, slot).await {
+        let refreshing = matches!(
+            action,
+            Action::Refresh(_) | Action::CleanUp { then: Some(_), .. }
+        );
+        checked.outcome = match self.act(&info, action, slot).await {
             Ok((outcome, record)) => {
                 if record.is_some() {
                     checked.record = record;
                 }
                 Ok(outcome)
+            }
+            // A login held back because this secret's previous login attempt started moments
+            // ago is no failure while the current token still works: the invocation that
+            // started it is refreshing it. The result says so, and when the next may start.
+            Err(
+                e @ Error::LoginSpacing {
+                    since, interval, ..
+                },
+            ) if refreshing
+                && current
+                    .record()
+                    .is_some_and(|r| !r.is_expired(OffsetDateTime::now_utc())) =>
+            {
+                tracing::info!(error = %e, "login held back; the current token is still valid");
+                let next = OffsetDateTime::now_utc() + interval.saturating_sub(since);
+                checked.held_back = Some(HeldBack {
+                    kind: e.kind(),
+                    reason: e.to_string(),
+                    next_login_at: rfc3339(next),
+                });
+                Ok(Outcome::InProgress)
             }
             Err(e) => Err(e),
         };
@@ -730,7 +778,6 @@ impl Tick<'_> {
     async fn act(
         &self,
         info: &SecretInfo,
-        current: &Current,
         action: Action,
         slot: Slot,
     ) -> Result<(Outcome, Option<TokenRecord>)> {
@@ -745,7 +792,7 @@ impl Tick<'_> {
                 self.steps().remove_pending(info, &version).await?;
                 match then {
                     None => Ok((Outcome::Resumed, None)),
-                    Some(reason) => self.refresh(info, current, reason, slot).await,
+                    Some(reason) => self.refresh(info, reason, slot).await,
                 }
             }
             Action::InProgress { version } => {
@@ -760,33 +807,26 @@ impl Tick<'_> {
                     .await?;
                 Ok((Outcome::Resumed, Some(record)))
             }
-            Action::Refresh(reason) => self.refresh(info, current, reason, slot).await,
+            Action::Refresh(reason) => self.refresh(info, reason, slot).await,
             // After a read with the room admitted the planner neither reads nor defers; were
             // it to, changing nothing is the safe answer.
             Action::Read | Action::Defer => Ok((Outcome::Deferred, None)),
         }
     }
 
-    /// Refreshes a due token (see [`Tick::publish`]). A login held back because another
-    /// invocation started one for this secret moments ago is no failure while the current
-    /// token still works: that invocation is refreshing it.
+    /// Refreshes a due token (see [`Tick::publish`]). A login held back by the login spacing
+    /// is an error here; [`Tick::check`] makes it an `in_progress` result while the current
+    /// token still works.
     async fn refresh(
         &self,
         info: &SecretInfo,
-        current: &Current,
         reason: DueReason,
         slot: Slot,
     ) -> Result<(Outcome, Option<TokenRecord>)> {
-        let now = OffsetDateTime::now_utc();
         tracing::info!(reason = %reason, "token is due; refreshing");
-        match self.publish(info, slot).await {
-            Ok(record) => Ok((Outcome::Refreshed, Some(record))),
-            Err(e) if e.is_held_back() && current.record().is_some_and(|r| !r.is_expired(now)) => {
-                tracing::info!(error = %e, "login held back; the current token is still valid");
-                Ok((Outcome::InProgress, None))
-            }
-            Err(e) => Err(e),
-        }
+        // A login held back by the login spacing comes back as an error: `check` words it.
+        let record = self.publish(info, slot).await?;
+        Ok((Outcome::Refreshed, Some(record)))
     }
 
     /// The tick's refresh: log in, verify the new token in memory, then publish it with one
@@ -838,6 +878,7 @@ impl Tick<'_> {
             expires_at: record.map(|r| r.expires_at),
             error: None,
             error_kind: None,
+            held_back: None,
         }
     }
 
@@ -881,6 +922,7 @@ impl Tick<'_> {
             expires_at: record.map(|r| r.expires_at),
             error_kind: error.as_ref().map(|_| why.kind()),
             error,
+            held_back: None,
         }
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::login::Login;
 use crate::plan::Current;
 use crate::refresh::{discover, no_secret_to_manage, read_current};
@@ -70,6 +70,10 @@ pub struct SecretStatus {
     /// What could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is ([`ErrorKind::as_str`], e.g. `SecretNotFound`), so a
+    /// caller can act on it without parsing the words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// An AWSPENDING version that is not AWSCURRENT.
@@ -91,6 +95,10 @@ pub struct StatusReport {
     pub summary: StatusSummary,
     /// One entry per secret.
     pub secrets: Vec<SecretStatus>,
+    /// Why the secrets tagged `iadvize:managed` = `true` could not be found (`ListSecrets`
+    /// failed); the listed secrets are reported all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_error: Option<String>,
 }
 
 /// Counts over a status report: `fresh`, `due` and `failed` split the managed secrets;
@@ -171,17 +179,8 @@ impl Status<'_> {
         }
         let ids: Vec<String> = targets.into_iter().map(|t| t.secret_id).collect();
         let mut report = self.of(&ids).await;
-        if let Some(e) = error {
-            // The listed secrets are reported; the tagged ones could not be found.
-            report.secrets.push(SecretStatus {
-                secret_id: "(discovery of tagged secrets)".into(),
-                token: TokenState::Error,
-                error: Some(e.to_string()),
-                ..SecretStatus::default()
-            });
-            report.summary =
-                StatusSummary::of(&report.secrets, self.config.refresh_before_expiry());
-        }
+        // The listed secrets are reported; the tagged ones could not be found.
+        report.discovery_error = error.map(|e| e.to_string());
         Ok(report)
     }
 
@@ -196,6 +195,7 @@ impl Status<'_> {
                 };
                 if let Err(e) = self.fill(id, &mut status).await {
                     status.error = Some(e.to_string());
+                    status.error_kind = Some(e.kind());
                 }
                 status
             })
@@ -205,6 +205,7 @@ impl Status<'_> {
         StatusReport {
             summary: StatusSummary::of(&secrets, self.config.refresh_before_expiry()),
             secrets,
+            discovery_error: None,
         }
     }
 

@@ -28,7 +28,7 @@ use iadvize_token_broker::store::AWSCURRENT;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore};
 use serde::Serialize;
 
-use crate::output::{EXIT_FAILED, EXIT_OK, Output};
+use crate::output::{EXIT_FAILED, EXIT_OK, Output, put_credentials};
 
 /// Where the deployment is.
 #[derive(Debug, clap::Args)]
@@ -173,14 +173,14 @@ fn print(report: &CheckReport) {
             Status::Fix => "FIX ",
         };
         match &check.fix {
-            Some(fix) => println!("{label}  {}: {}; {fix}", check.subject, check.message),
-            None => println!("{label}  {}: {}", check.subject, check.message),
+            Some(fix) => say!("{label}  {}: {}; {fix}", check.subject, check.message),
+            None => say!("{label}  {}: {}", check.subject, check.message),
         }
     }
     match report.findings {
-        0 => println!("healthy: nothing to fix"),
-        1 => println!("1 thing to fix"),
-        n => println!("{n} things to fix"),
+        0 => say!("healthy: nothing to fix"),
+        1 => say!("1 thing to fix"),
+        n => say!("{n} things to fix"),
     }
 }
 
@@ -406,6 +406,13 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
             return Vec::new();
         }
     };
+    if let Some(error) = &report.discovery_error {
+        checks.fix(
+            "token secrets",
+            format!("the discovery of tagged token secrets failed; they are not checked: {error}"),
+            "check secretsmanager:ListSecrets for your identity",
+        );
+    }
     let mut credentials: Vec<String> = broker
         .config()
         .credentials_secret_id()
@@ -413,7 +420,12 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
         .into_iter()
         .collect();
     for secret in &report.secrets {
-        check_token_secret(checks, secret);
+        // A secret marked for deletion reads as an error; say which, and how to undo it.
+        let deleted = match &secret.error {
+            Some(_) => deleted_date(clients, &secret.secret_id).await,
+            None => None,
+        };
+        check_token_secret(checks, secret, deleted);
         if let Some(id) = &secret.credentials_secret_id
             && !credentials.contains(id)
         {
@@ -426,9 +438,19 @@ async fn check_secrets(checks: &mut Checks, clients: &Clients, broker: &Broker) 
     report.secrets.into_iter().map(|s| s.secret_id).collect()
 }
 
-fn check_token_secret(checks: &mut Checks, secret: &SecretStatus) {
+fn check_token_secret(checks: &mut Checks, secret: &SecretStatus, deleted: Option<String>) {
     let id = &secret.secret_id;
     let subject = format!("token secret {id}");
+    if let Some(date) = deleted {
+        checks.fix(
+            &subject,
+            format!(
+                "marked for deletion (DeletedDate {date}): Secrets Manager refuses its value to the broker and every consumer"
+            ),
+            restore(id),
+        );
+        return;
+    }
     if let Some(error) = &secret.error {
         checks.fix(
             &subject,
@@ -509,42 +531,91 @@ fn check_token_secret(checks: &mut Checks, secret: &SecretStatus) {
             &subject,
             format!("iAdvize refused the current credentials in {credentials}"),
             format!(
-                "put corrected credentials (aws secretsmanager put-secret-value --secret-id {credentials} --secret-string file://credentials.json), then run `iadvize-token refresh {id}`"
+                "{}, then run `iadvize-token refresh {id}`",
+                put_credentials(credentials)
             ),
         ),
         Some(_) => {}
     }
 }
 
-/// Exists and has an AWSCURRENT version: `DescribeSecret` only, never its value.
+/// Exists, is not marked for deletion, and has an AWSCURRENT version: `DescribeSecret` only,
+/// never its value.
 async fn check_credentials_secret(checks: &mut Checks, clients: &Clients, id: &str) {
     let subject = format!("credentials secret {id}");
-    let store = SecretStore::new(clients.secrets.clone()).with_timeouts(clients.timeouts);
-    match store.describe(id).await {
-        Ok(info) => match info.version_with(AWSCURRENT) {
-            Some(version) => checks.ok(
+    let described = clients.secrets.describe_secret().secret_id(id).send().await;
+    let described = match described {
+        Ok(described) => described,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {
+            checks.fix(
                 &subject,
-                format!("has a value (AWSCURRENT version {version}; not read)"),
-            ),
-            None => checks.fix(
+                "not found",
+                "create it, or correct IADVIZE_CREDENTIALS_SECRET_ID / the iadvize:credentials-secret-id tag",
+            );
+            return;
+        }
+        Err(e) => {
+            checks.fix(
                 &subject,
-                "has no value: the broker cannot log in",
-                format!(
-                    "put the iAdvize API user's credentials: aws secretsmanager put-secret-value --secret-id {id} --secret-string file://credentials.json  # {{\"username\": \"…\", \"password\": \"…\"}}"
-                ),
-            ),
-        },
-        Err(e @ Error::SecretNotFound { .. }) => checks.fix(
+                format!("cannot be described: {}", sdk_message(&e)),
+                "check secretsmanager:DescribeSecret for your identity",
+            );
+            return;
+        }
+    };
+    if let Some(date) = described.deleted_date() {
+        checks.fix(
             &subject,
-            e.to_string(),
-            "create it, or correct IADVIZE_CREDENTIALS_SECRET_ID / the iadvize:credentials-secret-id tag",
+            format!(
+                "marked for deletion (DeletedDate {}): Secrets Manager refuses its value, so the broker cannot log in",
+                aws_date(date)
+            ),
+            restore(id),
+        );
+        return;
+    }
+    let current = described
+        .version_ids_to_stages()
+        .into_iter()
+        .flatten()
+        .find(|(_, stages)| stages.iter().any(|s| s == AWSCURRENT));
+    match current {
+        Some((version, _)) => checks.ok(
+            &subject,
+            format!("has a value (AWSCURRENT version {version}; not read)"),
         ),
-        Err(e) => checks.fix(
+        None => checks.fix(
             &subject,
-            format!("cannot be described: {e}"),
-            "check secretsmanager:DescribeSecret for your identity",
+            "has no value: the broker cannot log in",
+            put_credentials(id),
         ),
     }
+}
+
+/// `DescribeSecret`'s `DeletedDate` of a secret, when it is marked for deletion (Secrets
+/// Manager then refuses its value until `restore-secret`).
+async fn deleted_date(clients: &Clients, id: &str) -> Option<String> {
+    let described = clients
+        .secrets
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .ok()?;
+    described.deleted_date().map(aws_date)
+}
+
+/// What undoes `delete-secret` within its recovery window.
+fn restore(id: &str) -> String {
+    format!(
+        "restore it before the recovery window ends: aws secretsmanager restore-secret --secret-id {id}"
+    )
+}
+
+/// An AWS time as RFC 3339.
+fn aws_date(date: &aws_sdk_secretsmanager::primitives::DateTime) -> String {
+    date.fmt(aws_sdk_secretsmanager::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| date.to_string())
 }
 
 /// The EventBridge rules that target the function: at least one enabled schedule, at least
@@ -605,15 +676,29 @@ async fn check_schedule(checks: &mut Checks, clients: &Clients, function_arn: &s
             );
             continue;
         }
-        match every(expression) {
-            Some(period) if period > NEXT_TICK => checks.fix(
+        let hourly = "schedule the tick at least hourly (the IaC's default: rate(1 hour); or cron(0 * * * ? *))";
+        match (every(expression), cron_every_hour(expression)) {
+            (Some(period), _) if period > NEXT_TICK => checks.fix(
                 &subject,
                 format!(
                     "{expression}: ticks {} apart; a token the broker defers must last until the next tick, which it counts on within {}",
                     humantime::format_duration(period),
                     humantime::format_duration(NEXT_TICK)
                 ),
-                "schedule the tick at least hourly (the IaC's default: rate(1 hour))",
+                hourly,
+            ),
+            (None, Some(false)) => checks.fix(
+                &subject,
+                format!(
+                    "{expression}: does not run every hour of every day; a token the broker defers must last until the next tick, which it counts on within {}",
+                    humantime::format_duration(NEXT_TICK)
+                ),
+                hourly,
+            ),
+            (None, None) => checks.fix(
+                &subject,
+                format!("{expression}: not a schedule expression this check can read"),
+                hourly,
             ),
             _ => {
                 running += 1;
@@ -654,6 +739,23 @@ fn every(expression: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(count * unit))
+}
+
+/// Whether an EventBridge `cron(minutes hours day-of-month month day-of-week year)` expression
+/// runs at least once in every hour of every day: its hours cover all 24 and its days, months
+/// and years are not restricted (any minutes field runs at least once an hour). `None` when
+/// `expression` is not a six-field cron expression. AWS EventBridge, "Schedule expressions for
+/// rules": <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html>.
+fn cron_every_hour(expression: &str) -> Option<bool> {
+    let inner = expression.strip_prefix("cron(")?.strip_suffix(')')?;
+    let fields: Vec<&str> = inner.split_whitespace().collect();
+    let [_minutes, hours, day_of_month, month, day_of_week, year] = fields[..] else {
+        return None;
+    };
+    let any = |field: &str| matches!(field, "*" | "?");
+    let every_hour = matches!(hours, "*" | "*/1" | "0/1" | "0-23");
+    let every_day_of_week = any(day_of_week) || matches!(day_of_week, "1-7" | "SUN-SAT");
+    Some(every_hour && any(day_of_month) && any(month) && every_day_of_week && any(year))
 }
 
 /// The report queue, when the function has an SQS event source mapping: enabled, and a FIFO
@@ -961,6 +1063,14 @@ fn login_result(checks: &mut Checks, result: &serde_json::Value) {
             &subject,
             format!("logged in and published a verified token, expires at {expires_at}"),
         ),
+        "in_progress" if result["held_back"].is_object() => checks.note(
+            &subject,
+            format!(
+                "held back by the login spacing (IADVIZE_MIN_LOGIN_INTERVAL): no login this time; the next may start at {}",
+                result["held_back"]["next_login_at"].as_str().unwrap_or("an unknown time")
+            ),
+            Some("run check --login again then".to_owned()),
+        ),
         outcome @ ("deferred" | "in_progress") => checks.note(
             &subject,
             format!("{outcome}: no login this time (pacing, a 429 pause or a rotation under way)"),
@@ -1008,5 +1118,30 @@ mod tests {
         assert_eq!(every("rate(2 days)"), Some(Duration::from_secs(172_800)));
         assert_eq!(every("cron(0 * * * ? *)"), None);
         assert_eq!(every("rate(soon)"), None);
+    }
+
+    #[test]
+    fn a_cron_schedule_counts_as_hourly_only_when_it_runs_every_hour_of_every_day() {
+        for hourly in [
+            "cron(0 * * * ? *)",
+            "cron(15 * ? * * *)",
+            "cron(*/10 * * * ? *)",
+            "cron(0,30 0-23 ? * SUN-SAT *)",
+        ] {
+            assert_eq!(cron_every_hour(hourly), Some(true), "{hourly}");
+        }
+        for sparse in [
+            "cron(0 3 * * ? *)",
+            "cron(0 3 ? * MON *)",
+            "cron(0 */2 * * ? *)",
+            "cron(0 8-18 ? * MON-FRI *)",
+            "cron(0 * 1 * ? *)",
+            "cron(0 * * 1-6 ? *)",
+            "cron(0 * * * ? 2026)",
+        ] {
+            assert_eq!(cron_every_hour(sparse), Some(false), "{sparse}");
+        }
+        assert_eq!(cron_every_hour("rate(1 hour)"), None);
+        assert_eq!(cron_every_hour("cron(0 * * * ?)"), None);
     }
 }

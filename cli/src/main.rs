@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use iadvize_token_broker::bounds::{AwsTimeouts, aws_config, within_deadline};
 use iadvize_token_broker::consumer::TokenError;
+use iadvize_token_broker::error::ErrorKind;
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::operator::{Resumed, Verified};
 use iadvize_token_broker::refresh::Outcome;
@@ -18,17 +19,21 @@ use iadvize_token_broker::status::{SecretStatus, TokenState};
 use iadvize_token_broker::token::rfc3339;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore, TokenSource, logging};
 
-mod check;
+#[macro_use]
 mod output;
+mod check;
 mod progress;
 
 use output::{
     EXIT_BLOCKED, EXIT_CODES, EXIT_FAILED, EXIT_NO_TOKEN, EXIT_OK, EXIT_USAGE, Output, print_json,
 };
 
+/// The command's name, as installed.
+const BIN_NAME: &str = "iadvize-token";
+
 /// Read the iAdvize access token kept by iadvize-token-broker, and operate the broker.
 #[derive(Debug, Parser)]
-#[command(name = "iadvize-token", version, after_help = EXIT_CODES)]
+#[command(name = BIN_NAME, version, after_help = EXIT_CODES)]
 struct Cli {
     /// The broker's logs on stderr (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
     /// Dependencies log below INFO only through the broker's allow-list, whatever is asked.
@@ -114,7 +119,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
     let deadline = tokio::time::Instant::now() + cli.timeout;
     // Every Secrets Manager call of the command ends before the deadline (bounds.rs).
@@ -149,12 +157,13 @@ async fn run(
         },
         Command::Check(args) => check::run(args, out, timeout).await,
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "iadvize-token",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut script);
+            let mut script = String::from_utf8_lossy(&script).into_owned();
+            if shell == clap_complete::Shell::Bash {
+                script = bash_case_labels_fixed(&script, BIN_NAME);
+            }
+            output::print_text(&script);
             EXIT_OK
         }
         Command::Manpage { dir } => {
@@ -178,6 +187,53 @@ async fn run(
             Err(code) => code,
         },
     }
+}
+
+/// A command line clap refuses: its message on stderr as clap prints it and, when `--json` is
+/// among the arguments, the error document on stdout too (scripts read one JSON document
+/// whatever happens). `--help` and `--version` are no failures: clap prints them as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    if !e.use_stderr() || !json {
+        e.exit();
+    }
+    let _ = e.print();
+    let code = u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
+    // Display of clap's rendered message is its plain text, without the terminal's colours.
+    let text = e.render().to_string();
+    let message = text.trim().trim_start_matches("error: ");
+    print_json(&serde_json::json!({"error": message, "exit_code": code}));
+    ExitCode::from(code)
+}
+
+/// clap_complete's bash script for a command name with a hyphen completes nothing after the
+/// subcommand (clap-rs/clap#6421, open): its word loop names the state of
+/// `iadvize-token check` `iadvize__token__subcmd__check` (the name's hyphen escaped as `__`),
+/// but the `case` arms that list each subcommand's options are labelled
+/// `iadvize__subcmd__token__subcmd__check)` (the hyphen escaped as the subcommand separator),
+/// so no arm ever matches. Relabels those arms the loop's way; once clap_complete agrees with
+/// itself, no label starts with the wrong spelling and this changes nothing.
+fn bash_case_labels_fixed(script: &str, bin_name: &str) -> String {
+    let wrong = bin_name.replace('-', "__subcmd__");
+    let right = bin_name.replace('-', "__");
+    if wrong == right {
+        return script.to_owned();
+    }
+    script
+        .split_inclusive('\n')
+        .map(|line| {
+            let label = line.trim();
+            let is_arm = label
+                .strip_prefix(&wrong)
+                .is_some_and(|rest| rest == ")" || rest.starts_with("__subcmd__"))
+                && label.ends_with(')');
+            if is_arm {
+                line.replacen(&wrong, &right, 1)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
 }
 
 /// `report-rejected`: the broker's handling of a report, in-process.
@@ -207,11 +263,17 @@ async fn report_rejected(
                     );
                 }
             },
+            // No value: either the secret has none yet or it does not exist (reading a
+            // missing secret answers no value too); describing it tells which.
             Ok(None) => {
-                return out.fail(
-                    EXIT_NO_TOKEN,
-                    format!("{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"),
-                );
+                return match broker.store().describe(secret_id).await {
+                    Err(e @ Error::SecretNotFound { .. }) => out.fail(EXIT_NO_TOKEN, e),
+                    Err(e) => report_error(out, &e),
+                    Ok(_) => out.fail(
+                        EXIT_NO_TOKEN,
+                        format!("{secret_id}: the secret holds no token yet; run `iadvize-token refresh {secret_id}`"),
+                    ),
+                };
             }
             Err(e) => return report_error(out, &e),
         },
@@ -267,7 +329,7 @@ async fn report_rejected(
             other => format!("{}: {}{expires}", result.secret_id, other.as_str()),
         };
         if !out.json {
-            println!("{line}");
+            say!("{line}");
         }
     }
     code
@@ -325,7 +387,7 @@ async fn get(secret_id: &str, out: Output, timeout: Duration) -> u8 {
     match source.record().await {
         Ok(record) => {
             out.report(&output::TokenDocument::of(secret_id, &record), |_| {
-                println!("{}", record.access_token.expose());
+                say!("{}", record.access_token.expose());
             });
             EXIT_OK
         }
@@ -352,18 +414,28 @@ async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
     if out.json {
         print_json(&report);
     } else {
-        println!("{}", report.summary);
+        say!("{}", report.summary);
         for secret in &report.secrets {
-            println!();
+            say!();
             print_status(secret);
+        }
+        if let Some(error) = &report.discovery_error {
+            say!();
+            say!("(discovery of tagged secrets)");
+            say!("  error:               {error}");
         }
     }
     let secrets = &report.secrets;
     if secrets.iter().any(|s| s.credentials_blocked) {
         EXIT_BLOCKED
-    } else if secrets.iter().any(|s| s.error.is_some()) {
+    } else if report.discovery_error.is_some()
+        || secrets
+            .iter()
+            .any(|s| s.error.is_some() && s.error_kind != Some(ErrorKind::SecretNotFound))
+    {
         EXIT_FAILED
     } else if secrets.iter().any(|s| s.token != TokenState::Valid) {
+        // A secret that does not exist has no usable token either (as for `get`, `verify`).
         EXIT_NO_TOKEN
     } else {
         EXIT_OK
@@ -372,7 +444,7 @@ async fn status(broker: &Broker, given: Vec<String>, out: Output) -> u8 {
 
 fn print_status(s: &SecretStatus) {
     let id = &s.secret_id;
-    println!("{id}");
+    say!("{id}");
     let token = match (s.token, &s.expires_at) {
         (TokenState::Valid, Some(at)) => {
             format!("valid, expires at {at} (in {})", human(s.remaining_seconds))
@@ -387,20 +459,20 @@ fn print_status(s: &SecretStatus) {
         (TokenState::Expired, None) => "expired".to_owned(),
         (TokenState::Error, _) => "error".to_owned(),
     };
-    println!("  token:               {token}");
+    say!("  token:               {token}");
     if let Some(issued) = &s.issued_at {
-        println!("  issued at:           {issued}");
+        say!("  issued at:           {issued}");
     }
     match &s.rotation {
-        None => println!("  rotation:            none in progress"),
-        Some(r) => println!(
+        None => say!("  rotation:            none in progress"),
+        Some(r) => say!(
             "  rotation:            {} (version {}, started {})",
             if r.stuck { "STUCK" } else { "in progress" },
             r.version_id,
             r.started_at.as_deref().unwrap_or("at an unknown time"),
         ),
     }
-    println!(
+    say!(
         "  last login attempt:  {}",
         s.last_login_attempt.as_deref().unwrap_or("none recorded")
     );
@@ -415,15 +487,15 @@ fn print_status(s: &SecretStatus) {
                 }
                 (true, None) => "BLOCKED: iAdvize refused its current version".to_owned(),
             };
-            println!("  credentials:         {credentials} ({state})");
+            say!("  credentials:         {credentials} ({state})");
         }
-        None if s.error.is_none() => println!(
+        None if s.error.is_none() => say!(
             "  credentials:         unknown (no iadvize:credentials-secret-id tag and no IADVIZE_CREDENTIALS_SECRET_ID)"
         ),
         None => {}
     }
     if let Some(error) = &s.error {
-        println!("  error:               {error}");
+        say!("  error:               {error}");
     }
     // What to do, most urgent first.
     if s.credentials_blocked {
@@ -431,20 +503,17 @@ fn print_status(s: &SecretStatus) {
             .credentials_secret_id
             .as_deref()
             .unwrap_or("CREDENTIALS_SECRET");
-        println!(
-            "  to fix:              put corrected credentials (aws secretsmanager put-secret-value --secret-id {credentials} --secret-string file://credentials.json), then run `iadvize-token refresh {id}`"
+        say!(
+            "  to fix:              {}, then run `iadvize-token refresh {id}`",
+            output::put_credentials(credentials)
         );
     } else if s.rotation.as_ref().is_some_and(|r| r.stuck) {
-        println!(
-            "  to fix:              run `iadvize-token resume {id}` (or wait for the next tick)"
-        );
+        say!("  to fix:              run `iadvize-token resume {id}` (or wait for the next tick)");
     } else if matches!(
         s.token,
         TokenState::Missing | TokenState::Expired | TokenState::Invalid
     ) {
-        println!(
-            "  to fix:              run `iadvize-token refresh {id}` and check the broker's logs"
-        );
+        say!("  to fix:              run `iadvize-token refresh {id}` and check the broker's logs");
     }
 }
 
@@ -477,6 +546,24 @@ async fn refresh(
         let line = match result.outcome {
             Outcome::Fresh => format!("{}: fresh, nothing to do{expires}", result.secret_id),
             Outcome::Refreshed => format!("{}: refreshed{expires}", result.secret_id),
+            // Held back by the login spacing, not by a rotation: nothing to resume.
+            Outcome::InProgress if result.held_back.is_some() => {
+                let next = result
+                    .held_back
+                    .as_ref()
+                    .map_or("later", |held| held.next_login_at.as_str());
+                let line = format!(
+                    "{}: not refreshed: the login spacing holds it back (its previous login attempt started less than IADVIZE_MIN_LOGIN_INTERVAL ago); the next login may start at {next}; the current token stays{expires}",
+                    result.secret_id
+                );
+                if force {
+                    // Asked to renew it and renewed nothing: a failure to retry.
+                    failed.push(result.secret_id.clone());
+                    eprintln!("error: {line}");
+                    continue;
+                }
+                line
+            }
             Outcome::InProgress => format!(
                 "{}: a rotation is in progress; left alone (run `iadvize-token resume {}` to finish it now){expires}",
                 result.secret_id, result.secret_id
@@ -504,7 +591,7 @@ async fn refresh(
             }
         };
         if !out.json {
-            println!("{line}");
+            say!("{line}");
         }
     }
     if let Some(error) = &report.discovery_error {
@@ -548,7 +635,7 @@ async fn verify(
             Verified::Authenticated {
                 expires_at,
                 remaining_seconds,
-            } => println!(
+            } => say!(
                 "{secret_id}: iAdvize accepts the current token (expires at {expires_at}, in {})",
                 human(Some(*remaining_seconds))
             ),
@@ -583,7 +670,7 @@ async fn resume(
         Ok(Resumed::NothingToResume) => {
             let document = output::ResumeDocument::nothing(secret_id);
             out.report(&document, |_| {
-                println!("{secret_id}: no unfinished rotation; nothing to resume")
+                say!("{secret_id}: no unfinished rotation; nothing to resume")
             });
             EXIT_OK
         }
@@ -591,7 +678,7 @@ async fn resume(
             let expires_at = rfc3339(record.expires_at);
             let document = output::ResumeDocument::finished(secret_id, &version_id, &expires_at);
             out.report(&document, |_| {
-                println!(
+                say!(
                     "{secret_id}: finished the rotation of version {version_id}; the token expires at {expires_at}"
                 )
             });

@@ -77,11 +77,45 @@ struct ErrorDocument<'a> {
     exit_code: u8,
 }
 
+/// `println!` that survives a closed stdout (see [`print_text`]).
+macro_rules! say {
+    () => {
+        $crate::output::print_text("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_text(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// How to put the iAdvize API user's credentials in `secret_id` as the README does: the
+/// password typed at a prompt and passed on standard input, never written to a file.
+pub fn put_credentials(secret_id: &str) -> String {
+    format!(
+        "put the iAdvize API user's credentials, the password typed and passed on standard input (README, Deploy): read -r -p 'iAdvize API username: ' IADVIZE_USERNAME; read -r -s -p 'iAdvize API password: ' IADVIZE_PASSWORD; echo; export IADVIZE_USERNAME IADVIZE_PASSWORD; jq -n '{{username: env.IADVIZE_USERNAME, password: env.IADVIZE_PASSWORD}}' | aws secretsmanager put-secret-value --secret-id {secret_id} --secret-string file:///dev/stdin; unset IADVIZE_PASSWORD"
+    )
+}
+
 /// Pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => say!("{text}"),
         Err(e) => eprintln!("error: the report could not be written as JSON: {e}"),
+    }
+}
+
+/// Writes `text` to stdout as it is. A reader that stopped reading (`iadvize-token check |
+/// head -1`: a broken pipe) ends the output quietly, where `print!` would panic; the command
+/// still ends with its own exit code. Another write error is said on stderr.
+pub fn print_text(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("error: the output could not be written: {e}"),
     }
 }
 

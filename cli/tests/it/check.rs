@@ -25,6 +25,8 @@ struct Shape {
     log_level: ApplicationLogLevel,
     /// Whether the schedule rule is enabled.
     schedule_enabled: bool,
+    /// The schedule rule's expression.
+    schedule: &'static str,
     /// Whether there is an alarm on the function's `Errors`.
     errors_alarm: bool,
     /// Whether the credentials secret has a value.
@@ -38,6 +40,7 @@ impl Default for Shape {
         Shape {
             log_level: ApplicationLogLevel::Info,
             schedule_enabled: true,
+            schedule: "rate(1 hour)",
             errors_alarm: true,
             credentials_value: true,
             token_hours_left: 20,
@@ -152,7 +155,7 @@ impl Deployment {
         events
             .put_rule()
             .name(&rule)
-            .schedule_expression("rate(1 hour)")
+            .schedule_expression(shape.schedule)
             .state(if shape.schedule_enabled {
                 RuleState::Enabled
             } else {
@@ -397,6 +400,7 @@ async fn a_broken_deployment_gets_one_line_per_thing_to_fix_and_exit_1() {
         errors_alarm: false,
         credentials_value: false,
         token_hours_left: -2,
+        ..Shape::default()
     })
     .await;
     let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
@@ -418,6 +422,12 @@ async fn a_broken_deployment_gets_one_line_per_thing_to_fix_and_exit_1() {
         "credentials secret {}: has no value",
         deployment.credentials_id
     ));
+    // The README's way: the password typed, passed on standard input, never in a file.
+    expect(&format!(
+        "aws secretsmanager put-secret-value --secret-id {} --secret-string file:///dev/stdin",
+        deployment.credentials_id
+    ));
+    assert!(!text.contains("credentials.json"), "{text}");
     expect(&format!(
         "token secret {}: the token EXPIRED at",
         deployment.world.token_id
@@ -601,4 +611,84 @@ async fn check_login_with_refused_credentials_says_what_to_fix_and_keeps_the_tok
         &stdout(&output),
         &[&deployment.world.password, "not-the-password"],
     );
+}
+
+#[tokio::test]
+async fn a_daily_cron_schedule_is_a_finding_and_an_hourly_one_is_not() {
+    let daily = Deployment::new(Shape {
+        schedule: "cron(0 3 * * ? *)",
+        ..Shape::default()
+    })
+    .await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+
+    let output = daily.check(&proxy, &[]).await;
+
+    let text = stdout(&output);
+    assert_eq!(code(&output), 1, "{text}{}", stderr(&output));
+    let line = format!(
+        "FIX   schedule rule {}: cron(0 3 * * ? *): does not run every hour of every day",
+        daily.rule
+    );
+    assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    assert_eq!(findings(&text).len(), 1, "{text}");
+
+    let hourly = Deployment::new(Shape {
+        schedule: "cron(0 * * * ? *)",
+        ..Shape::default()
+    })
+    .await;
+    let output = hourly.check(&proxy, &[]).await;
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
+    assert!(
+        text.contains(&format!(
+            "ok    schedule rule {}: ENABLED, cron(0 * * * ? *)",
+            hourly.rule
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_marked_for_deletion_are_findings_with_the_restore_command() {
+    let deployment = Deployment::new(Shape::default()).await;
+    for id in [&deployment.credentials_id, &deployment.world.token_id] {
+        deployment
+            .world
+            .sm
+            .delete_secret()
+            .secret_id(id)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+            .expect("mark the secret for deletion");
+    }
+    let proxy = SmProxy::start(&moto_endpoint()).await.expect("the proxy");
+
+    let output = deployment.check(&proxy, &[]).await;
+
+    let text = stdout(&output);
+    println!("{text}");
+    assert_eq!(code(&output), 1, "{text}{}", stderr(&output));
+    for (kind, id) in [
+        ("credentials", &deployment.credentials_id),
+        ("token", &deployment.world.token_id),
+    ] {
+        let line = findings(&text)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("FIX   {kind} secret {id}: ")))
+            .unwrap_or_else(|| panic!("no finding for the {kind} secret in:\n{text}"));
+        assert!(
+            line.contains("marked for deletion (DeletedDate 20"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!(
+                "aws secretsmanager restore-secret --secret-id {id}"
+            )),
+            "{line}"
+        );
+    }
+    assert_credentials_never_read(&deployment, &proxy).await;
 }

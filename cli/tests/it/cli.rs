@@ -597,3 +597,66 @@ async fn report_rejected_checks_the_current_token_and_refreshes_it_when_iadvize_
     );
     assert_eq!((world.verifications(), world.logins()), (3, 2));
 }
+
+#[tokio::test]
+async fn status_and_report_rejected_of_a_secret_that_does_not_exist_exit_3_and_say_so() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let missing = unique("no-such-secret");
+
+    let output = cli(&world, &["status", &missing], &[]).await;
+    assert_eq!(code(&output), 3, "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("not found"), "{}", stdout(&output));
+
+    // Beside a valid one: still 3, and the JSON names the kind.
+    let output = cli(
+        &world,
+        &["status", "--json", &world.token_id, &missing],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 3, "{}", stdout(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(json["secrets"][1]["error_kind"], "SecretNotFound", "{json}");
+
+    let output = cli(&world, &["--json", "report-rejected", &missing], &[]).await;
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not found"), "{json}");
+    assert!(!error.contains("holds no token yet"), "{json}");
+}
+
+#[tokio::test]
+async fn a_forced_refresh_held_back_by_the_login_spacing_says_when_and_exits_1() {
+    let world = World::new().await;
+    let spacing = [("IADVIZE_MIN_LOGIN_INTERVAL", "5m")];
+    let output = cli(&world, &["refresh", "--force", &world.token_id], &spacing).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let token = world.current_token().await;
+    let logins = world.logins();
+
+    // Right after that login.
+    let output = cli(&world, &["refresh", "--force", &world.token_id], &spacing).await;
+
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(code(&output), 1, "{text}");
+    assert!(text.contains("the login spacing holds it back"), "{text}");
+    assert!(text.contains("the next login may start at 20"), "{text}");
+    assert!(!text.contains("resume"), "no rotation to resume: {text}");
+    assert_eq!(world.logins(), logins, "no login");
+    assert_eq!(world.current_token().await, token, "the token stays");
+
+    let output = cli(
+        &world,
+        &["refresh", "--force", "--json", &world.token_id],
+        &spacing,
+    )
+    .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let result = &json["results"][0];
+    assert_eq!(result["outcome"], "in_progress", "{json}");
+    assert_eq!(result["held_back"]["kind"], "LoginSpacing", "{json}");
+    assert!(result["held_back"]["next_login_at"].is_string(), "{json}");
+}

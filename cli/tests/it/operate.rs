@@ -295,3 +295,185 @@ async fn completions_for_each_shell_and_a_man_page() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the bash completion script offers for `words` (the last one being completed): the
+/// script sourced in a bash, its function called as bash's `complete -F` calls it.
+async fn bash_completes(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let program = r#"
+        source "$1"; shift
+        COMP_WORDS=("$@")
+        COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+        COMP_LINE="$*"
+        COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
+        _iadvize__token iadvize-token "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+        printf '%s\n' "${COMPREPLY[@]}"
+    "#;
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .arg("bash")
+        .arg(script)
+        .args(words)
+        .output()
+        .await
+        .expect("bash runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn bash_completes_the_options_and_values_of_each_subcommand() {
+    let world = World::new().await;
+    let output = cli(&world, &["completions", "bash"], &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let script = std::env::temp_dir().join(format!("{}.bash", unique("completions")));
+    std::fs::write(&script, stdout(&output).as_bytes()).unwrap();
+
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["iadvize-token", "re"],
+            &["refresh", "resume", "report-rejected"],
+        ),
+        (&["iadvize-token", "check", "--f"], &["--function"]),
+        (
+            &["iadvize-token", "status", "--"],
+            &["--json", "--timeout", "--verbose"],
+        ),
+        (
+            &["iadvize-token", "completions", ""],
+            &["bash", "zsh", "fish"],
+        ),
+        (
+            &["iadvize-token", "report-rejected", "--t"],
+            &["--token-sha256", "--timeout"],
+        ),
+    ];
+    for (words, expected) in cases {
+        let offered = bash_completes(&script, words).await;
+        for word in expected {
+            assert!(
+                offered.iter().any(|o| o == word),
+                "`{}<TAB>` offers {word}: {offered:?}",
+                words.join(" ")
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&script);
+}
+
+#[tokio::test]
+async fn usage_errors_with_json_print_the_error_document_and_help_stays_text() {
+    let world = World::new().await;
+    let cases: [&[&str]; 6] = [
+        &["--json", "get"],
+        &["--json", "bogus"],
+        &["--json", "get", "a", "b"],
+        &["--json", "--timeout", "xyz", "status"],
+        &["--json", "check"],
+        &["completions", "tcsh", "--json"],
+    ];
+    for args in cases {
+        // Colours forced: the document still carries plain text.
+        let output = cli(&world, args, &[("CLICOLOR_FORCE", "1")]).await;
+        assert_eq!(code(&output), 2, "`{}`", args.join(" "));
+        let document = json_of(&output);
+        assert_eq!(document["exit_code"], 2, "{document}");
+        let error = document["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "`{}`: {document}", args.join(" "));
+        assert!(!error.contains('\u{1b}'), "no ANSI codes: {error:?}");
+        assert!(
+            !stderr(&output).is_empty(),
+            "clap's message stays on stderr"
+        );
+    }
+    let output = cli(&world, &["--json", "get"], &[]).await;
+    assert!(
+        json_of(&output)["error"]
+            .as_str()
+            .unwrap()
+            .contains("<SECRET_ID>"),
+        "clap's message names what is missing"
+    );
+
+    // Without --json, nothing on stdout; help and version are no failures.
+    let output = cli(&world, &["get"], &[]).await;
+    assert_eq!((code(&output), stdout(&output).as_str()), (2, ""));
+    for args in [&["--json", "--help"][..], &["--version", "--json"]] {
+        let output = cli(&world, args, &[]).await;
+        assert_eq!(code(&output), 0, "`{}`", args.join(" "));
+        assert!(
+            serde_json::from_str::<Value>(&stdout(&output)).is_err(),
+            "`{}` prints text: {}",
+            args.join(" "),
+            stdout(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_ends_the_output_quietly() {
+    let world = World::new().await;
+    for args in [
+        &["check", "--function", "no-such-function-for-a-closed-pipe"][..],
+        &["completions", "zsh"],
+    ] {
+        let mut command = command(&world, args);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("the CLI starts");
+        // As `| head -0` would: the reader goes away before the CLI writes.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.expect("the CLI ends");
+        assert!(
+            !stderr(&output).contains("panicked"),
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&output)
+        );
+        let expected = if args[0] == "check" { 1 } else { 0 };
+        assert_eq!(
+            code(&output),
+            expected,
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_discovery_is_the_status_reports_discovery_error_not_a_secret() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let proxy = SmProxy::start(&moto_endpoint()).await.unwrap();
+    proxy.storm(Storm::new(7).internal_errors(1.0).only(&["ListSecrets"]));
+    let through = [("AWS_ENDPOINT_URL", proxy.url())];
+    let through: Vec<(&str, &str)> = through.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let output = cli(&world, &["status", "--json"], &through).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let document = json_of(&output);
+    assert!(
+        document["discovery_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ListSecrets")),
+        "{document}"
+    );
+    assert_eq!(document["summary"]["managed"], 1, "{document}");
+    let secrets = document["secrets"].as_array().expect("secrets");
+    assert_eq!(secrets.len(), 1, "{document}");
+    assert_eq!(secrets[0]["secret_id"], world.token_id.as_str());
+
+    // The text keeps its wording.
+    let output = cli(&world, &["status"], &through).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("(discovery of tagged secrets)"), "{text}");
+    assert!(text.starts_with("1 managed:"), "{text}");
+}
