@@ -23,7 +23,7 @@ use iadvize_token_broker::bounds::{AwsTimeouts, aws_config};
 use iadvize_token_broker::logging::METRICS_SAFE_LEVELS;
 use iadvize_token_broker::metrics::{Metrics, NAMESPACE};
 use iadvize_token_broker::refresh::NEXT_TICK;
-use iadvize_token_broker::status::SecretStatus;
+use iadvize_token_broker::status::{SecretStatus, TokenState};
 use iadvize_token_broker::store::AWSCURRENT;
 use iadvize_token_broker::{Broker, Config, Error, SecretStore};
 use serde::Serialize;
@@ -459,44 +459,38 @@ fn check_token_secret(checks: &mut Checks, secret: &SecretStatus, deleted: Optio
         );
         return;
     }
-    // The serialized state is the status contract the Lambda's `{"action": "status"}` answers
-    // with too: `valid`, `expired`, `missing`, `invalid`.
-    let state = serde_json::to_value(secret)
-        .ok()
-        .and_then(|v| v["token"].as_str().map(str::to_owned))
-        .unwrap_or_default();
     let left = secret.remaining_seconds.map(Duration::from_secs);
     let expires = secret.expires_at.as_deref().unwrap_or("an unknown time");
-    match state.as_str() {
-        "valid" if left.is_some_and(|left| left <= NEXT_TICK) => checks.fix(
+    match secret.token {
+        TokenState::Valid if left.is_some_and(|left| left <= NEXT_TICK) => checks.fix(
             &subject,
             format!(
                 "the token expires at {expires}, before the next hourly tick can replace it"
             ),
             format!("run `iadvize-token refresh {id}` and read the function's logs"),
         ),
-        "valid" => checks.ok(
+        TokenState::Valid => checks.ok(
             &subject,
             format!(
                 "a valid token record, expires at {expires} (in {})",
                 humantime::format_duration(left.unwrap_or_default())
             ),
         ),
-        "expired" => checks.fix(
+        TokenState::Expired => checks.fix(
             &subject,
             format!("the token EXPIRED at {expires}"),
             format!(
                 "run `iadvize-token refresh {id}`, then find why the ticks fail (the function's logs, its schedule)"
             ),
         ),
-        "missing" => checks.fix(
+        TokenState::Missing => checks.fix(
             &subject,
             "holds no token yet (the first tick writes it)",
             format!(
                 "put the credentials, then run `iadvize-token refresh {id}` or wait for the next tick"
             ),
         ),
-        "invalid" => checks.fix(
+        TokenState::Invalid => checks.fix(
             &subject,
             format!(
                 "AWSCURRENT is not a token record: {}",
@@ -504,9 +498,9 @@ fn check_token_secret(checks: &mut Checks, secret: &SecretStatus, deleted: Optio
             ),
             format!("run `iadvize-token refresh --force {id}` (only the broker writes this secret)"),
         ),
-        other => checks.fix(
+        TokenState::Error => checks.fix(
             &subject,
-            format!("token state {other:?}"),
+            "its token could not be read",
             format!("run `iadvize-token status {id}`"),
         ),
     }

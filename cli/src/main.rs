@@ -574,7 +574,7 @@ async fn refresh(
                 format!("{}: {}{expires}", result.secret_id, result.outcome.as_str())
             }
             Outcome::Deferred if result.error.is_none() => format!(
-                "{}: deferred (no time left for its rotation; its token lasts until the next tick){expires}",
+                "{}: deferred to the next tick (its token lasts until then){expires}",
                 result.secret_id
             ),
             Outcome::Deferred | Outcome::Failed => {
