@@ -318,16 +318,9 @@ impl Healer<'_> {
     }
 }
 
-/// Whether `id` (a name, an ARN, or a partial ARN without Secrets Manager's six-character
-/// suffix) names `secret`.
+/// Whether `id` names `secret` (see [`SecretInfo::is_named`]).
 fn names(id: &str, secret: &SecretInfo) -> bool {
-    id == secret.arn
-        || id == secret.name
-        || (id.starts_with("arn:")
-            && secret
-                .arn
-                .strip_prefix(id)
-                .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-')))
+    secret.is_named(id)
 }
 
 #[cfg(test)]
