@@ -83,14 +83,14 @@ impl Healer<'_> {
     }
 
     /// Whether the broker manages `secret`: tagged `iadvize:managed=true`, or listed in
-    /// `IADVIZE_TOKEN_SECRET_IDS` by name or ARN.
+    /// `IADVIZE_TOKEN_SECRET_IDS` by name, ARN or partial ARN.
     fn manages(&self, secret: &SecretInfo) -> bool {
         tags::is_managed(&secret.tags)
             || self
                 .config
                 .token_secret_ids()
                 .iter()
-                .any(|id| *id == secret.name || *id == secret.arn)
+                .any(|id| secret.is_named(id))
     }
 
     /// Handles one report. A report the broker cannot act on (the secret is missing or not
@@ -305,7 +305,7 @@ impl Healer<'_> {
             }
         };
         for id in self.config.token_secret_ids() {
-            if secrets.iter().any(|s| s.arn == *id || s.name == *id) {
+            if secrets.iter().any(|s| s.is_named(id)) {
                 continue;
             }
             match self.store.describe(id).await {

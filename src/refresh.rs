@@ -273,8 +273,8 @@ pub(crate) async fn discover(config: &Config, store: &SecretStore) -> (Vec<Targe
     };
     let mut targets: Vec<Target> = Vec::new();
     for id in config.token_secret_ids() {
-        let duplicate = discovered.iter().any(|d| d.arn == *id || d.name == *id)
-            || targets.iter().any(|t| t.secret_id == *id);
+        let duplicate =
+            discovered.iter().any(|d| d.is_named(id)) || targets.iter().any(|t| t.secret_id == *id);
         if !duplicate {
             targets.push(Target::listed(id));
         }

@@ -279,6 +279,31 @@ async fn processes_reporting_one_revoked_token_at_once_log_in_once() {
 }
 
 #[tokio::test]
+async fn a_secret_listed_by_its_partial_arn_is_managed_for_reports() {
+    let world = World::new().await;
+    world.fill().await;
+    let token = world.current_token().await;
+    let arn = arn_of(&world, &world.token_id).await;
+    // Without Secrets Manager's six-character suffix ("-AbCdEf"), as IAM policies write it.
+    let partial = arn[..arn.len() - 7].to_owned();
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![partial])
+            .build()
+            .unwrap(),
+    );
+    for id in [&world.token_id, &arn] {
+        let answer = broker
+            .handle(&report_of(id, &token), deadline(20))
+            .await
+            .unwrap();
+        assert_eq!(single(&answer)["outcome"], "accepted", "{id}: {answer}");
+    }
+}
+
+#[tokio::test]
 async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
     let world = World::new().await;
     world.fill().await;
