@@ -285,6 +285,18 @@ impl Broker {
         deadline: Instant,
     ) -> Result<Value> {
         if let Some(until) = paused_until {
+            // The broker never pauses longer than this after a 429: a later end is not one
+            // of its follow-ups, and would pause every later invocation of this environment.
+            let longest = crate::iadvize::MAX_RETRY_AFTER.max(self.config.throttle_pause());
+            let now = time::OffsetDateTime::now_utc();
+            if until - now > time::Duration::try_from(longest).unwrap_or(time::Duration::MAX) {
+                return Err(Error::InvalidEvent(format!(
+                    "a follow-up's paused_until is at most {} from now (the longest pause of logins the broker sets after a 429: max(Retry-After up to {}, IADVIZE_THROTTLE_PAUSE)), got {}; nothing was done",
+                    humantime::format_duration(longest),
+                    humantime::format_duration(crate::iadvize::MAX_RETRY_AFTER),
+                    crate::token::rfc3339(until)
+                )));
+            }
             self.login.pause_until(until);
         }
         let sender = self

@@ -122,7 +122,8 @@ impl Config {
     }
 
     /// After a login ends in `429 Too Many Requests`, no login starts for at least this long
-    /// (or iAdvize's `Retry-After`, when longer) (`IADVIZE_THROTTLE_PAUSE`, default 60 s).
+    /// (or iAdvize's `Retry-After`, when longer) (`IADVIZE_THROTTLE_PAUSE`, default 60 s, at
+    /// most 24 h; `0s`: only a `Retry-After` pauses).
     pub fn throttle_pause(&self) -> Duration {
         self.throttle_pause
     }
@@ -293,6 +294,19 @@ const MAX_FOLLOW_UPS: &str = "IADVIZE_MAX_FOLLOW_UPS";
 /// A tick and 15 follow-ups are 16 invocations of one chain; Lambda's recursive loop
 /// detection stops the 17th (<https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html>).
 const MAX_FOLLOW_UPS_LIMIT: u32 = 15;
+
+/// The longest a time-out may be: a Lambda invocation's maximum
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>).
+const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The longest pause of logins after a 429: what the broker accepts of iAdvize's
+/// `Retry-After` ([`crate::iadvize::MAX_RETRY_AFTER`]).
+const MAX_THROTTLE_PAUSE: Duration = crate::iadvize::MAX_RETRY_AFTER;
+
+/// The longest any other duration setting may be. Far beyond any useful value, and far from
+/// the end of the calendar the broker computes in (year 9999), so no time computed from a
+/// setting can overflow.
+const MAX_INTERVAL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// iAdvize allows 100 logins per minute per IP: the broker's cap cannot be set higher.
 const MAX_LOGINS_PER_MINUTE_LIMIT: u32 = 100;
@@ -502,6 +516,52 @@ impl Config {
                 ),
             });
         }
+        let at_most = |variable: &'static str, value: Duration, max: Duration, why: &str| {
+            if value > max {
+                Err(ConfigError {
+                    variable,
+                    message: format!(
+                        "must be at most {} ({why}), got {}",
+                        humantime::format_duration(max),
+                        humantime::format_duration(value)
+                    ),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let interval = "longer values are no use";
+        for (variable, value) in [
+            (REFRESH_BEFORE_EXPIRY, Some(self.refresh_before_expiry)),
+            (MIN_LOGIN_INTERVAL, Some(self.min_login_interval)),
+            (STUCK_ROTATION_AFTER, Some(self.stuck_rotation_after)),
+            (REFUSED_CREDENTIALS_RETRY, self.refused_credentials_retry),
+            (REPORT_VERIFY_INTERVAL, Some(self.report_verify_interval)),
+        ] {
+            if let Some(value) = value {
+                at_most(variable, value, MAX_INTERVAL, interval)?;
+            }
+        }
+        at_most(
+            THROTTLE_PAUSE,
+            self.throttle_pause,
+            MAX_THROTTLE_PAUSE,
+            "the longest Retry-After the broker accepts",
+        )?;
+        let invocation = "the longest Lambda invocation";
+        at_most(HTTP_TIMEOUT, self.http_timeout, MAX_TIMEOUT, invocation)?;
+        at_most(
+            AWS_OPERATION_TIMEOUT,
+            self.aws_timeouts.operation,
+            MAX_TIMEOUT,
+            invocation,
+        )?;
+        at_most(
+            AWS_ATTEMPT_TIMEOUT,
+            self.aws_timeouts.attempt,
+            MAX_TIMEOUT,
+            invocation,
+        )?;
         positive(HTTP_TIMEOUT, self.http_timeout)?;
         positive(AWS_OPERATION_TIMEOUT, self.aws_timeouts.operation)?;
         positive(AWS_ATTEMPT_TIMEOUT, self.aws_timeouts.attempt)?;
@@ -670,6 +730,16 @@ mod tests {
             (API_URL, "http://api.iadvize.com"),
             (API_URL, "ftp://127.0.0.1"),
             (API_URL, "not a url"),
+            (THROTTLE_PAUSE, "10000y"),
+            (THROTTLE_PAUSE, "25h"),
+            (REPORT_VERIFY_INTERVAL, "10000y"),
+            (REFUSED_CREDENTIALS_RETRY, "10000y"),
+            (STUCK_ROTATION_AFTER, "10000y"),
+            (REFRESH_BEFORE_EXPIRY, "10000y"),
+            (MIN_LOGIN_INTERVAL, "10000y"),
+            (HTTP_TIMEOUT, "10000y"),
+            (HTTP_TIMEOUT, "16m"),
+            (AWS_OPERATION_TIMEOUT, "10000y"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
@@ -678,6 +748,32 @@ mod tests {
                     .starts_with(&format!("configuration: {var}: "))
             );
         }
+    }
+
+    #[test]
+    fn the_longest_values_are_accepted_and_a_throttle_pause_of_0s_is_off() {
+        let c = config(&[
+            (THROTTLE_PAUSE, "24h"),
+            (REPORT_VERIFY_INTERVAL, "30d"),
+            (REFUSED_CREDENTIALS_RETRY, "30d"),
+            (STUCK_ROTATION_AFTER, "30d"),
+            (REFRESH_BEFORE_EXPIRY, "30d"),
+            (MIN_LOGIN_INTERVAL, "30d"),
+            (HTTP_TIMEOUT, "15m"),
+            (AWS_OPERATION_TIMEOUT, "15m"),
+            (AWS_ATTEMPT_TIMEOUT, "15m"),
+        ])
+        .unwrap();
+        assert_eq!(c.throttle_pause, Duration::from_secs(24 * 3600));
+        let err = config(&[(THROTTLE_PAUSE, "10000y")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: IADVIZE_THROTTLE_PAUSE: must be at most 1day (the longest Retry-After the broker accepts), got 10000years"
+        );
+        assert_eq!(
+            config(&[(THROTTLE_PAUSE, "0s")]).unwrap().throttle_pause,
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -216,6 +216,20 @@ pub enum Error {
         /// The secret as named.
         secret_id: String,
     },
+    /// A refresh named a credentials secret (tagged `iadvize:credentials=true`, the
+    /// `IADVIZE_CREDENTIALS_SECRET_ID`, or named by a token secret's
+    /// `iadvize:credentials-secret-id` tag): refreshing it would replace the credentials with a
+    /// token record. Nothing was written.
+    #[error(
+        "secret {} is a credentials secret ({why}), not a token secret: a refresh would overwrite the iAdvize credentials with a token; nothing was written (refresh the token secrets that use it instead)",
+        echo(secret_id)
+    )]
+    CredentialsSecret {
+        /// The secret as named.
+        secret_id: String,
+        /// How the broker knows it holds credentials.
+        why: String,
+    },
     /// One or more secrets failed during a refresh tick.
     #[error("refresh failed for {failed} of {total} secret(s): {summary}")]
     TickFailed {
@@ -271,6 +285,8 @@ pub enum ErrorKind {
     TickFailed,
     /// [`Error::NotManaged`]: `NotManaged`.
     NotManaged,
+    /// [`Error::CredentialsSecret`]: `CredentialsSecret`.
+    CredentialsSecret,
     /// A secret the tick left for the next one although its token does not last until then
     /// (no [`Error`] variant: the tick reports it in the secret's result): `Deferred`.
     Deferred,
@@ -299,6 +315,7 @@ impl ErrorKind {
             ErrorKind::NewTokenRejected => "NewTokenRejected",
             ErrorKind::TickFailed => "RefreshFailed",
             ErrorKind::NotManaged => "NotManaged",
+            ErrorKind::CredentialsSecret => "CredentialsSecret",
             ErrorKind::Deferred => "Deferred",
         }
     }
@@ -357,6 +374,7 @@ impl Error {
             Error::NewTokenRejected { .. } => ErrorKind::NewTokenRejected,
             Error::TickFailed { .. } => ErrorKind::TickFailed,
             Error::NotManaged { .. } => ErrorKind::NotManaged,
+            Error::CredentialsSecret { .. } => ErrorKind::CredentialsSecret,
         }
     }
 

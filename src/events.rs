@@ -379,7 +379,10 @@ impl Event {
 /// `{"action": "refresh"|"status", "force": bool, "secret_ids": [..]}`.
 fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
     const USAGE: &str = "an operator event is {\"action\": \"refresh\"|\"status\", \"force\": bool, \"secret_ids\": [..]}";
-    let invalid = |message: String| Error::InvalidEvent(format!("{USAGE}: {message}"));
+    // A follow-up's errors show the follow-up's shape, not the operator event's.
+    let follow_up = object.contains_key("follow_up") || object.contains_key("paused_until");
+    let usage = if follow_up { FOLLOW_UP_USAGE } else { USAGE };
+    let invalid = |message: String| Error::InvalidEvent(format!("{usage}: {message}"));
     let unknown: Vec<&String> = object
         .keys()
         .filter(|k| !OPERATOR_KEYS.contains(&k.as_str()))
@@ -433,7 +436,7 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
             )));
         }
     };
-    if object.contains_key("follow_up") || object.contains_key("paused_until") {
+    if follow_up {
         return parse_follow_up(object, &action, force, secret_ids.is_some()).map_err(invalid);
     }
     match action.as_str() {
@@ -453,6 +456,10 @@ fn parse_operator(object: &serde_json::Map<String, Value>) -> Result<Event> {
     }
 }
 
+/// The shape of a follow-up, as its errors show it.
+const FOLLOW_UP_USAGE: &str =
+    "a follow-up is {\"action\": \"refresh\", \"follow_up\": n, \"paused_until\": \"<RFC 3339>\"?}";
+
 /// `{"action": "refresh", "follow_up": n, "paused_until": "<RFC 3339>"?}`: the whole fleet,
 /// never forced (a follow-up only finishes what its tick deferred).
 fn parse_follow_up(
@@ -463,7 +470,7 @@ fn parse_follow_up(
 ) -> std::result::Result<Event, String> {
     if action != "refresh" || force || listed {
         return Err(
-            "a follow-up is {\"action\": \"refresh\", \"follow_up\": n, \"paused_until\": \"<RFC 3339>\"?}, without force or secret_ids".into(),
+            "its action is refresh, without force or secret_ids (a follow-up finishes its tick's work over the fleet)".into(),
         );
     }
     let n = match object.get("follow_up") {
@@ -666,6 +673,32 @@ mod tests {
             let err = Event::parse(&bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_follow_up_is_explained_with_the_follow_ups_shape() {
+        for bad in [
+            json!({"action": "refresh", "follow_up": 0}),
+            json!({"action": "refresh", "follow_up": "1"}),
+            json!({"action": "refresh", "follow_up": 1, "paused_until": "soon"}),
+            json!({"action": "refresh", "paused_until": "2026-11-30T10:00:00Z"}),
+            json!({"action": "refresh", "follow_up": 1, "force": true}),
+            json!({"action": "status", "follow_up": 1}),
+            json!({"action": "refresh", "follow_up": 1, "extra": 1}),
+            json!({"action": 5, "follow_up": 1}),
+        ] {
+            let err = Event::parse(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains(
+                    "a follow-up is {\"action\": \"refresh\", \"follow_up\": n, \"paused_until\": \"<RFC 3339>\"?}: "
+                ) && !err.contains("operator event"),
+                "{bad}: {err}"
+            );
+        }
+        let err = Event::parse(&json!({"action": "refresh", "extra": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("an operator event is"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::login::Login;
 use crate::metrics::Metrics;
 use crate::plan::Current;
 use crate::refresh::{Outcome, RefreshReport, SecretResult, Target, Tick, read_current};
-use crate::store::{SecretInfo, SecretStore};
+use crate::store::{AWSCURRENT, SecretInfo, SecretStore};
 use crate::tags::{self, ReportVerification};
 use crate::token::TokenRecord;
 
@@ -83,14 +83,14 @@ impl Healer<'_> {
     }
 
     /// Whether the broker manages `secret`: tagged `iadvize:managed=true`, or listed in
-    /// `IADVIZE_TOKEN_SECRET_IDS` by name or ARN.
+    /// `IADVIZE_TOKEN_SECRET_IDS` by name, ARN or partial ARN.
     fn manages(&self, secret: &SecretInfo) -> bool {
         tags::is_managed(&secret.tags)
             || self
                 .config
                 .token_secret_ids()
                 .iter()
-                .any(|id| *id == secret.name || *id == secret.arn)
+                .any(|id| secret.is_named(id))
     }
 
     /// Handles one report. A report the broker cannot act on (the secret is missing or not
@@ -233,7 +233,42 @@ impl Healer<'_> {
             return SecretResult::with(secret_id, Outcome::Accepted, Some(record.expires_at));
         }
         tracing::warn!("iAdvize rejects the token AWSCURRENT holds; refreshing it now");
-        self.refresh_now(true, Target::read(secret_id, secret, current))
+        // The lock above is per process: another invocation may have acted on this secret
+        // while iAdvize was asked. Reading the secret again right before the login leaves two
+        // processes logging in twice only when both read it before either wrote its
+        // `iadvize:last-login-attempt` tag (Secrets Manager has no conditional write to close
+        // that window).
+        let again = match self.store.describe(&secret.arn).await {
+            Ok(again) => again,
+            Err(e) => return SecretResult::failed(secret_id, Some(record.expires_at), &e),
+        };
+        if again.has_pending() {
+            // A rotation started meanwhile: the tick's rules decide (a young one is left alone).
+            return self
+                .refresh_now(false, Target::read(secret_id, again, Current::NotRead))
+                .await;
+        }
+        let current = if again.version_with(AWSCURRENT) == secret.version_with(AWSCURRENT) {
+            current
+        } else {
+            match read_current(self.store, &again).await {
+                Ok(moved) => match moved.record() {
+                    // Another invocation published a new token: the reporter re-reads.
+                    Some(new) if sha256_of(new) != hash => {
+                        return SecretResult::with(
+                            secret_id,
+                            Outcome::Superseded,
+                            Some(new.expires_at),
+                        );
+                    }
+                    _ => moved,
+                },
+                Err(e) => return SecretResult::failed(secret_id, Some(record.expires_at), &e),
+            }
+        };
+        // A login another invocation started moments ago holds this one back (in progress
+        // while the token is valid): the spacing reads the tags just read.
+        self.refresh_now(true, Target::read(secret_id, again, current))
             .await
     }
 
@@ -270,7 +305,7 @@ impl Healer<'_> {
             }
         };
         for id in self.config.token_secret_ids() {
-            if secrets.iter().any(|s| s.arn == *id || s.name == *id) {
+            if secrets.iter().any(|s| s.is_named(id)) {
                 continue;
             }
             match self.store.describe(id).await {
@@ -318,16 +353,9 @@ impl Healer<'_> {
     }
 }
 
-/// Whether `id` (a name, an ARN, or a partial ARN without Secrets Manager's six-character
-/// suffix) names `secret`.
+/// Whether `id` names `secret` (see [`SecretInfo::is_named`]).
 fn names(id: &str, secret: &SecretInfo) -> bool {
-    id == secret.arn
-        || id == secret.name
-        || (id.starts_with("arn:")
-            && secret
-                .arn
-                .strip_prefix(id)
-                .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-')))
+    secret.is_named(id)
 }
 
 #[cfg(test)]

@@ -392,13 +392,7 @@ impl Login {
         // A 429 met by another login while this one waited for its slot pauses it too.
         self.wait_for_pause(secret, deadline).await?;
 
-        self.store
-            .set_tag(
-                &secret.arn,
-                tags::LAST_LOGIN_ATTEMPT,
-                &tags::login_attempt_value(started),
-            )
-            .await?;
+        self.claim(secret, started).await?;
         tracing::info!(secret_id = %secret.name, credentials_version = %credentials.version_id, "logging in to iAdvize");
         let mut attempt = self.throttle.attempt();
         let result = self
@@ -463,6 +457,64 @@ impl Login {
                 source: e,
             }),
         }
+    }
+
+    /// Writes the `iadvize:last-login-attempt` tag (`started`) that holds other logins of
+    /// this secret back. With the login spacing on, the tag is read just before the write and
+    /// read back just after it: Secrets Manager has no conditional write, and the per-process
+    /// locks of two Lambda execution environments cannot see each other, so two processes
+    /// may both pass the spacing check; then the last writer logs in and every earlier one
+    /// finds another login's stamp and is held back. Two logins remain possible only when one
+    /// process reads the tag before the other's write and writes after the other's read-back
+    /// (a window of about one Secrets Manager round trip).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LoginSpacing`] when another login of this secret started moments ago or
+    /// replaced this one's stamp; Secrets Manager errors of the write. A failed read is no
+    /// error: the login goes on, held back by what the caller read before.
+    async fn claim(&self, secret: &SecretInfo, started: OffsetDateTime) -> Result<()> {
+        let stamp = tags::login_attempt_value(started);
+        let spacing = |since| Error::LoginSpacing {
+            secret_id: secret.name.clone(),
+            since,
+            interval: self.min_login_interval,
+        };
+        let read = || async {
+            match self.store.describe(&secret.arn).await {
+                Ok(again) => Some(again),
+                Err(e) => {
+                    tracing::warn!(secret_id = %secret.name, error = %e, "the login-attempt tag could not be read again");
+                    None
+                }
+            }
+        };
+        let spaced = !self.min_login_interval.is_zero();
+        if spaced && let Some(before) = read().await {
+            let now = OffsetDateTime::now_utc();
+            if let Some(since) = self.held_back(&before.broker_tags(), now) {
+                tracing::info!(secret_id = %secret.name, "another invocation started a login for this secret moments ago; leaving it to that one");
+                return Err(spacing(since));
+            }
+        }
+        self.store
+            .set_tag(&secret.arn, tags::LAST_LOGIN_ATTEMPT, &stamp)
+            .await?;
+        if spaced
+            && let Some(after) = read().await
+            && after
+                .tags
+                .get(tags::LAST_LOGIN_ATTEMPT)
+                .is_some_and(|latest| *latest != stamp)
+        {
+            tracing::info!(secret_id = %secret.name, "another invocation started a login for this secret at the same moment; leaving it to that one");
+            let since = after
+                .broker_tags()
+                .since_last_login(OffsetDateTime::now_utc())
+                .unwrap_or_default();
+            return Err(spacing(since));
+        }
+        Ok(())
     }
 
     /// Waits for a login slot for `secret`'s iAdvize user (`user`: its credentials secret

@@ -327,8 +327,8 @@ pub(crate) async fn discover(config: &Config, store: &SecretStore) -> (Vec<Targe
     };
     let mut targets: Vec<Target> = Vec::new();
     for id in config.token_secret_ids() {
-        let duplicate = discovered.iter().any(|d| d.arn == *id || d.name == *id)
-            || targets.iter().any(|t| t.secret_id == *id);
+        let duplicate =
+            discovered.iter().any(|d| d.is_named(id)) || targets.iter().any(|t| t.secret_id == *id);
         if !duplicate {
             targets.push(Target::listed(id));
         }
@@ -414,6 +414,13 @@ impl Tick<'_> {
         for info in targets.iter().filter_map(|t| t.info.as_ref()) {
             self.login.observe(info);
         }
+        // The credentials secrets the targets name in their tags (known without another
+        // call): none of them may be refreshed as a token secret.
+        let users: HashSet<String> = targets
+            .iter()
+            .filter_map(|t| t.info.as_ref())
+            .filter_map(|info| info.broker_tags().credentials_secret_id.map(str::to_owned))
+            .collect();
 
         // Most urgent first: the least time left on the current token; 0 for a missing,
         // unreadable or expired one, a rotation in progress, or a value not read yet.
@@ -429,7 +436,8 @@ impl Tick<'_> {
         let done: Vec<(usize, SecretResult)> = futures::stream::iter(queue)
             .map(|(_, index, target)| {
                 let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
-                async move { (index, self.turn(target).await) }.instrument(span)
+                let users = &users;
+                async move { (index, self.turn(target, users).await) }.instrument(span)
             })
             .buffered(self.config.max_concurrency().get())
             .collect()
@@ -456,7 +464,39 @@ impl Tick<'_> {
             self.login.observe(info);
         }
         let span = tracing::info_span!("refresh", secret_id = %echo(&target.secret_id));
-        self.turn(target).instrument(span).await
+        self.turn(target, &HashSet::new()).instrument(span).await
+    }
+
+    /// Why `info` holds credentials rather than a token, if it does: tagged
+    /// `iadvize:credentials=true`, the `IADVIZE_CREDENTIALS_SECRET_ID`, or one of `users` (the
+    /// credentials secrets the token secrets of this tick name). A refresh would write a
+    /// token record over the credentials.
+    fn credentials_secret(
+        &self,
+        secret_id: &str,
+        info: &SecretInfo,
+        users: &HashSet<String>,
+    ) -> Option<Error> {
+        let why = if crate::tags::is_credentials(&info.tags) {
+            format!("tagged {}=true", crate::tags::CREDENTIALS)
+        } else if self
+            .config
+            .credentials_secret_id()
+            .is_some_and(|id| info.is_named(id))
+        {
+            "it is IADVIZE_CREDENTIALS_SECRET_ID".to_owned()
+        } else if users.iter().any(|id| info.is_named(id)) {
+            format!(
+                "a token secret names it in its {} tag",
+                crate::tags::CREDENTIALS_SECRET
+            )
+        } else {
+            return None;
+        };
+        Some(Error::CredentialsSecret {
+            secret_id: secret_id.to_owned(),
+            why,
+        })
     }
 
     /// DescribeSecret for the targets not known from discovery (a failure is left for the
@@ -545,14 +585,17 @@ impl Tick<'_> {
     /// One secret's turn: plan with what the tick read (and the room left, measured now),
     /// book the login slot of a due secret in urgency order, read what is missing and plan
     /// again, then act.
-    async fn turn(&self, target: Target) -> SecretResult {
+    async fn turn(&self, target: Target, users: &HashSet<String>) -> SecretResult {
         let Target {
             secret_id,
             info,
             current,
             unanswered,
         } = target;
-        if let Some(error) = unanswered {
+        if let Some(error) = unanswered.or_else(|| {
+            info.as_ref()
+                .and_then(|info| self.credentials_secret(&secret_id, info, users))
+        }) {
             tracing::error!(error = %error, "refresh failed");
             return SecretResult::failed(secret_id, None, &error);
         }
@@ -607,7 +650,9 @@ impl Tick<'_> {
 
         let arn = info.as_ref().map(|info| info.arn.clone());
         let known_record = current.record().cloned();
-        let checked = self.check(&secret_id, info, current, action, slot).await;
+        let checked = self
+            .check(&secret_id, info, current, action, slot, users)
+            .await;
         if let Some(arn) = &arn {
             self.login.cancel_booking(arn);
         }
@@ -667,6 +712,7 @@ impl Tick<'_> {
         current: Current,
         action: Action,
         slot: Slot,
+        users: &HashSet<String>,
     ) -> Checked {
         let replan = info.is_none() || action == Action::Read;
         // A secret the tick did not read yet: its own login feeds its login tag to the pacer.
@@ -682,6 +728,14 @@ impl Tick<'_> {
                 };
             }
         };
+        // Read only now (the tick could not describe it before): the same refusal.
+        if let Some(error) = self.credentials_secret(secret_id, &info, users) {
+            return Checked {
+                name: None,
+                record: None,
+                outcome: Err(error),
+            };
+        }
         let mut checked = Checked {
             name: Some(info.name.clone()),
             record: current.record().cloned(),

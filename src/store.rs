@@ -43,6 +43,18 @@ pub struct SecretInfo {
 }
 
 impl SecretInfo {
+    /// Whether `id` (a name, an ARN, or a partial ARN without Secrets Manager's
+    /// six-character suffix) names this secret.
+    pub fn is_named(&self, id: &str) -> bool {
+        id == self.arn
+            || id == self.name
+            || (id.starts_with("arn:")
+                && self
+                    .arn
+                    .strip_prefix(id)
+                    .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-')))
+    }
+
     /// The version holding `stage`, if any.
     pub fn version_with(&self, stage: &str) -> Option<&str> {
         self.versions

@@ -56,8 +56,22 @@ pub fn message_group_id(secret_id: &str) -> String {
 }
 
 /// What to do to get reports, said once by a consumer that has none (`secret_id`: the secret
-/// whose token iAdvize refused).
+/// whose token iAdvize refused). A build without the `report` feature ignores
+/// `IADVIZE_REPORT_QUEUE_URL`, so its hint names the feature first.
 pub fn enable_hint(secret_id: &str) -> String {
+    if cfg!(not(feature = "report")) {
+        return format!(
+            "iAdvize refused the token of {secret_id} and the secret still holds it: the broker replaces it at its next refresh. \
+             This build of iadvize-token-consumer has no `report` feature, so it cannot report it{}: \
+             to have it replaced within the minute, build with the `report` feature (a default feature), set {REPORT_QUEUE_URL_ENV} to the broker's report queue URL \
+             (an output of the broker's stack) and grant this consumer's role sqs:SendMessage on that queue",
+            if std::env::var_os(REPORT_QUEUE_URL_ENV).is_some() {
+                format!(" ({REPORT_QUEUE_URL_ENV} is set but ignored)")
+            } else {
+                String::new()
+            }
+        );
+    }
     format!(
         "iAdvize refused the token of {secret_id} and the secret still holds it: the broker replaces it at its next refresh. \
          To have it replaced within the minute, let this consumer report it: set {REPORT_QUEUE_URL_ENV} to the broker's report queue URL \
@@ -110,5 +124,12 @@ mod tests {
         assert!(hint.contains("IADVIZE_REPORT_QUEUE_URL"));
         assert!(hint.contains("sqs:SendMessage"));
         assert!(hint.contains("team/a"));
+    }
+
+    #[test]
+    fn without_the_report_feature_the_hint_names_the_feature() {
+        let hint = enable_hint("team/a");
+        let names_it = hint.contains("no `report` feature");
+        assert_eq!(names_it, cfg!(not(feature = "report")), "{hint}");
     }
 }

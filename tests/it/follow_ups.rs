@@ -16,7 +16,7 @@ use iadvize_standin::lambda_api::LambdaApi;
 use iadvize_token_broker::follow_up::FollowUps;
 use iadvize_token_broker::refresh::Outcome;
 use iadvize_token_broker::token::parse_rfc3339;
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::support::watcher::{WatchReport, Watcher};
@@ -373,4 +373,49 @@ async fn the_chain_stops_at_max_follow_ups_and_zero_disables_it() {
     let fleet = fleet_in("il-central-1").await;
     let Refill { lambda, .. } = refill(&fleet, 4, &[("IADVIZE_MAX_FOLLOW_UPS", "0")]).await;
     assert_eq!(lambda.requests(), 0, "no Invoke at all");
+}
+
+#[tokio::test]
+async fn a_follow_up_pausing_beyond_the_longest_pause_is_refused_and_pauses_nothing() {
+    let world = World::new().await;
+    world.fill().await;
+    let broker = world.broker();
+    let far = json!({"action": "refresh", "follow_up": 1, "paused_until": "2099-01-01T00:00:00Z"});
+    let err = broker.handle(&far, deadline(20)).await.unwrap_err();
+    assert_eq!(err.kind(), "InvalidEvent", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("paused_until is at most 1day from now")
+            && text.contains("got 2099-01-01T00:00:00Z")
+            && text.contains("nothing was done"),
+        "{text}"
+    );
+    // The same warm broker still logs in: a report's forced refresh, an operator's.
+    let logins = world.logins();
+    let answer = broker
+        .handle(
+            &json!({"action": "refresh", "force": true, "secret_ids": [world.token_id]}),
+            deadline(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["results"][0]["outcome"], "refreshed", "{answer}");
+    assert_eq!(world.logins(), logins + 1);
+    // A pause the broker could have set (within a day) is still taken.
+    let near = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let event = json!({"action": "refresh", "follow_up": 1, "paused_until": iadvize_token_broker::token::rfc3339(near)});
+    let _ = broker.handle(&event, deadline(20)).await;
+    let answer = broker
+        .handle(
+            &json!({"action": "refresh", "force": true, "secret_ids": [world.token_id]}),
+            deadline(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["results"][0]["outcome"], "deferred", "{answer}");
+    assert_eq!(
+        world.logins(),
+        logins + 1,
+        "no login during a pause it could set"
+    );
 }

@@ -199,6 +199,100 @@ async fn two_token_secrets_with_different_credentials_are_refreshed_in_one_tick(
 }
 
 #[tokio::test]
+async fn a_refresh_of_a_credentials_secret_is_refused_and_writes_nothing() {
+    let world = World::in_region(REGION, 3).await;
+    world.fill().await;
+    // The default credentials secret; one tagged iadvize:credentials=true; one that only a
+    // token secret's iadvize:credentials-secret-id tag names (listed with it).
+    let tagged = world.creds(1).to_owned();
+    tag(&world.sm, &tagged, "iadvize:credentials", "true").await;
+    let named = world.creds(2).to_owned();
+    let user_of_named = world.token_secret(2, &[], None).await;
+    let snapshot = |id: String| {
+        let sm = world.sm.clone();
+        async move {
+            (
+                current_of(&sm, &id).await,
+                stages_of(&sm, &id).await,
+                tags_of(&sm, &id).await,
+            )
+        }
+    };
+    let before = (
+        snapshot(world.creds_id.clone()).await,
+        snapshot(tagged.clone()).await,
+        snapshot(named.clone()).await,
+    );
+    let logins = world.logins();
+    let broker = world.broker();
+
+    for (ids, why) in [
+        (
+            vec![world.creds_id.clone()],
+            "IADVIZE_CREDENTIALS_SECRET_ID",
+        ),
+        (vec![tagged.clone()], "tagged iadvize:credentials=true"),
+        (
+            vec![named.clone(), user_of_named.clone()],
+            "names it in its iadvize:credentials-secret-id tag",
+        ),
+    ] {
+        for force in [false, true] {
+            let event = json!({"action": "refresh", "force": force, "secret_ids": ids});
+            let err = broker.handle(&event, deadline(30)).await.unwrap_err();
+            assert_eq!(err.kind(), "RefreshFailed", "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("secret {} is a credentials secret", ids[0]))
+                    && text.contains(why)
+                    && text.contains("nothing was written"),
+                "{text}"
+            );
+            let report = broker.refresh(&ids, force, deadline(30)).await;
+            assert_eq!(report.results[0].outcome.as_str(), "failed");
+            assert_eq!(
+                report.results[0].error_kind.map(|k| k.as_str()),
+                Some("CredentialsSecret")
+            );
+        }
+    }
+    // The scheduled tick over a list that holds the default credentials secret: refused too,
+    // and the token secret beside it is still checked.
+    let listed = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![world.token_id.clone(), world.creds_id.clone()])
+            .build()
+            .unwrap(),
+    );
+    let err = listed
+        .handle(&scheduled_event(), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1 of 2"), "{err}");
+    assert!(err.to_string().contains("is a credentials secret"), "{err}");
+
+    assert_eq!(
+        (
+            snapshot(world.creds_id.clone()).await,
+            snapshot(tagged.clone()).await,
+            snapshot(named.clone()).await,
+        ),
+        before,
+        "no credentials secret was written"
+    );
+    // The token secret that names the third credentials secret was refreshed (its own
+    // login); no other login happened.
+    assert_eq!(
+        world.logins(),
+        logins + 3,
+        "only the token secret beside the third: filled, then forced twice"
+    );
+    assert_valid_current(&world).await;
+}
+
+#[tokio::test]
 async fn a_tick_fails_when_any_secret_failed_but_still_refreshes_the_others() {
     let world = World::new().await;
     let broker = world.broker_with(

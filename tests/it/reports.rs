@@ -204,6 +204,105 @@ async fn twenty_concurrent_reports_of_a_revoked_token_cost_one_login() {
     assert_valid_current(&world).await;
 }
 
+/// Processes (Lambda execution environments) reporting one revoked token at the same moment:
+/// the per-process lock cannot serialise them, the secret's state must. Half name the secret,
+/// half its ARN (different FIFO message groups, so the event source mapping runs them at once).
+const PROCESSES: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_reporting_one_revoked_token_at_once_log_in_once() {
+    let rig = Rig::new().await;
+    let world = &rig.world;
+    world.fill().await;
+    // The filling login is long past: nothing but the reports' own logins holds one back.
+    tag(
+        &world.sm,
+        &world.token_id,
+        "iadvize:last-login-attempt",
+        "2026-01-01T00:00:00Z",
+    )
+    .await;
+    let token = world.current_token().await;
+    let arn = arn_of(world, &world.token_id).await;
+    let mut brokers = Vec::new();
+    for _ in 0..PROCESSES {
+        // The login spacing (default 10 s) is what one process's login tag holds the others
+        // back with.
+        let broker = rig.broker(&[("IADVIZE_MIN_LOGIN_INTERVAL", "10s")]).await;
+        broker.ready().await.expect("the broker starts");
+        brokers.push(broker);
+    }
+    world.standin.revoke_all_tokens();
+    let logins = world.logins();
+
+    let answers = futures::future::join_all(brokers.iter().enumerate().map(|(i, broker)| {
+        let event = report_of(if i % 2 == 0 { &world.token_id } else { &arn }, &token);
+        async move { broker.invoke(&event).await }
+    }))
+    .await;
+
+    let mut outcomes: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            let answer = a.as_ref().expect("every report is answered");
+            single(answer)["outcome"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    outcomes.sort();
+    let spent = world.logins() - logins;
+    eprintln!("{PROCESSES} processes: {spent} login(s), outcomes {outcomes:?}");
+    // Each process re-reads the secret before its login and reads its login stamp back
+    // after writing it: the last writer logs in, the others are held back. Secrets Manager
+    // has no conditional write, so one more login remains possible when a process is slowed
+    // between its read and its write for longer than another's write and read-back (about
+    // one Secrets Manager round trip); without these reads every process logged in.
+    assert!(
+        (1..=2).contains(&spent),
+        "at most one login beyond the first for {PROCESSES} processes: {spent}, {outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "refreshed").count(),
+        spent as usize,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| ["refreshed", "in_progress", "superseded"].contains(&o.as_str())),
+        "{outcomes:?}"
+    );
+    assert_valid_current(world).await;
+    for broker in brokers {
+        let logs = broker.finish().await;
+        assert!(!logs.contains(&token), "the token never reaches the logs");
+    }
+}
+
+#[tokio::test]
+async fn a_secret_listed_by_its_partial_arn_is_managed_for_reports() {
+    let world = World::new().await;
+    world.fill().await;
+    let token = world.current_token().await;
+    let arn = arn_of(&world, &world.token_id).await;
+    // Without Secrets Manager's six-character suffix ("-AbCdEf"), as IAM policies write it.
+    let partial = arn[..arn.len() - 7].to_owned();
+    let broker = world.broker_with(
+        world
+            .config()
+            .to_builder()
+            .token_secret_ids(vec![partial])
+            .build()
+            .unwrap(),
+    );
+    for id in [&world.token_id, &arn] {
+        let answer = broker
+            .handle(&report_of(id, &token), deadline(20))
+            .await
+            .unwrap();
+        assert_eq!(single(&answer)["outcome"], "accepted", "{id}: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn bad_reports_are_errors_naming_the_problem_and_change_nothing() {
     let world = World::new().await;
