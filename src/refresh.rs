@@ -734,6 +734,7 @@ impl Tick<'_> {
                 name: None,
                 record: None,
                 outcome: Err(error),
+                held_back: None,
             };
         }
         let mut checked = Checked {
