@@ -58,8 +58,9 @@ async fn main() -> Fallible<()> {
         .credentials_secret_id(Some(creds.clone()))
         .api_url(standin.url().parse()?)
         .min_login_interval(Duration::ZERO)
-        .// 20 forced refreshes and 20 rotations log in 40 times within a minute.
-        max_logins_per_minute(NonZeroU32::MAX)
+        // 20 forced refreshes and 20 rotations log in 40 times within a minute; 100 is the
+        // most the configuration accepts (iAdvize's per-IP limit).
+        .max_logins_per_minute(NonZeroU32::new(100).ok_or("100 is not zero")?)
         .build()?;
     let binary_config = [
         ("AWS_ENDPOINT_URL", moto.as_str()),
