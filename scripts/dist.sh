@@ -88,7 +88,10 @@ PY
   start=$SECONDS
   cargo lambda build --release "$flag" --package iadvize-token-cli --bin "$cli" --output-format binary
   echo "dist: CLI for $arch built in $((SECONDS - start)) s"
-  cli_bins+=("$CARGO_TARGET_DIR/$triple/release/$cli")
+  # cargo-lambda moves the binary it builds to lambda/<name>/bootstrap, as for the Lambda,
+  # and the next architecture's build replaces it: keep this one's under its own name.
+  cp "$CARGO_TARGET_DIR/lambda/$cli/bootstrap" "$CARGO_TARGET_DIR/$cli_name"
+  cli_bins+=("$CARGO_TARGET_DIR/$cli_name")
   cli_dirs+=("$cli_name")
   "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --all --no-build-deps \
     --target "$triple" --override-filename "$cli_name.cdx" --manifest-path cli/Cargo.toml
