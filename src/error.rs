@@ -377,13 +377,6 @@ impl Error {
             Error::CredentialsSecret { .. } => ErrorKind::CredentialsSecret,
         }
     }
-
-    /// Whether a login was held back on purpose: this secret's login started less than
-    /// `IADVIZE_MIN_LOGIN_INTERVAL` ago (another invocation is refreshing it), so this is no
-    /// failure while the current token still works.
-    pub fn is_held_back(&self) -> bool {
-        matches!(self, Error::LoginSpacing { .. })
-    }
 }
 
 impl From<Error> for lambda_runtime::Diagnostic {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::readers::{self, Reader, TempDir, root};
 use crate::support::*;
-use iadvize_standin::sqs_poller;
+use iadvize_standin::sqs_poller::{self, SqsClient};
 
 const GO_SDK: &str = "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/secretsmanager";
 
@@ -219,15 +219,23 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
 /// that tells the cap from an uncapped doubling: re-reads at 1, 3, 7, 12 and 14.9 s (an
 /// uncapped one waits 8 s after the third, so reads at 1, 3, 7 and 14.9 s only), with ~3 s
 /// to spare for slow reads on a loaded machine.
-#[tokio::test]
-async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
-    reader_binary(); // before the clock of any record starts
+/// A secret whose token iAdvize revoked and the broker has not replaced (no broker runs),
+/// the Go reader built first (before the clock of any record starts), a proxy counting reads,
+/// and a report queue: the world, the revoked token, the proxy, the queue.
+async fn revoked_and_unreplaced() -> (World, String, SmProxy, (SqsClient, String)) {
+    reader_binary();
     let world = World::new().await;
     let old = world.login_directly().await;
     world.standin.revoke_all_tokens();
     world.put_current(&record_json(&old)).await;
     let proxy = sm_proxy().await;
-    let (sqs, queue) = report_queue().await;
+    let queue = report_queue().await;
+    (world, old, proxy, queue)
+}
+
+#[tokio::test]
+async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
+    let (world, old, proxy, (sqs, queue)) = revoked_and_unreplaced().await;
 
     let output = run(
         &world,
@@ -264,13 +272,7 @@ async fn the_go_reader_gives_up_when_no_new_token_comes_after_its_report() {
 
 #[tokio::test]
 async fn the_go_reader_reports_the_same_token_again_after_a_wait_that_ended_without_a_new_one() {
-    reader_binary();
-    let world = World::new().await;
-    let old = world.login_directly().await;
-    world.standin.revoke_all_tokens();
-    world.put_current(&record_json(&old)).await;
-    let proxy = sm_proxy().await;
-    let (_sqs, queue) = report_queue().await;
+    let (world, old, proxy, (_sqs, queue)) = revoked_and_unreplaced().await;
 
     let output = run(
         &world,
