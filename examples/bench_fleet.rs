@@ -4,8 +4,9 @@
 //! Time is compressed so the run takes minutes: for the first fill a minute lasts 6 s (the
 //! stand-in's rate window, the broker's per-minute window and `IADVIZE_MIN_LOGIN_INTERVAL`
 //! are all divided by 10, and a tick gets 12 s, a 120 s Lambda timeout / 10); for the
-//! simulated day an hour lasts 1 s (token lifetime 24 s, refresh window 4 s, one tick a
-//! second). Each N works in its own moto region (discovery lists a whole region).
+//! simulated day an hour lasts 1 s per 100 integrations, at least 1 s (so for N = 500 a token
+//! lives 120 s, the refresh window is 20 s and a tick runs every 5 s). Each N works in its own
+//! moto region (discovery lists a whole region). `BENCH_FLEET_ONLY=500` runs one size.
 //!
 //! The refill rows (N = 100 and 500): every token expired, one scheduled tick, then the
 //! follow-ups it sends (through the Lambda Invoke stand-in, run in this process one after the
@@ -45,8 +46,16 @@ const SIZES: [(usize, &str); 3] = [(10, "eu-west-1"), (100, "eu-west-2"), (500, 
 const SHARING: usize = 3;
 /// First fill: 1 minute = 6 s.
 const FILL_COMPRESSION: u32 = 10;
-/// Simulated day: 1 hour = 1 s.
-const DAY_TICK: Duration = Duration::from_secs(1);
+/// Simulated day: how long an hour lasts for `n` integrations, 1 s per 100 (at least 1 s).
+///
+/// A compressed hour must hold one tick's real round trips, as a real hour does: a login
+/// costs about 6 Secrets Manager calls, which moto answers in milliseconds, and compression
+/// does not shorten them. At 1 s for 500 integrations, a tick that refreshes them all ran
+/// 12 to 20 s, longer than the compressed refresh window (4 s): tokens published at its start
+/// were due again at its end, and the figure measured moto's speed instead of the broker.
+fn day_hour(n: usize) -> Duration {
+    Duration::from_secs(n.div_ceil(100).max(1) as u64)
+}
 
 struct RefillRow {
     n: usize,
@@ -84,7 +93,11 @@ async fn main() -> Fallible<()> {
     let mut rows = Vec::new();
     let mut refills = Vec::new();
     let mut first_user = 0;
+    let only = std::env::var("BENCH_FLEET_ONLY").ok();
     for (n, region) in SIZES {
+        if only.as_ref().is_some_and(|only| *only != n.to_string()) {
+            continue;
+        }
         let sm = client(&endpoint, region);
         let secrets = create_fleet(&sm, &users[first_user..first_user + n], n).await?;
         first_user += n;
@@ -153,11 +166,10 @@ async fn main() -> Fallible<()> {
     println!(
         "\nfirst fill: 1 minute = {} s (cap {} logins per window, spacing {:?} per user, a 120 s tick compressed; fill wall excludes the hours between ticks); \
          fresh tick: Secrets Manager calls of one tick over N fresh secrets (per-secret path: 2N); \
-         day: 1 hour = {:?}, token lifetime 24 ticks, {} integrations share one user",
+         day: 1 hour = 1 s per 100 integrations (at least 1 s), token lifetime 24 ticks, {} integrations share one user",
         60 / FILL_COMPRESSION,
         Config::default().max_logins_per_minute(),
         Config::default().min_login_interval() / FILL_COMPRESSION,
-        DAY_TICK,
         SHARING
     );
     Ok(())
@@ -300,17 +312,18 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
         eprintln!("N = {n}: only {fresh} fresh secrets in the steady-state tick");
     }
 
-    // One simulated day: an hour per DAY_TICK, a 24-hour token, the 4-hour refresh window.
-    let hour = DAY_TICK.as_secs_f64();
+    // One simulated day: 24 hourly ticks, a 24-hour token, the 4-hour refresh window.
+    let day_tick = day_hour(n);
+    let hour = day_tick.as_secs_f64();
     let day_window = Duration::from_secs_f64(60.0 * hour / 3600.0);
     standin.set_rate_window(day_window);
     standin.reset_rate_limits();
-    standin.set_token_lifetime(DAY_TICK * 24);
+    standin.set_token_lifetime(day_tick * 24);
     let day = broker(
         sm,
         standin,
         Config::builder()
-            .refresh_before_expiry(DAY_TICK * 4)
+            .refresh_before_expiry(day_tick * 4)
             .min_login_interval(Duration::from_secs_f64(10.0 * hour / 3600.0))
             .build()
             .expect("a valid test configuration"),
@@ -323,7 +336,7 @@ async fn bench(sm: &Client, standin: &Standin, n: usize, secrets: &[String]) -> 
     let limited = standin.stats().rate_limited;
     let start = Instant::now();
     for hour in 1..=24 {
-        tokio::time::sleep_until(start + DAY_TICK * hour).await;
+        tokio::time::sleep_until(start + day_tick * hour).await;
         day.refresh_fleet(false, Instant::now() + Duration::from_secs(30))
             .await?;
     }

@@ -6,12 +6,15 @@
 //! deduplication; its URL is `IADVIZE_REPORT_QUEUE_URL`):
 //!
 //! ```json
-//! {"action": "report-rejected", "secret_id": "<the token secret, as the consumer names it>",
+//! {"action": "report-rejected", "secret_id": "<the token secret's full ARN>",
 //!  "token_sha256": "<SHA-256 of the access token, 64 lower-case hex digits>"}
 //! ```
 //!
-//! with the message group id set to the secret id, so that reports of one secret are handled
-//! one batch at a time, and repeats of the same report within five minutes are dropped by SQS.
+//! with the message group id set to that ARN. The ARN is the one `GetSecretValue` answers,
+//! whatever name the consumer reads the secret by, so every report of one secret lands in
+//! one message group: the queue's event source mapping hands them to the broker one batch at
+//! a time (never two invocations at once, so one login for any number of reports), and SQS
+//! drops repeats of the same report within five minutes.
 //! The token itself never leaves the process: only its hash, which the broker compares with
 //! the hash of the token it published. Sending needs `sqs:SendMessage` on that queue, and
 //! nothing else: a consumer cannot ask the broker for anything but a check of its token.
@@ -35,7 +38,9 @@ pub fn token_sha256(token: &AccessToken) -> String {
     hex::encode(Sha256::digest(token.expose().as_bytes()))
 }
 
-/// The SQS message body of a report of `token`, read from `secret_id`.
+/// The SQS message body of a report of `token`, read from `secret_id` (the secret's full
+/// ARN, as `GetSecretValue` answered it, so that every consumer's report of one token has
+/// the same body).
 pub fn report_body(secret_id: &str, token: &AccessToken) -> String {
     serde_json::json!({
         "action": REPORT_ACTION,
@@ -45,8 +50,9 @@ pub fn report_body(secret_id: &str, token: &AccessToken) -> String {
     .to_string()
 }
 
-/// The message group id of the reports of `secret_id`: the secret id itself, or, for an id
-/// longer than SQS allows (128 characters), the SHA-256 hex of it, still one group per secret.
+/// The message group id of the reports of `secret_id` (the secret's full ARN): the id
+/// itself, or, for an id longer than SQS allows (128 characters), the SHA-256 hex of it,
+/// still one group per secret.
 pub fn message_group_id(secret_id: &str) -> String {
     if secret_id.len() <= MAX_GROUP_ID {
         secret_id.to_owned()

@@ -175,6 +175,10 @@ struct Cached {
     /// The secret id the record was read for, exactly as asked: an entry is only ever served
     /// for that id.
     secret_id: String,
+    /// The secret's full ARN, as `GetSecretValue` answered it: what a report names, so that
+    /// consumers naming one secret differently (name, partial or full ARN) report it in one
+    /// message group.
+    arn: Option<String>,
     record: TokenRecord,
     read_again_at: OffsetDateTime,
 }
@@ -623,7 +627,11 @@ impl TokenSource {
             self.say_once(&report::enable_hint(&self.secret_id));
             return Ok(cached);
         };
-        if let Err(problem) = self.send_report(queue, &cached.record.access_token).await {
+        let reported_id = cached.arn.as_deref().unwrap_or(&self.secret_id);
+        if let Err(problem) = self
+            .send_report(queue, reported_id, &cached.record.access_token)
+            .await
+        {
             self.say_once(&format!(
                 "iAdvize refused the token of {} and the secret still holds it, but the report to {} failed: {problem}",
                 self.secret_id, queue.url
@@ -655,13 +663,18 @@ impl TokenSource {
 
     /// Sends one report of `token` to the report queue, bounded by the call time-out.
     #[cfg(feature = "report")]
-    async fn send_report(&self, queue: &ReportQueue, token: &AccessToken) -> Result<(), String> {
+    async fn send_report(
+        &self,
+        queue: &ReportQueue,
+        secret_id: &str,
+        token: &AccessToken,
+    ) -> Result<(), String> {
         let request = queue
             .client
             .send_message()
             .queue_url(&queue.url)
-            .message_group_id(report::message_group_id(&self.secret_id))
-            .message_body(report::report_body(&self.secret_id, token))
+            .message_group_id(report::message_group_id(secret_id))
+            .message_body(report::report_body(secret_id, token))
             .send();
         match tokio::time::timeout(self.call_timeout, request).await {
             Err(_) => Err(format!(
@@ -684,7 +697,12 @@ impl TokenSource {
 
     /// Without the `report` feature there is no SQS client to send with.
     #[cfg(not(feature = "report"))]
-    async fn send_report(&self, _queue: &ReportQueue, _token: &AccessToken) -> Result<(), String> {
+    async fn send_report(
+        &self,
+        _queue: &ReportQueue,
+        _secret_id: &str,
+        _token: &AccessToken,
+    ) -> Result<(), String> {
         Err("this build of iadvize-token-consumer has no `report` feature".to_owned())
     }
 
@@ -788,6 +806,7 @@ impl TokenSource {
         let read_again_at = read_again_at(&record, now, self.margin, self.recheck_interval);
         Ok(Cached {
             secret_id,
+            arn: out.arn().map(str::to_owned),
             record,
             read_again_at,
         })
@@ -881,6 +900,7 @@ mod tests {
         State {
             cached: Some(Cached {
                 secret_id: "team/a".into(),
+                arn: None,
                 record,
                 read_again_at,
             }),

@@ -2,7 +2,7 @@
 # Runs the commands of examples/ci/README.md, exactly as written there, against moto
 # (MOTO_ENDPOINT, from scripts/with-moto.sh), from the repository root: the GitHub OIDC role is
 # created with the consumer policy; the token is read; the report lands on a FIFO queue with
-# the token's SHA-256 and the secret id as message group.
+# the token's SHA-256 and the secret's ARN as message group.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
@@ -48,7 +48,9 @@ sent=$(eval "$report_block")
 case $sent in *"$token"*) echo "the report echoed the token" >&2; exit 1 ;; esac
 got=$(aws sqs receive-message --queue-url "$QUEUE_URL" --attribute-names MessageGroupId \
   --query 'Messages[0].[Body,Attributes.MessageGroupId]' --output text)
-want=$(jq -nc --arg id "$id" --arg sha "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" \
+arn=$(aws secretsmanager describe-secret --secret-id "$id" --query ARN --output text)
+case $arn in arn:aws:secretsmanager:*:secret:"$id"-*) ;; *) echo "the secret's ARN: $arn" >&2; exit 1 ;; esac
+want=$(jq -nc --arg id "$arn" --arg sha "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" \
   '{action: "report-rejected", secret_id: $id, token_sha256: $sha}')
-[ "$got" = "$want"$'\t'"$id" ] || { echo "report: got $got, want $want (group $id)" >&2; exit 1; }
-echo "ok   report: body $want, message group $id"
+[ "$got" = "$want"$'\t'"$arn" ] || { echo "report: got $got, want $want (group $arn)" >&2; exit 1; }
+echo "ok   report: body $want, message group $arn"

@@ -78,6 +78,9 @@ type cached struct {
 	token       string
 	expiresAt   time.Time
 	readAgainAt time.Time
+	// arn: the secret's full ARN, as GetSecretValue answered it ("" when read from
+	// TokenFile), which reports name the secret by.
+	arn string
 }
 
 type failure struct {
@@ -119,6 +122,16 @@ func NewTokenReader(secrets SecretsManager, reports Queue, queueURL string) *Tok
 		TokenFile:   os.Getenv("IADVIZE_TOKEN_FILE"),
 		entries:     map[string]*entry{},
 	}
+}
+
+// messageGroupID is the SQS message group of the reports of secretID: the id itself, or its
+// SHA-256 hex when longer than the 128 characters SQS allows.
+func messageGroupID(secretID string) string {
+	if len(secretID) <= 128 {
+		return secretID
+	}
+	digest := sha256.Sum256([]byte(secretID))
+	return hex.EncodeToString(digest[:])
 }
 
 func (r *TokenReader) entry(secretID string) *entry {
@@ -248,7 +261,11 @@ func (r *TokenReader) read(ctx context.Context, secretID, rejected string) (*cac
 	if out.SecretString == nil {
 		return nil, fmt.Errorf("secret %s holds no token record yet; is the broker running?", secretID)
 	}
-	return r.parse(secretID, *out.SecretString)
+	current, err := r.parse(secretID, *out.SecretString)
+	if err == nil {
+		current.arn = aws.ToString(out.ARN)
+	}
+	return current, err
 }
 
 // parse checks that text (the value of secretID) is an unexpired token record.
@@ -309,8 +326,16 @@ func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (str
 	first := e.reported != token
 	e.reported = token
 	e.mu.Unlock()
+	// Reports name the secret by its ARN, however this process names it, so that one
+	// secret's reports share one message group.
+	reportedID := secretID
+	e.mu.Lock()
+	if e.current != nil && e.current.arn != "" {
+		reportedID = e.current.arn
+	}
+	e.mu.Unlock()
 	if first {
-		if err := r.report(ctx, secretID, token); err != nil {
+		if err := r.report(ctx, reportedID, token); err != nil {
 			e.mu.Lock()
 			e.reported = ""
 			e.mu.Unlock()
@@ -349,8 +374,11 @@ func (r *TokenReader) Rejected(ctx context.Context, secretID, token string) (str
 }
 
 // report sends {"action": "report-rejected", "secret_id", "token_sha256"} to the report queue:
-// the token's SHA-256, never the token. The queue is FIFO with content-based deduplication, so
-// the same report from many processes within five minutes is handled once.
+// the token's SHA-256, never the token. secretID: the secret's full ARN when known, which is
+// also the message group (its SHA-256 hex beyond SQS's 128 characters), so the broker handles
+// one secret's reports one batch at a time whatever name each process reads it by. The queue
+// is FIFO with content-based deduplication, so the same report from many processes within
+// five minutes is handled once.
 func (r *TokenReader) report(ctx context.Context, secretID, token string) error {
 	digest := sha256.Sum256([]byte(token))
 	body, err := json.Marshal(map[string]string{
@@ -366,7 +394,7 @@ func (r *TokenReader) report(ctx context.Context, secretID, token string) error 
 	_, err = r.Reports.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:       aws.String(r.QueueURL),
 		MessageBody:    aws.String(string(body)),
-		MessageGroupId: aws.String(secretID),
+		MessageGroupId: aws.String(messageGroupID(secretID)),
 	})
 	if err == nil {
 		fmt.Fprintf(os.Stderr, "iAdvize refused the current token of %s; reported it to the broker\n", secretID)

@@ -48,6 +48,7 @@ public final class IadvizeTokens {
     /** One cache entry per token secret id, exactly as given. Guarded by its own monitor. */
     private static final class Entry {
         String token;
+        String arn; // the secret's full ARN, as GetSecretValue answered it: what reports name
         Instant expiresAt, readAgainAt;
         RuntimeException failure;
         int failuresInARow;
@@ -137,6 +138,7 @@ public final class IadvizeTokens {
         }
         Instant due = expiresAt.minus(MARGIN);
         e.token = token;
+        e.arn = value.arn() != null ? value.arn() : secretId;
         e.expiresAt = expiresAt;
         e.readAgainAt = due.isAfter(now) ? due : min(now.plus(RECHECK), expiresAt);
     }
@@ -149,13 +151,18 @@ public final class IadvizeTokens {
             throw new IllegalStateException("iAdvize refused the token of " + secretId
                     + " (HTTP 401), and the secret holds no other; set IADVIZE_REPORT_QUEUE_URL so that the broker replaces it");
         }
+        // Reports name the secret by its ARN, however this process names it: one secret's
+        // reports share one message group, which the broker handles one batch at a time.
+        Entry e = entries.get(secretId);
+        String arn = e != null && e.arn != null ? e.arn : secretId;
         String body = JSON.createObjectNode()
                 .put("action", "report-rejected")
-                .put("secret_id", secretId)
+                .put("secret_id", arn)
                 .put("token_sha256", sha256(token)) // the hash, never the token
                 .toString();
+        String group = arn.length() <= 128 ? arn : sha256(arn); // SQS allows 128 characters
         reports.sendMessage(SendMessageRequest.builder()
-                .queueUrl(queueUrl).messageBody(body).messageGroupId(secretId).build());
+                .queueUrl(queueUrl).messageBody(body).messageGroupId(group).build());
         Instant deadline = Instant.now().plus(NEW_TOKEN_WAIT);
         for (long wait = REPORT_BACKOFF_MS; Instant.now().isBefore(deadline); wait = Math.min(wait * 2, MAX_REPORT_BACKOFF_MS)) {
             Thread.sleep(Math.min(wait, Math.max(1, Duration.between(Instant.now(), deadline).toMillis())));

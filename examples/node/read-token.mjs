@@ -44,7 +44,7 @@ let saidHint = false;
 // (two iAdvize users) never share an entry. Each entry records the id it was made for and is
 // used only for that id.
 const entries = new Map(); // secretId → { secretId, current, failure, pending }
-// current: { token, expiresAt, readAgainAt }; failure: { error, inARow, retryAt } (the last
+// current: { token, expiresAt, readAgainAt, arn }; failure: { error, inARow, retryAt } (the last
 // read failed); pending: the read in flight, shared by concurrent callers of that secret.
 
 function entryFor(secretId) {
@@ -89,7 +89,8 @@ async function readSecret(secretId) {
   }
   const due = expiresAt - MARGIN_MS;
   const readAgainAt = due > now ? due : Math.min(expiresAt, now + RECHECK_MS);
-  return { token: record.access_token, expiresAt, readAgainAt };
+  // The ARN names the secret in a report, however this process names it.
+  return { token: record.access_token, expiresAt, readAgainAt, arn: out.ARN ?? secretId };
 }
 
 function sayOnce(message) {
@@ -101,16 +102,19 @@ function sayOnce(message) {
 
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 
-// Sends one rejection report to the report queue; returns an error text, or null.
-async function report(secretId, token) {
+// Sends one rejection report of `token`, read from the secret `secretArn` (its full ARN, as
+// GetSecretValue answered it), to the report queue; returns an error text, or null.
+async function report(secretArn, token) {
   const sqs = new SQSClient({ maxAttempts: 3 });
   const body = JSON.stringify({
     action: "report-rejected",
-    secret_id: secretId,
+    secret_id: secretArn,
     token_sha256: sha256(token), // never the token itself
   });
-  // One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
-  const group = secretId.length <= 128 ? secretId : sha256(secretId);
+  // One message group per token secret, by its ARN whatever name this process reads it by, so
+  // the broker handles one secret's reports one batch at a time (SQS allows 128 characters:
+  // longer ARNs go by their hash).
+  const group = secretArn.length <= 128 ? secretArn : sha256(secretArn);
   try {
     await sqs.send(
       new SendMessageCommand({ QueueUrl: REPORT_QUEUE_URL, MessageBody: body, MessageGroupId: group }),
@@ -140,7 +144,7 @@ async function afterRejection(secretId, current) {
     );
     return current;
   }
-  const problem = await report(secretId, current.token);
+  const problem = await report(current.arn, current.token);
   if (problem) {
     sayOnce(`iAdvize refused the token of ${secretId}, but the report to ${REPORT_QUEUE_URL} failed: ${problem}`);
     return current;

@@ -57,7 +57,7 @@ class _Entry:
         self.secret_id = secret_id
         self.state = threading.Lock()  # guards cached and failure
         self.reading = threading.Lock()  # one read at a time, shared by concurrent threads
-        self.cached = None  # (token, expires_at, read_again_at)
+        self.cached = None  # (token, expires_at, read_again_at, arn)
         self.failure = None  # (error, failures_in_a_row, retry_at): the last read failed
 
     def usable(self):
@@ -125,7 +125,8 @@ def _read_secret(secret_id):
     if expires_at <= now:
         raise RuntimeError(f"the token in {secret_id} expired at {record['expires_at']}; is the broker running?")
     due = expires_at - MARGIN
-    return token, expires_at, (due if due > now else min(expires_at, now + RECHECK))
+    # The ARN names the secret in a report, however this process names it.
+    return token, expires_at, (due if due > now else min(expires_at, now + RECHECK)), value.get("ARN", secret_id)
 
 
 def _say_once(message):
@@ -135,8 +136,9 @@ def _say_once(message):
         print(message, file=sys.stderr)
 
 
-def _report(secret_id, token):
-    """Sends one rejection report to the report queue; returns an error text, or None."""
+def _report(secret_arn, token):
+    """Sends one rejection report of `token` read from `secret_arn` (its full ARN, as
+    GetSecretValue answered it) to the report queue; returns an error text, or None."""
     global reports
     import botocore.config
 
@@ -147,12 +149,14 @@ def _report(secret_id, token):
     body = json.dumps(
         {
             "action": "report-rejected",
-            "secret_id": secret_id,
+            "secret_id": secret_arn,
             "token_sha256": hashlib.sha256(token.encode()).hexdigest(),  # never the token itself
         }
     )
-    # One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
-    group = secret_id if len(secret_id) <= 128 else hashlib.sha256(secret_id.encode()).hexdigest()
+    # One message group per token secret, by its ARN whatever name this process reads it by, so
+    # the broker handles one secret's reports one batch at a time (SQS allows 128 characters:
+    # longer ARNs go by their hash).
+    group = secret_arn if len(secret_arn) <= 128 else hashlib.sha256(secret_arn.encode()).hexdigest()
     try:
         sqs.send_message(QueueUrl=REPORT_QUEUE_URL, MessageBody=body, MessageGroupId=group)
     except Exception as error:  # access denied, no such queue, network: say it, carry on as before
@@ -177,7 +181,7 @@ def _after_rejection(secret_id, cached):
             "this consumer's role sqs:SendMessage on that queue"
         )
         return cached
-    problem = _report(secret_id, token)
+    problem = _report(cached[3], token)
     if problem:
         _say_once(f"iAdvize refused the token of {secret_id}, but the report to {REPORT_QUEUE_URL} failed: {problem}")
         return cached

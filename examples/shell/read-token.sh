@@ -60,7 +60,7 @@ dir=$(cache_dir)
 # that is not this run's id.
 sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1; }
 name=$(printf '%s' "$secret_id" | sha256)
-cache=$dir/$name.json     # {"secret_id", the record, "read_again_at"}
+cache=$dir/$name.json     # {"secret_id", the record, "arn", "read_again_at"}
 failed=$dir/$name.failed  # after a failed read: {"secret_id", "retry_at", "in_a_row", "error"}
 
 # GNU mv -T: never move into a directory that happens to have the target's name.
@@ -145,7 +145,8 @@ read_secret() {
     read_again_at=$((now + recheck < expires ? now + recheck : expires))
   fi
   jq -c --arg id "$secret_id" --argjson at "$read_again_at" \
-    '.SecretString | fromjson | . + {secret_id: $id, read_again_at: $at}' "$tmp" >"$tmp.json"
+    '(.ARN // $id) as $arn | .SecretString | fromjson | . + {secret_id: $id, arn: $arn, read_again_at: $at}' \
+    "$tmp" >"$tmp.json"
   rm -f "$tmp" "$failed"
   replace "$tmp.json" "$cache"
   cached_token
@@ -153,13 +154,17 @@ read_secret() {
 
 # Sends one rejection report of the token $1 to the report queue; prints why, if it failed.
 report() {
-  local body group error
+  local arn body group error
+  # The secret's full ARN, as GetSecretValue answered it: reports name the secret by it,
+  # whatever this process names it, so one secret's reports share one message group.
+  arn=$(field "$cache" '.arn // empty') || arn=$secret_id
   # The SHA-256 of the token (piped, never on a command line), not the token.
-  body=$(jq -cn --arg id "$secret_id" --arg hash "$(printf '%s' "$1" | sha256)" \
+  body=$(jq -cn --arg id "$arn" --arg hash "$(printf '%s' "$1" | sha256)" \
     '{action: "report-rejected", secret_id: $id, token_sha256: $hash}')
-  # One message group per token secret (SQS allows 128 characters: longer ids go by their hash).
-  group=$secret_id
-  [ "${#group}" -le 128 ] || group=$(printf '%s' "$secret_id" | sha256)
+  # One message group per token secret, so the broker handles its reports one batch at a time
+  # (SQS allows 128 characters: longer ARNs go by their hash).
+  group=$arn
+  [ "${#group}" -le 128 ] || group=$(printf '%s' "$arn" | sha256)
   # AWS CLI v1 sends SQS calls to its legacy queue.amazonaws.com names unless --endpoint-url
   # is given, whatever AWS_ENDPOINT_URL(_SQS) says (awscli/customizations/overridesslcommonname.py).
   local endpoint=${AWS_ENDPOINT_URL_SQS:-${AWS_ENDPOINT_URL:-}} options=()

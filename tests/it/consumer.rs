@@ -650,7 +650,7 @@ async fn after_a_401_an_unchanged_token_is_reported_once_and_the_new_one_is_used
 
     assert_eq!(new.expose(), next);
     assert_eq!(graphql_status(&world, &new).await, 200);
-    assert_one_report(&broker.await.unwrap(), &world, old.expose());
+    assert_one_report(&broker.await.unwrap(), &world, old.expose()).await;
     assert_eq!(source.reports(), 1);
     assert!(
         source.reads() >= 3,
@@ -712,7 +712,7 @@ async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_t
     for caller in futures::future::join_all(callers).await {
         assert_eq!(caller.unwrap(), 200, "every caller's next call succeeds");
     }
-    assert_one_report(&broker.await.unwrap(), &world, old.expose());
+    assert_one_report(&broker.await.unwrap(), &world, old.expose()).await;
     assert_eq!(source.reports(), 1, "one report for twenty refusals");
     assert!(
         sqs_poller::take_all(&sqs, &url, Duration::ZERO)
@@ -854,5 +854,48 @@ async fn a_reported_token_that_the_broker_does_not_replace_fails_after_the_wait(
     let taken = sqs_poller::take_all(&sqs, &url, Duration::ZERO)
         .await
         .unwrap();
-    assert_one_report(&taken, &world, old.expose());
+    assert_one_report(&taken, &world, old.expose()).await;
+}
+
+/// Consumers that name one secret differently (its name, its ARN) report a revoked token in
+/// one message group, the secret's ARN, with one body: the queue keeps one report, and the
+/// broker never handles one secret's reports in two invocations at once.
+#[tokio::test]
+async fn consumers_naming_one_secret_differently_report_it_once_in_the_group_of_its_arn() {
+    let world = World::new().await;
+    world.put_record(20).await;
+    let arn = world.arn_of(&world.token_id).await;
+    let (sqs, url) = report_queue().await;
+    let sources: Vec<TokenSource> = [world.token_id.as_str(), arn.as_str()]
+        .into_iter()
+        .map(|id| {
+            TokenSource::builder(sm_client(), id)
+                .report_queue(sqs.clone(), &url)
+                .report_wait(Duration::from_millis(50), Duration::from_millis(300))
+                .build()
+        })
+        .collect();
+    let old = sources[0].token().await.unwrap();
+    assert_eq!(sources[1].token().await.unwrap().expose(), old.expose());
+
+    let refused = futures::future::join_all(sources.iter().map(|source| async {
+        source.invalidate_token(&old);
+        source.token().await
+    }))
+    .await;
+    for answer in refused {
+        assert!(
+            matches!(answer, Err(TokenError::Rejected { .. })),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(
+        sources.iter().map(TokenSource::reports).sum::<u64>(),
+        2,
+        "each consumer sent its report"
+    );
+    let taken = sqs_poller::take_all(&sqs, &url, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_one_report(&taken, &world, old.expose()).await;
 }

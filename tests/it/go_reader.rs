@@ -189,7 +189,7 @@ async fn the_go_reader_reports_a_refused_token_and_uses_the_one_the_broker_publi
         .await
         .unwrap();
     // One report, its SHA-256 (never the token), one message group per token secret.
-    assert_one_report(&reports, &world, &old);
+    assert_one_report(&reports, &world, &old).await;
     world.put_current(&record_json(&new)).await; // what the broker does with the report
     let output = reader.await.unwrap();
 

@@ -1007,7 +1007,7 @@ async fn reports_an_unchanged_token_once_and_uses_the_new_one(reader: Reader) {
         "{}",
         describe(&output)
     );
-    assert_one_report(&broker.await.unwrap(), &world, &old);
+    assert_one_report(&broker.await.unwrap(), &world, &old).await;
     assert!(
         sqs_poller::take_all(&sqs, &url, Duration::ZERO)
             .await

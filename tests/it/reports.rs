@@ -204,9 +204,9 @@ async fn twenty_concurrent_reports_of_a_revoked_token_cost_one_login() {
     assert_valid_current(&world).await;
 }
 
-/// Processes (Lambda execution environments) reporting one revoked token at the same moment:
-/// the per-process lock cannot serialise them, the secret's state must. Half name the secret,
-/// half its ARN (different FIFO message groups, so the event source mapping runs them at once).
+/// Processes (Lambda execution environments) reporting one revoked token at the same moment,
+/// outside the queue's one message group (operators' reports, direct invokes; half name the
+/// secret, half its ARN): the per-process lock cannot serialise them, the secret's state must.
 const PROCESSES: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +223,7 @@ async fn processes_reporting_one_revoked_token_at_once_log_in_once() {
     )
     .await;
     let token = world.current_token().await;
-    let arn = arn_of(world, &world.token_id).await;
+    let arn = world.arn_of(&world.token_id).await;
     let mut brokers = Vec::new();
     for _ in 0..PROCESSES {
         // The login spacing (default 10 s) is what one process's login tag holds the others
@@ -283,7 +283,7 @@ async fn a_secret_listed_by_its_partial_arn_is_managed_for_reports() {
     let world = World::new().await;
     world.fill().await;
     let token = world.current_token().await;
-    let arn = arn_of(&world, &world.token_id).await;
+    let arn = world.arn_of(&world.token_id).await;
     // Without Secrets Manager's six-character suffix ("-AbCdEf"), as IAM policies write it.
     let partial = arn[..arn.len() - 7].to_owned();
     let broker = world.broker_with(
@@ -523,24 +523,11 @@ fn cloudtrail(call: &str, secret_id: &str) -> Value {
     })
 }
 
-async fn arn_of(world: &World, secret_id: &str) -> String {
-    world
-        .sm
-        .describe_secret()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_brokers_own_write_to_a_token_secret_costs_one_describe_and_no_iadvize_call() {
     let world = World::new().await;
     world.fill().await;
-    let arn = arn_of(&world, &world.token_id).await;
+    let arn = world.arn_of(&world.token_id).await;
     let broker = world.broker();
     let (logins, verifications) = (world.logins(), world.verifications());
     for event in [
@@ -589,7 +576,7 @@ async fn corrected_credentials_are_used_within_the_invocation_of_either_event_sh
         // The operator puts the corrected credentials; the event follows.
         world.put_credentials(&world.username, &new_password).await;
         let event = if native {
-            let arn = arn_of(&world, &world.creds_id).await;
+            let arn = world.arn_of(&world.creds_id).await;
             label_updated(&arn, &world.creds_id, "AWSCURRENT")
         } else {
             cloudtrail("PutSecretValue", &world.creds_id)
@@ -680,13 +667,21 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
     let world = &rig.world;
     world.fill().await;
     let (sqs, url) = report_queue().await;
-    let source = Arc::new(
-        TokenSource::builder(sm_client(), &world.token_id)
-            .report_queue(sqs.clone(), &url)
-            .report_wait(Duration::from_millis(100), Duration::from_secs(20))
-            .build(),
-    );
-    let old = source.token().await.unwrap();
+    // Half the consumers name the secret, half its ARN: their reports share one group.
+    let arn = world.arn_of(&world.token_id).await;
+    let sources: Vec<Arc<TokenSource>> = [world.token_id.as_str(), arn.as_str()]
+        .into_iter()
+        .map(|id| {
+            Arc::new(
+                TokenSource::builder(sm_client(), id)
+                    .report_queue(sqs.clone(), &url)
+                    .report_wait(Duration::from_millis(100), Duration::from_secs(20))
+                    .build(),
+            )
+        })
+        .collect();
+    let old = sources[0].token().await.unwrap();
+    assert_eq!(sources[1].token().await.unwrap().expose(), old.expose());
     let revoked = world
         .stages()
         .await
@@ -707,8 +702,8 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
     let api = world.standin.url();
 
     let callers: Vec<_> = (0..20)
-        .map(|_| {
-            let (source, api) = (source.clone(), api.clone());
+        .map(|i| {
+            let (source, api) = (sources[i % 2].clone(), api.clone());
             tokio::spawn(async move {
                 let call = |token: AccessToken| {
                     let api = api.clone();

@@ -369,6 +369,19 @@ impl World {
             .to_owned()
     }
 
+    /// The full ARN of `secret_id`, as Secrets Manager answers it.
+    pub async fn arn_of(&self, secret_id: &str) -> String {
+        self.sm
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .expect("the secret exists")
+            .arn()
+            .expect("DescribeSecret answers the ARN")
+            .to_owned()
+    }
+
     /// VersionId → stages of the token secret.
     pub async fn stages(&self) -> HashMap<String, Vec<String>> {
         stages_of(&self.sm, &self.token_id).await
@@ -767,21 +780,22 @@ pub fn broker_replaces_on_report(
     })
 }
 
-/// The one well-formed report of `token` from a consumer of `world`: the report-rejected body
-/// with the token's SHA-256 (never the token), in the token secret's message group.
-pub fn assert_one_report(taken: &[Received], world: &World, token: &str) {
+/// One report of `token` was taken, naming the token secret by its full ARN, in the message
+/// group of that ARN (whatever name the reader was given), with the token's hash only.
+pub async fn assert_one_report(taken: &[Received], world: &World, token: &str) {
+    let arn = world.arn_of(&world.token_id).await;
     assert_eq!(taken.len(), 1, "{taken:?}");
     let body: Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
     assert_eq!(
         body,
         json!({
             "action": "report-rejected",
-            "secret_id": world.token_id,
+            "secret_id": arn,
             "token_sha256": iadvize_token_consumer::report::token_sha256(
                 &iadvize_token_consumer::AccessToken::new(token)
             ),
         })
     );
     assert!(!taken[0].body.contains(token), "never the token");
-    assert_eq!(taken[0].group_id.as_deref(), Some(world.token_id.as_str()));
+    assert_eq!(taken[0].group_id.as_deref(), Some(arn.as_str()));
 }
