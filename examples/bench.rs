@@ -13,10 +13,10 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use iadvize_standin::{LambdaHarness, Standin, StandinConfig, moto};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::{Broker, Config, SecretStore};
 use serde_json::json;
+use standins::{LambdaHarness, Standin, StandinConfig, moto};
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::lambda_api::LambdaApi;
-use iadvize_standin::{Standin, StandinConfig};
 use iadvize_token_broker::follow_up::{FOLLOW_UP_RESERVE, FollowUps};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::refresh::Outcome;
 use iadvize_token_broker::token::{AccessToken, parse_rfc3339};
 use iadvize_token_broker::{Broker, Config, SecretStore, TokenRecord};
 use serde_json::json;
+use standins::lambda_api::LambdaApi;
+use standins::{Standin, StandinConfig};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -176,7 +176,7 @@ async fn main() -> Fallible<()> {
 }
 
 fn client(endpoint: &str, region: &str) -> Client {
-    iadvize_standin::moto::client_with(endpoint, region, None)
+    standins::moto::client_with(endpoint, region, None)
 }
 
 /// N token secrets tagged for discovery; the last `SHARING` share the user of the first of

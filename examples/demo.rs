@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aws_sdk_secretsmanager::Client;
-use iadvize_standin::{LambdaHarness, Standin, StandinConfig, moto};
 use serde_json::{Value, json};
+use standins::{LambdaHarness, Standin, StandinConfig, moto};
 
 const TOKEN_SECRET: &str = "demo/iadvize/token";
 const CREDENTIALS_SECRET: &str = "demo/iadvize/credentials";

@@ -78,7 +78,7 @@ PY
   # two checkouts of one commit give the same SBOM.
   sed "s#path+file://$PWD#path+file:///build#g" "$name.cdx.json" > "dist/$name.cdx.json"
   rm -f "$name.cdx.json"
-  rm -f standin/"$name".cdx.json
+  rm -f standins/"$name".cdx.json
   ls -l "dist/$name.zip" "dist/$name.cdx.json"
 
   # The operator CLI for the same architecture, in its own cargo invocation: built together,
@@ -96,7 +96,7 @@ PY
   "$cyclonedx" cyclonedx --quiet --format json --spec-version 1.5 --all --no-build-deps \
     --target "$triple" --override-filename "$cli_name.cdx" --manifest-path cli/Cargo.toml
   sed "s#path+file://$PWD#path+file:///build#g" "cli/$cli_name.cdx.json" > "dist/$cli_name.cdx.json"
-  rm -f cli/"$cli_name".cdx.json "$cli_name".cdx.json standin/"$cli_name".cdx.json consumer/"$cli_name".cdx.json
+  rm -f cli/"$cli_name".cdx.json "$cli_name".cdx.json standins/"$cli_name".cdx.json consumer/"$cli_name".cdx.json
 done
 
 # Completions and the man page come from the CLI itself: from a binary this machine runs (one

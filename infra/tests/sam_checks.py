@@ -306,7 +306,7 @@ def check_sar_metadata():
         fail(f"SemanticVersion {meta.semantic_version} != Cargo.toml version {crate['version']}")
     # One license of the crate's; the crates all say the same; each license has its file.
     licenses = set(re.split(r"\s+OR\s+", crate["license"]))
-    for manifest in ("consumer/Cargo.toml", "standin/Cargo.toml"):
+    for manifest in ("consumer/Cargo.toml", "standins/Cargo.toml"):
         if cargo_package(manifest).get("license") != crate["license"]:
             fail(f"{manifest} license differs from Cargo.toml's {crate['license']}")
     if meta.spdx_license_id not in licenses:

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
-use iadvize_standin::sqs_poller;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
+use standins::sqs_poller;
 
 /// What a consumer does with the token: one GraphQL request.
 async fn graphql_status(world: &World, token: &AccessToken) -> u16 {
@@ -494,10 +494,7 @@ async fn a_read_that_never_gets_an_answer_serves_the_cached_token_within_the_cal
     let (source, proxy) = held_source(&world, bound).await;
     let cached = source.token().await.unwrap();
 
-    proxy.hold(
-        "GetSecretValue",
-        iadvize_standin::sm_proxy::Hold::BeforeForwarding,
-    );
+    proxy.hold("GetSecretValue", standins::sm_proxy::Hold::BeforeForwarding);
     let started = tokio::time::Instant::now();
     let token = tokio::time::timeout(Duration::from_secs(10), source.token())
         .await
@@ -522,10 +519,7 @@ async fn a_read_that_never_gets_an_answer_without_a_cached_token_fails_saying_so
     world.put_record(20).await;
     let bound = Duration::from_millis(300);
     let (source, proxy) = held_source(&world, bound).await;
-    proxy.hold(
-        "GetSecretValue",
-        iadvize_standin::sm_proxy::Hold::BeforeForwarding,
-    );
+    proxy.hold("GetSecretValue", standins::sm_proxy::Hold::BeforeForwarding);
 
     let started = tokio::time::Instant::now();
     let error = tokio::time::timeout(Duration::from_secs(10), source.token())

@@ -13,9 +13,9 @@ use crate::support::rig::*;
 use crate::support::watcher::MIN_READS;
 use crate::support::*;
 use futures::StreamExt;
-use iadvize_standin::InvokeError;
-use iadvize_standin::sm_proxy::{Call, KillPoint, Outcome};
 use serde_json::Value;
+use standins::InvokeError;
+use standins::sm_proxy::{Call, KillPoint, Outcome};
 
 /// Cases run at once within one scenario (each has its own stand-in, secrets, proxy and
 /// processes; nextest runs the three scenarios in parallel too).

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use crate::support::rig::*;
 use crate::support::*;
-use iadvize_standin::LambdaHarness;
-use iadvize_standin::sm_proxy::{ProxyStats, Storm};
 use iadvize_token_broker::TokenRecord;
 use iadvize_token_broker::token::AccessToken;
+use standins::LambdaHarness;
+use standins::sm_proxy::{ProxyStats, Storm};
 
 const ORDER: [&str; 6] = [
     "storm-due-tick",
@@ -50,7 +50,7 @@ struct Invocation {
 }
 
 impl Invocation {
-    fn of(prefix: &str, answer: &Result<serde_json::Value, iadvize_standin::InvokeError>) -> Self {
+    fn of(prefix: &str, answer: &Result<serde_json::Value, standins::InvokeError>) -> Self {
         Invocation {
             label: format!("{prefix}{}", outcome(answer)),
             failed: reported_failure(answer),

@@ -11,12 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iadvize_standin::iadvize::BlockScope;
-use iadvize_standin::lambda_api::LambdaApi;
 use iadvize_token_broker::follow_up::FollowUps;
 use iadvize_token_broker::refresh::Outcome;
 use iadvize_token_broker::token::parse_rfc3339;
 use serde_json::{Value, json};
+use standins::iadvize::BlockScope;
+use standins::lambda_api::LambdaApi;
 use time::OffsetDateTime;
 
 use crate::support::watcher::{WatchReport, Watcher};

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::readers::{self, Reader, TempDir, root};
 use crate::support::*;
-use iadvize_standin::sqs_poller::{self, SqsClient};
+use standins::sqs_poller::{self, SqsClient};
 
 const GO_SDK: &str = "/usr/share/gocode/src/github.com/aws/aws-sdk-go-v2/service/secretsmanager";
 

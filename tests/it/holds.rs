@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use crate::support::rig::*;
 use crate::support::*;
-use iadvize_standin::sm_proxy::{Call, Fault, Hold};
-use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::Value;
+use standins::sm_proxy::{Call, Fault, Hold};
+use standins::{InvokeError, LambdaHarness};
 use tokio::time::Instant;
 
 /// The bounds these tests give the broker: 500 ms per attempt, 1 s per operation.

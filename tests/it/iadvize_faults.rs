@@ -4,10 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use crate::support::*;
-use iadvize_standin::{Fault, RetryAfter};
 use iadvize_token_broker::iadvize::RetryPolicy;
 use iadvize_token_broker::metrics::Metrics;
 use serde_json::{Value, json};
+use standins::{Fault, RetryAfter};
 use tokio::time::Instant;
 
 fn force() -> Value {

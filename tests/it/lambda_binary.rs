@@ -2,8 +2,8 @@
 //! of `tests/fixtures/` (the same files `cargo lambda invoke --data-file` takes).
 
 use crate::support::*;
-use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
+use standins::{InvokeError, LambdaHarness};
 
 /// A rotation-step fixture aimed at this world's secret and version.
 fn step_fixture(step: &str, world: &World, token: &str) -> Value {
@@ -143,7 +143,7 @@ async fn native_rotation_turned_on_before_the_first_tick_works_through_the_binar
     // rotation fills the secret.
     let world = World::new().await;
     let lambda = start(&world, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).await;
-    let check = iadvize_standin::moto::start_rotation_with(&world.sm, &world.token_id, false)
+    let check = standins::moto::start_rotation_with(&world.sm, &world.token_id, false)
         .await
         .unwrap();
     let answer = lambda

@@ -5,9 +5,9 @@
 
 use crate::support::lambda_logs::{lambda_keeps, lambda_level};
 use crate::support::*;
-use iadvize_standin::Fault;
 use iadvize_token_broker::logging::{LAMBDA_LOG_LEVELS, METRICS_SAFE_LEVELS};
 use serde_json::json;
+use standins::Fault;
 
 const ROTATION_TOKEN: &str = "rotation-token-8c1f0e2a-secret";
 

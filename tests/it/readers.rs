@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
-use iadvize_standin::sqs_poller;
+use standins::sqs_poller;
 
 /// A reader of the token secret in another language, run as a subprocess.
 #[derive(Clone, Copy, Debug)]
@@ -704,7 +704,7 @@ const LOOK_ALIKE: [&str; 5] = ["team/a", "team_a", "team+a", "team=a", "team@a"]
 
 /// Several iAdvize users, each with a token secret of its own, named `{prefix}{suffix}`.
 struct Teams {
-    standin: iadvize_standin::Standin,
+    standin: standins::Standin,
     /// (secret id, username, token), in the order of the suffixes.
     secrets: Vec<(String, String, String)>,
 }
@@ -717,10 +717,10 @@ impl Teams {
             .map(|_| (format!("{}@example.com", unique("user")), unique("pw")))
             .collect();
         let config = users.iter().fold(
-            iadvize_standin::StandinConfig::default(),
+            standins::StandinConfig::default(),
             |config, (user, password)| config.with_user(user, password),
         );
-        let standin = iadvize_standin::Standin::start(config).await.unwrap();
+        let standin = standins::Standin::start(config).await.unwrap();
         let sm = sm_client();
         let mut secrets = Vec::new();
         for (suffix, (user, password)) in suffixes.iter().zip(&users) {
@@ -1100,18 +1100,15 @@ async fn heals_through_the_real_broker(reader: Reader) {
     let dir = TempDir::new();
     let (sqs, url) = report_queue().await;
     let broker = std::sync::Arc::new(
-        iadvize_standin::LambdaHarness::start(
-            crate::support::rig::broker_binary(),
-            &binary_env(&world),
-        )
-        .await
-        .expect("the harness starts the broker")
-        .with_timeout(Duration::from_secs(30)),
+        standins::LambdaHarness::start(crate::support::rig::broker_binary(), &binary_env(&world))
+            .await
+            .expect("the harness starts the broker")
+            .with_timeout(Duration::from_secs(30)),
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let polling = {
         let (poller, broker, stop) = (
-            iadvize_standin::sqs_poller::SqsPoller::new(sqs.clone(), &url),
+            standins::sqs_poller::SqsPoller::new(sqs.clone(), &url),
             broker.clone(),
             stop.clone(),
         );

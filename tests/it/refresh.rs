@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::support::*;
-use iadvize_standin::Fault;
 use serde_json::{Value, json};
+use standins::Fault;
 
 fn outcome(answer: &Value, i: usize) -> &str {
     answer["results"][i]["outcome"].as_str().unwrap()

@@ -15,11 +15,11 @@ use std::time::Duration;
 use crate::support::rig::Rig;
 use crate::support::watcher::{WatchReport, Watcher};
 use crate::support::*;
-use iadvize_standin::sqs_poller::{SqsClient, SqsPoller};
 use iadvize_token_broker::token::AccessToken;
 use iadvize_token_consumer::TokenSource;
 use iadvize_token_consumer::report::token_sha256;
 use serde_json::{Value, json};
+use standins::sqs_poller::{SqsClient, SqsPoller};
 
 fn report_of(secret_id: &str, token: &str) -> Value {
     json!({
@@ -643,7 +643,7 @@ async fn a_credentials_change_verifies_a_good_token_once_and_refreshes_a_revoked
 /// Runs the poller against the binary until `stop` is set.
 fn keep_polling(
     poller: SqsPoller,
-    broker: Arc<iadvize_standin::LambdaHarness>,
+    broker: Arc<standins::LambdaHarness>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<Value>> {
     tokio::spawn(async move {

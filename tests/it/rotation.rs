@@ -470,7 +470,7 @@ async fn the_configuration_check_on_a_secret_with_no_value_yet_passes_and_the_se
     // Manager then removes AWSPENDING or leaves it, the broker fills the secret.
     for pending_removed in [true, false] {
         let world = World::new().await;
-        let token = iadvize_standin::moto::start_rotation_with(&world.sm, &world.token_id, false)
+        let token = standins::moto::start_rotation_with(&world.sm, &world.token_id, false)
             .await
             .unwrap();
         assert_only_an_empty_pending_version(&world, &token).await;

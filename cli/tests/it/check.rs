@@ -12,8 +12,8 @@ use aws_sdk_lambda::types::{
     ApplicationLogLevel, Environment, FunctionCode, LogFormat, LoggingConfig, Runtime,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use iadvize_standin::SmProxy;
 use serde_json::Value;
+use standins::SmProxy;
 
 const ACCOUNT: &str = "123456789012";
 /// Where the alarms would notify (moto does not check the topic).
@@ -178,7 +178,7 @@ impl Deployment {
             .await
             .expect("put the target");
 
-        let sqs = iadvize_standin::sqs_poller::client(&moto_endpoint());
+        let sqs = standins::sqs_poller::client(&moto_endpoint());
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("{}.fifo", unique("reports")))
@@ -504,16 +504,15 @@ fn broker_binary() -> std::path::PathBuf {
 /// The Lambda API as `check --login` sees it: `Invoke` runs the real broker binary with the
 /// deployment's environment; every other call (the function's configuration, its mappings)
 /// goes to moto, where the deployment was made.
-async fn lambda_running_the_broker(deployment: &Deployment) -> iadvize_standin::LambdaApi {
-    let api = iadvize_standin::LambdaApi::start()
+async fn lambda_running_the_broker(deployment: &Deployment) -> standins::LambdaApi {
+    let api = standins::LambdaApi::start()
         .await
         .expect("the Lambda stand-in");
     api.forward_other_operations_to(&moto_endpoint());
-    let harness =
-        iadvize_standin::LambdaHarness::start(&broker_binary(), &binary_env(&deployment.world))
-            .await
-            .expect("the harness starts the broker")
-            .with_timeout(std::time::Duration::from_secs(30));
+    let harness = standins::LambdaHarness::start(&broker_binary(), &binary_env(&deployment.world))
+        .await
+        .expect("the harness starts the broker")
+        .with_timeout(std::time::Duration::from_secs(30));
     api.attach(&deployment.function, std::sync::Arc::new(harness));
     api
 }

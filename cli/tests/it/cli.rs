@@ -284,7 +284,7 @@ async fn verify_exits_3_when_iadvize_answers_200_invalid_token() {
     world.put_record(20).await;
     world
         .standin
-        .push_verify_faults(iadvize_standin::Fault::InvalidTokenOk, 1);
+        .push_verify_faults(standins::Fault::InvalidTokenOk, 1);
     let output = cli(&world, &["verify", "--json", &world.token_id], &[]).await;
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
@@ -409,7 +409,7 @@ async fn cli_through(
 
 #[tokio::test]
 async fn get_gives_up_within_its_timeout_when_secrets_manager_never_answers() {
-    use iadvize_standin::sm_proxy::Hold;
+    use standins::sm_proxy::Hold;
     let world = World::new().await;
     world.put_record(20).await;
     let proxy = sm_proxy().await;
@@ -431,7 +431,7 @@ async fn get_gives_up_within_its_timeout_when_secrets_manager_never_answers() {
 
 #[tokio::test]
 async fn every_broker_command_gives_up_on_secrets_manager_within_its_timeout() {
-    use iadvize_standin::sm_proxy::Hold;
+    use standins::sm_proxy::Hold;
     let world = World::new().await;
     world.put_record(20).await;
     let proxy = sm_proxy().await;

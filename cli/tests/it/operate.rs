@@ -7,9 +7,9 @@ use std::process::Output;
 use crate::common::{code, command, stderr, stdout};
 use crate::support::*;
 use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::SmProxy;
-use iadvize_standin::sm_proxy::Storm;
 use serde_json::{Value, json};
+use standins::SmProxy;
+use standins::sm_proxy::Storm;
 
 /// Runs the CLI with the world's environment plus `extra` (an empty value unsets).
 async fn cli(world: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
@@ -120,7 +120,7 @@ const FLEET_REGION: &str = "af-south-1";
 #[tokio::test]
 async fn refresh_without_a_secret_refreshes_the_whole_fleet_tagged_secrets_included() {
     let world = World::new().await;
-    let sm = iadvize_standin::moto::client_with(&moto_endpoint(), FLEET_REGION, None);
+    let sm = standins::moto::client_with(&moto_endpoint(), FLEET_REGION, None);
     let creds = unique("creds");
     sm.create_secret()
         .name(&creds)

@@ -14,20 +14,20 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
-use iadvize_standin::sqs_poller::{self, Received, SqsClient};
-use iadvize_standin::{LambdaHarness, Standin, StandinConfig};
 use iadvize_token_broker::metrics::Metrics;
 use iadvize_token_broker::tags::{
     CREDENTIALS_SECRET, LAST_LOGIN_ATTEMPT, MANAGED, REJECTED_CREDENTIALS,
 };
 use iadvize_token_broker::{Broker, Config};
 use serde_json::{Value, json};
+use standins::sqs_poller::{self, Received, SqsClient};
+use standins::{LambdaHarness, Standin, StandinConfig};
 use tokio::time::Instant;
 
-pub use iadvize_standin::moto::REGION;
+pub use standins::moto::REGION;
 /// The Secrets Manager proxy and its faults (`SmFault`: the crate root's `Fault` is iAdvize's).
 #[allow(unused_imports)]
-pub use iadvize_standin::sm_proxy::{Fault as SmFault, SmProxy};
+pub use standins::sm_proxy::{Fault as SmFault, SmProxy};
 
 /// The moto server the Makefile (scripts/with-moto.sh) started.
 pub fn moto_endpoint() -> String {
@@ -38,7 +38,7 @@ pub fn moto_endpoint() -> String {
 
 /// An SDK client for moto, as an operator or Secrets Manager itself would use it.
 pub fn sm_client() -> Client {
-    iadvize_standin::moto::client(&moto_endpoint())
+    standins::moto::client(&moto_endpoint())
 }
 
 /// The fault proxy in front of moto: counts every Secrets Manager call per operation, and
@@ -194,7 +194,7 @@ impl World {
             config.with_user(&user.username, &user.password)
         });
         let standin = Standin::start(config).await.expect("the stand-in starts");
-        let sm = iadvize_standin::moto::client_with(&moto_endpoint(), region, None);
+        let sm = standins::moto::client_with(&moto_endpoint(), region, None);
         for user in &users {
             sm.create_secret()
                 .name(&user.creds_id)
@@ -555,7 +555,7 @@ pub async fn tag(sm: &Client, secret_id: &str, key: &str, value: &str) {
 
 /// What Secrets Manager does before it calls a rotation function; returns the AWSPENDING version.
 pub async fn start_sm_rotation(sm: &Client, secret_id: &str) -> String {
-    iadvize_standin::moto::start_rotation(sm, secret_id)
+    standins::moto::start_rotation(sm, secret_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
+use standins::{InvokeError, LambdaHarness};
 
 use super::watcher::Watcher;
 use super::{SmProxy, World, binary_env, sm_client, sm_proxy, stages_of, with_env};
@@ -134,7 +134,7 @@ impl EndState {
 }
 
 /// A value that must be a fresh (not due), unexpired record the stand-in accepts.
-fn judge_fresh(value: &str, checker: &iadvize_standin::TokenChecker) -> Result<String, String> {
+fn judge_fresh(value: &str, checker: &standins::TokenChecker) -> Result<String, String> {
     let record = iadvize_token_broker::TokenRecord::parse(value).map_err(|e| e.to_string())?;
     let now = time::OffsetDateTime::now_utc();
     if record.expires_at - now <= REFRESH_WINDOW {

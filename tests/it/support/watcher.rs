@@ -4,7 +4,7 @@
 //! reads must be a token record that is not expired and that the iAdvize stand-in accepts.
 //! The invariant is checked on every read, not assumed from the end state.
 //!
-//! Acceptance is asked in process ([`iadvize_standin::TokenChecker`]), so the watcher's reads
+//! Acceptance is asked in process ([`standins::TokenChecker`]), so the watcher's reads
 //! never count as logins or verifications. Reports never contain a token.
 
 use std::collections::HashSet;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use iadvize_standin::TokenChecker;
 use iadvize_token_broker::token::TokenRecord;
+use standins::TokenChecker;
 use tokio::task::JoinHandle;
 
 /// How often the watcher reads AWSCURRENT.

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use iadvize_standin::{BlockScope, Fault, RetryAfter, Standin, StandinConfig, Stats};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use standins::{BlockScope, Fault, RetryAfter, Standin, StandinConfig, Stats};
 
 const USER: &str = "api-user@example.com";
 const PASSWORD: &str = "correct horse battery staple";

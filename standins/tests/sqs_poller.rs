@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use iadvize_standin::LambdaHarness;
-use iadvize_standin::sqs_poller::{self, SqsPoller};
 use serde_json::{Value, json};
+use standins::LambdaHarness;
+use standins::sqs_poller::{self, SqsPoller};
 
 fn moto() -> String {
     std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use iadvize_standin::{Standin, StandinConfig};
+use standins::{Standin, StandinConfig};
 
 const USAGE: &str = "\
 usage: iadvize-standin [options]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
+use standins::{InvokeError, LambdaHarness};
 
 fn echo_function() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_echo-function"))

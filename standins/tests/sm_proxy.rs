@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use iadvize_standin::sm_proxy::{Call, Fault, Hold, KillPoint, Outcome, SmProxy, Storm};
+use standins::sm_proxy::{Call, Fault, Hold, KillPoint, Outcome, SmProxy, Storm};
 
 fn moto() -> String {
     std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT is not set: run with scripts/with-moto.sh")
@@ -23,7 +23,7 @@ fn client(endpoint: &str, retries: bool) -> Client {
     } else {
         RetryConfig::disabled()
     };
-    iadvize_standin::moto::client_with(endpoint, iadvize_standin::moto::REGION, Some(retry))
+    standins::moto::client_with(endpoint, standins::moto::REGION, Some(retry))
 }
 
 fn unique(prefix: &str) -> String {
@@ -437,10 +437,7 @@ async fn a_kill_after_forwarding_applies_the_call_and_loses_the_answer() {
 }
 
 /// What a caller without retries sees for `calls` reads through a proxy in `storm`.
-async fn weather(
-    storm: Storm,
-    calls: usize,
-) -> (Vec<String>, iadvize_standin::sm_proxy::ProxyStats) {
+async fn weather(storm: Storm, calls: usize) -> (Vec<String>, standins::sm_proxy::ProxyStats) {
     let proxy = start().await;
     let name = unique("storm");
     client(&moto(), false)

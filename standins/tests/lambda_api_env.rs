@@ -5,8 +5,8 @@
 //! One test alone in its binary: it sets process environment variables before any other
 //! thread reads them.
 
-use iadvize_standin::LambdaApi;
 use serde_json::json;
+use standins::LambdaApi;
 
 #[tokio::test]
 async fn the_sdk_reaches_the_stand_in_through_aws_endpoint_url_lambda() {

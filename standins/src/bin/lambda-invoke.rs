@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use iadvize_standin::{InvokeError, LambdaHarness};
 use serde_json::{Value, json};
+use standins::{InvokeError, LambdaHarness};
 
 const USAGE: &str = "\
 usage: lambda-invoke --bin PATH [--env K=V]... [--timeout SECONDS] [--logs FILE] EVENT_FILE|- ...

@@ -12,9 +12,9 @@ use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType as SdkInvocationType;
-use iadvize_standin::lambda_api::{InvocationType, InvokeFault};
-use iadvize_standin::{LambdaApi, LambdaHarness};
 use serde_json::{Value, json};
+use standins::lambda_api::{InvocationType, InvokeFault};
+use standins::{LambdaApi, LambdaHarness};
 
 /// A Lambda client for the stand-in, as a function builds one; short retry back-offs.
 fn client(api: &LambdaApi, retries: bool, timeout: Option<Duration>) -> Client {
