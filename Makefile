@@ -96,7 +96,7 @@ bench: tools ## cost of a tick and of a rotation, and the Lambda binary's init a
 	$(if $(BENCH_BINARY),,cargo build --release --quiet --bin iadvize-token-broker)
 	$(WITH_MOTO) cargo run --release --quiet --example bench
 
-bench-fleet: tools ## one broker for 10/100/500 integrations: first fill, fresh-tick cost, a simulated day (minutes)
+bench-fleet: tools ## one broker for 10/100/500 integrations: first fill, fresh-tick cost, a simulated day, a refill (minutes; BENCH_FLEET_ONLY=500 runs one size)
 	$(WITH_MOTO) cargo run --release --quiet --example bench_fleet
 
 build: tools ## release build for Lambda with cargo-lambda (ARCH=x86_64|arm64)
