@@ -676,10 +676,12 @@ async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_t
     let next = world.login_directly().await;
     let broker = broker_replaces_on_report(&world, &sqs, &url, record_json(&next));
     let api = world.standin.url();
+    // Every caller is refused before any reports: "at once", however late a task starts.
+    let refused = Arc::new(tokio::sync::Barrier::new(20));
 
     let callers: Vec<_> = (0..20)
         .map(|_| {
-            let (source, api) = (source.clone(), api.clone());
+            let (source, api, refused) = (source.clone(), api.clone(), refused.clone());
             tokio::spawn(async move {
                 let call = |token: AccessToken| {
                     let api = api.clone();
@@ -698,6 +700,7 @@ async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_t
                 let token = source.token().await.unwrap();
                 let first = call(token.clone()).await;
                 assert_eq!(first, 401);
+                refused.wait().await;
                 source.invalidate_token(&token);
                 call(source.token().await.unwrap()).await
             })

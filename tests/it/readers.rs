@@ -511,15 +511,25 @@ async fn the_python_reader_keeps_the_cached_token_while_re_reads_fail_until_it_e
 #[tokio::test]
 async fn the_shell_reader_keeps_the_cached_token_while_re_reads_fail_until_it_expires() {
     let world = World::new().await;
-    // Longer than for one process: a run that calls the AWS CLI takes a second or two here.
-    let expires_at = world.put_record_expiring_in(15).await.expires_at;
     let sm = sm_proxy().await;
-    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
-    let dir = TempDir::new();
     let mut env = reader_env_without_retries(&world, &sm);
     env.push(("IADVIZE_TOKEN_RECHECK_SECONDS".into(), "1".into()));
     // Longer than a run that calls the AWS CLI, so that the backoff shows across runs.
     env.push(("IADVIZE_TOKEN_RETRY_SECONDS".into(), "4".into()));
+    // The token must outlive a few runs that call the AWS CLI: a second or two on an idle
+    // machine, ten times that on a loaded one. Time one run (with a cache of its own), and
+    // give the token 15 s or eight such runs, whichever is longer.
+    world.put_record_expiring_in(3600).await;
+    let started = std::time::Instant::now();
+    let warm_up = run_with(Reader::Shell, &TempDir::new(), env.clone(), &[]).await;
+    assert!(warm_up.status.success(), "{}", describe(&warm_up));
+    let lifetime = (started.elapsed() * 8).max(Duration::from_secs(15));
+    let expires_at = world
+        .put_record_expiring_in(lifetime.as_secs() as i64)
+        .await
+        .expires_at;
+    sm.fail_after("GetSecretValue", 1, SmFault::error("ThrottlingException"));
+    let dir = TempDir::new();
 
     // Runs one after the other, as cron jobs or a script's loop would, until one fails.
     let mut runs = 0u64;

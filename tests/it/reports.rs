@@ -701,9 +701,11 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
     let logins = world.logins();
     let api = world.standin.url();
 
+    // Every caller is refused before any reports: "at once", however late a task starts.
+    let refused = Arc::new(tokio::sync::Barrier::new(20));
     let callers: Vec<_> = (0..20)
         .map(|i| {
-            let (source, api) = (sources[i % 2].clone(), api.clone());
+            let (source, api, refused) = (sources[i % 2].clone(), api.clone(), refused.clone());
             tokio::spawn(async move {
                 let call = |token: AccessToken| {
                     let api = api.clone();
@@ -721,6 +723,7 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
                 };
                 let token = source.token().await.unwrap();
                 assert_eq!(call(token.clone()).await, 401);
+                refused.wait().await;
                 source.invalidate_token(&token);
                 call(source.token().await.unwrap()).await
             })
