@@ -22,6 +22,12 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use tokio::time::Instant;
 
+/// The longest `Retry-After` the broker believes from iAdvize, and so the longest pause of
+/// its logins after a 429 (`IADVIZE_THROTTLE_PAUSE` may not ask for more); a larger value
+/// counts as absent. A day: a broken header cannot stop logins for longer than a token lives
+/// (24 hours).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Time kept free before a deadline to send the answer once the outside calls are over: no
 /// outside call bounded by a deadline may run into it.
 pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);

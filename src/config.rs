@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::bounds::AwsTimeouts;
+use crate::bounds::{AwsTimeouts, MAX_RETRY_AFTER};
 
 /// Default iAdvize API base URL.
 pub const DEFAULT_API_URL: &str = "https://api.iadvize.com";
@@ -300,8 +300,8 @@ const MAX_FOLLOW_UPS_LIMIT: u32 = 15;
 const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The longest pause of logins after a 429: what the broker accepts of iAdvize's
-/// `Retry-After` ([`crate::iadvize::MAX_RETRY_AFTER`]).
-const MAX_THROTTLE_PAUSE: Duration = crate::iadvize::MAX_RETRY_AFTER;
+/// `Retry-After` ([`MAX_RETRY_AFTER`]).
+const MAX_THROTTLE_PAUSE: Duration = MAX_RETRY_AFTER;
 
 /// The longest any other duration setting may be. Far beyond any useful value, and far from
 /// the end of the calendar the broker computes in (year 9999), so no time computed from a

@@ -13,6 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+pub use crate::bounds::MAX_RETRY_AFTER;
 pub use crate::error::IadvizeError;
 use crate::error::Retry;
 use crate::throttle::Attempt;
@@ -62,9 +63,6 @@ async fn read_limited(mut response: Response, what: &'static str) -> Result<Vec<
         }
     }
 }
-
-/// Longest `Retry-After` the broker believes; a larger value counts as absent.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How failed requests are retried.
 #[derive(Debug, Clone)]

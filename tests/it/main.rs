@@ -17,6 +17,7 @@ mod holds;
 mod iadvize_faults;
 mod lambda_binary;
 mod logs;
+mod module_graph;
 mod properties;
 mod readers;
 mod refresh;
