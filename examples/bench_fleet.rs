@@ -48,11 +48,15 @@ const SHARING: usize = 3;
 const FILL_COMPRESSION: u32 = 10;
 /// Simulated day: how long an hour lasts for `n` integrations, 1 s per 100 (at least 1 s).
 ///
-/// A compressed hour must hold one tick's real round trips, as a real hour does: a login
-/// costs about 6 Secrets Manager calls, which moto answers in milliseconds, and compression
-/// does not shorten them. At 1 s for 500 integrations, a tick that refreshes them all ran
-/// 12 to 20 s, longer than the compressed refresh window (4 s): tokens published at its start
-/// were due again at its end, and the figure measured moto's speed instead of the broker.
+/// A compressed hour must hold one tick's real round trips, as a real hour holds a tick of at
+/// most 120 s. Compression does not shorten them: moto answers one call at a time, in a few
+/// milliseconds, and each login makes a few Secrets Manager calls (two more with the login
+/// spacing on: the tag is read before and after it is written), so a tick that refreshes 500
+/// secrets runs 12 s (spacing off) to 20 s (on).
+/// At 1 s an hour that tick lasted 12 to 20 hours: the next ticks started late, the 24 ticks
+/// spread over several token lifetimes (225 s, 9 lifetimes, in one run), and tokens published
+/// at the start of a 20-hour tick were due again at its end. The figure then counted moto's
+/// speed times the calls per login, not how often the broker logs in.
 fn day_hour(n: usize) -> Duration {
     Duration::from_secs(n.div_ceil(100).max(1) as u64)
 }

@@ -154,7 +154,12 @@ public final class IadvizeTokens {
         // Reports name the secret by its ARN, however this process names it: one secret's
         // reports share one message group, which the broker handles one batch at a time.
         Entry e = entries.get(secretId);
-        String arn = e != null && e.arn != null ? e.arn : secretId;
+        String arn = secretId;
+        if (e != null) {
+            synchronized (e) {
+                if (e.arn != null) arn = e.arn;
+            }
+        }
         String body = JSON.createObjectNode()
                 .put("action", "report-rejected")
                 .put("secret_id", arn)

@@ -785,6 +785,10 @@ pub fn broker_replaces_on_report(
 pub async fn assert_one_report(taken: &[Received], world: &World, token: &str) {
     let arn = world.arn_of(&world.token_id).await;
     assert_eq!(taken.len(), 1, "{taken:?}");
+    let expected = iadvize_token_consumer::report::report_body(
+        &arn,
+        &iadvize_token_consumer::AccessToken::new(token),
+    );
     let body: Value = serde_json::from_str(&taken[0].body).expect("a JSON body");
     assert_eq!(
         body,
@@ -796,6 +800,9 @@ pub async fn assert_one_report(taken: &[Received], world: &World, token: &str) {
             ),
         })
     );
+    // Byte for byte what every sender writes: SQS's content-based deduplication drops a copy
+    // of a report only when the bodies are identical.
+    assert_eq!(taken[0].body, expected, "the body's bytes");
     assert!(!taken[0].body.contains(token), "never the token");
     assert_eq!(taken[0].group_id.as_deref(), Some(arn.as_str()));
 }
