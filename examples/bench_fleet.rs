@@ -52,11 +52,11 @@ const FILL_COMPRESSION: u32 = 10;
 /// most 120 s. Compression does not shorten them: moto answers one call at a time, in a few
 /// milliseconds, and each login makes a few Secrets Manager calls (two more with the login
 /// spacing on: the tag is read before and after it is written), so a tick that refreshes 500
-/// secrets runs 12 s (spacing off) to 20 s (on).
-/// At 1 s an hour that tick lasted 12 to 20 hours: the next ticks started late, the 24 ticks
-/// spread over several token lifetimes (225 s, 9 lifetimes, in one run), and tokens published
-/// at the start of a 20-hour tick were due again at its end. The figure then counted moto's
-/// speed times the calls per login, not how often the broker logs in.
+/// secrets runs 12 s (spacing off) to 20 s (on). At 1 s an hour that tick lasted 12 to 20
+/// hours: the next ticks started late, the 24 ticks spread over several token lifetimes (225
+/// s, 9 lifetimes, in one run), and tokens published at the start of a 20-hour tick were due
+/// again at its end. The figure then counted moto's speed times the calls per login, not how
+/// often the broker logs in.
 fn day_hour(n: usize) -> Duration {
     Duration::from_secs(n.div_ceil(100).max(1) as u64)
 }
