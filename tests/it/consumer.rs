@@ -16,17 +16,9 @@ use crate::support::*;
 use iadvize_token_consumer::{AccessToken, TokenError, TokenRecord, TokenSource};
 use standins::sqs_poller;
 
-/// What a consumer does with the token: one GraphQL request.
+/// What a consumer does with the token: one GraphQL request to the world's stand-in.
 async fn graphql_status(world: &World, token: &AccessToken) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/graphql", world.standin.url()))
-        .bearer_auth(token.expose())
-        .json(&serde_json::json!({"query": "{ me { username } }"}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    graphql_status_at(&world.standin.url(), token).await
 }
 
 #[tokio::test]
@@ -682,28 +674,7 @@ async fn twenty_concurrent_callers_refused_at_once_send_one_report_and_all_get_t
     let callers: Vec<_> = (0..20)
         .map(|_| {
             let (source, api, refused) = (source.clone(), api.clone(), refused.clone());
-            tokio::spawn(async move {
-                let call = |token: AccessToken| {
-                    let api = api.clone();
-                    async move {
-                        reqwest::Client::new()
-                            .post(format!("{api}/graphql"))
-                            .bearer_auth(token.expose())
-                            .json(&serde_json::json!({"query": "{ me { username } }"}))
-                            .send()
-                            .await
-                            .unwrap()
-                            .status()
-                            .as_u16()
-                    }
-                };
-                let token = source.token().await.unwrap();
-                let first = call(token.clone()).await;
-                assert_eq!(first, 401);
-                refused.wait().await;
-                source.invalidate_token(&token);
-                call(source.token().await.unwrap()).await
-            })
+            tokio::spawn(async move { refused_then_retried(&source, &api, &refused).await })
         })
         .collect();
     for caller in futures::future::join_all(callers).await {

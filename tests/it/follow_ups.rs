@@ -391,27 +391,17 @@ async fn a_follow_up_pausing_beyond_the_longest_pause_is_refused_and_pauses_noth
         "{text}"
     );
     // The same warm broker still logs in: a report's forced refresh, an operator's.
+    let forced_refresh =
+        json!({"action": "refresh", "force": true, "secret_ids": [world.token_id]});
     let logins = world.logins();
-    let answer = broker
-        .handle(
-            &json!({"action": "refresh", "force": true, "secret_ids": [world.token_id]}),
-            deadline(20),
-        )
-        .await
-        .unwrap();
+    let answer = broker.handle(&forced_refresh, deadline(20)).await.unwrap();
     assert_eq!(answer["results"][0]["outcome"], "refreshed", "{answer}");
     assert_eq!(world.logins(), logins + 1);
     // A pause the broker could have set (within a day) is still taken.
     let near = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let event = json!({"action": "refresh", "follow_up": 1, "paused_until": iadvize_token_broker::token::rfc3339(near)});
     let _ = broker.handle(&event, deadline(20)).await;
-    let answer = broker
-        .handle(
-            &json!({"action": "refresh", "force": true, "secret_ids": [world.token_id]}),
-            deadline(20),
-        )
-        .await
-        .unwrap();
+    let answer = broker.handle(&forced_refresh, deadline(20)).await.unwrap();
     assert_eq!(answer["results"][0]["outcome"], "deferred", "{answer}");
     assert_eq!(
         world.logins(),

@@ -706,27 +706,7 @@ async fn twenty_consumers_refused_after_a_revocation_report_and_all_succeed_with
     let callers: Vec<_> = (0..20)
         .map(|i| {
             let (source, api, refused) = (sources[i % 2].clone(), api.clone(), refused.clone());
-            tokio::spawn(async move {
-                let call = |token: AccessToken| {
-                    let api = api.clone();
-                    async move {
-                        reqwest::Client::new()
-                            .post(format!("{api}/graphql"))
-                            .bearer_auth(token.expose())
-                            .json(&json!({"query": "{ me { username } }"}))
-                            .send()
-                            .await
-                            .unwrap()
-                            .status()
-                            .as_u16()
-                    }
-                };
-                let token = source.token().await.unwrap();
-                assert_eq!(call(token.clone()).await, 401);
-                refused.wait().await;
-                source.invalidate_token(&token);
-                call(source.token().await.unwrap()).await
-            })
+            tokio::spawn(async move { refused_then_retried(&source, &api, &refused).await })
         })
         .collect();
     for caller in futures::future::join_all(callers).await {

@@ -780,6 +780,37 @@ pub fn broker_replaces_on_report(
     })
 }
 
+/// What a consumer does with the token: one GraphQL request to the iAdvize stand-in at
+/// `api`; its HTTP status.
+pub async fn graphql_status_at(api: &str, token: &iadvize_token_consumer::AccessToken) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{api}/graphql"))
+        .bearer_auth(token.expose())
+        .json(&json!({"query": "{ me { username } }"}))
+        .send()
+        .await
+        .expect("the stand-in answers")
+        .status()
+        .as_u16()
+}
+
+/// One of many callers refused at once: reads the token from `source`, calls GraphQL with it
+/// (iAdvize must refuse it: 401), waits until every caller sharing `refused` was refused,
+/// tells `source` the token was rejected, and calls again with the token it reads then.
+/// Returns that second call's status.
+pub async fn refused_then_retried(
+    source: &iadvize_token_consumer::TokenSource,
+    api: &str,
+    refused: &tokio::sync::Barrier,
+) -> u16 {
+    let token = source.token().await.expect("a token to call with");
+    assert_eq!(graphql_status_at(api, &token).await, 401);
+    refused.wait().await;
+    source.invalidate_token(&token);
+    let next = source.token().await.expect("a token after the refusal");
+    graphql_status_at(api, &next).await
+}
+
 /// One report of `token` was taken, naming the token secret by its full ARN, in the message
 /// group of that ARN (whatever name the reader was given), with the token's hash only.
 pub async fn assert_one_report(taken: &[Received], world: &World, token: &str) {
